@@ -4,5 +4,8 @@
 //! Nothing here does I/O, reads the clock or the environment: `plan(config, observed)` is a
 //! deterministic function, tested exhaustively, and everything that talks to Azure lives in
 //! other crates. This crate's dependencies are the mechanical proof.
+pub mod config;
 pub mod id;
 pub mod model;
+pub mod plan;
+pub mod synth;

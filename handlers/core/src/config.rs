@@ -1,0 +1,260 @@
+//! The planner's configuration: the settings of DESIGN.md section 5 that shape the plan.
+//!
+//! Parsed once from a lookup function (the environment at the binary's edge, a map in tests),
+//! so this crate never reads the environment itself. A bad value is an error naming the setting.
+use std::collections::BTreeSet;
+
+use ipnet::Ipv4Net;
+
+use crate::id::VnetId;
+
+/// Which VNets peered with a hub are spokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrollment {
+    /// Every VNet peered with a hub (the default).
+    All,
+    /// Only VNets tagged `hubspoke:enroll=true`.
+    Tagged,
+}
+
+/// What the planner needs to know beyond the observed state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// `HUBSPOKE_HUBS`.
+    pub hubs: Vec<VnetId>,
+    /// `HUBSPOKE_ENROLLMENT`.
+    pub enrollment: Enrollment,
+    /// `HUBSPOKE_EXCLUDE_SUBNETS`, lower-cased.
+    pub exclude_subnets: BTreeSet<String>,
+    /// `HUBSPOKE_CREATE_MISSING_PEERINGS`.
+    pub create_missing_peerings: bool,
+    /// `HUBSPOKE_MANAGED_TABLES_ONLY`.
+    pub managed_tables_only: bool,
+    /// `HUBSPOKE_ALLOW_OVER_DEFAULT_ROUTE`.
+    pub allow_over_default_route: bool,
+    /// `HUBSPOKE_SUMMARY_PREFIXES`.
+    pub summary_prefixes: Vec<Ipv4Net>,
+    /// `HUBSPOKE_DISABLE_BGP_PROPAGATION`, for the tables hubspoke creates.
+    pub disable_bgp_propagation: bool,
+    /// `HUBSPOKE_ROUTE_LIMIT`.
+    pub route_limit: usize,
+}
+
+/// The published limit of routes per route table.
+pub const DEFAULT_ROUTE_LIMIT: usize = 400;
+/// The largest limit Azure has (tables managed by Azure Virtual Network Manager).
+pub const MAX_ROUTE_LIMIT: usize = 1000;
+
+/// A setting with a bad value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("setting {setting}={value:?} is invalid: {reason}")]
+pub struct SettingError {
+    pub setting: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl PlanConfig {
+    /// The defaults of DESIGN.md section 5 for the given hubs.
+    pub fn new(hubs: Vec<VnetId>) -> Self {
+        PlanConfig {
+            hubs,
+            enrollment: Enrollment::All,
+            exclude_subnets: BTreeSet::new(),
+            create_missing_peerings: true,
+            managed_tables_only: false,
+            allow_over_default_route: false,
+            summary_prefixes: Vec::new(),
+            disable_bgp_propagation: false,
+            route_limit: DEFAULT_ROUTE_LIMIT,
+        }
+    }
+
+    /// Reads the settings through `lookup` (`HUBSPOKE_HUBS` is required). Unset and empty
+    /// values take their defaults.
+    pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let hubs_text = get("HUBSPOKE_HUBS").ok_or_else(|| SettingError {
+            setting: "HUBSPOKE_HUBS",
+            value: String::new(),
+            reason: "it is required: a comma-separated list of hub VNet resource ids".into(),
+        })?;
+        let mut hubs: Vec<VnetId> = Vec::new();
+        for item in hubs_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let hub: VnetId = item
+                .parse()
+                .map_err(|error: crate::id::IdError| SettingError {
+                    setting: "HUBSPOKE_HUBS",
+                    value: hubs_text.clone(),
+                    reason: error.to_string(),
+                })?;
+            if hubs.contains(&hub) {
+                return Err(SettingError {
+                    setting: "HUBSPOKE_HUBS",
+                    value: hubs_text.clone(),
+                    reason: format!("hub {hub} is listed twice"),
+                });
+            }
+            hubs.push(hub);
+        }
+        let mut config = PlanConfig::new(hubs);
+        if let Some(value) = get("HUBSPOKE_ENROLLMENT") {
+            config.enrollment = match value.trim().to_ascii_lowercase().as_str() {
+                "all" => Enrollment::All,
+                "tagged" => Enrollment::Tagged,
+                _ => {
+                    return Err(SettingError {
+                        setting: "HUBSPOKE_ENROLLMENT",
+                        value,
+                        reason: "expected \"all\" or \"tagged\"".into(),
+                    })
+                }
+            };
+        }
+        if let Some(value) = get("HUBSPOKE_EXCLUDE_SUBNETS") {
+            config.exclude_subnets = value
+                .split(',')
+                .map(|name| name.trim().to_ascii_lowercase())
+                .filter(|name| !name.is_empty())
+                .collect();
+        }
+        let flag = |name: &'static str, default: bool| -> Result<bool, SettingError> {
+            match get(name) {
+                None => Ok(default),
+                Some(value) => parse_bool(&value).ok_or_else(|| SettingError {
+                    setting: name,
+                    value,
+                    reason: "expected true or false".into(),
+                }),
+            }
+        };
+        config.create_missing_peerings = flag("HUBSPOKE_CREATE_MISSING_PEERINGS", true)?;
+        config.managed_tables_only = flag("HUBSPOKE_MANAGED_TABLES_ONLY", false)?;
+        config.allow_over_default_route = flag("HUBSPOKE_ALLOW_OVER_DEFAULT_ROUTE", false)?;
+        config.disable_bgp_propagation = flag("HUBSPOKE_DISABLE_BGP_PROPAGATION", false)?;
+        if let Some(value) = get("HUBSPOKE_SUMMARY_PREFIXES") {
+            let mut prefixes = Vec::new();
+            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let net: Ipv4Net = item.parse().map_err(|_| SettingError {
+                    setting: "HUBSPOKE_SUMMARY_PREFIXES",
+                    value: value.clone(),
+                    reason: format!("{item:?} is not an IPv4 prefix in CIDR notation"),
+                })?;
+                if net.trunc() != net {
+                    return Err(SettingError {
+                        setting: "HUBSPOKE_SUMMARY_PREFIXES",
+                        value: value.clone(),
+                        reason: format!("{item} has host bits set; did you mean {}?", net.trunc()),
+                    });
+                }
+                prefixes.push(net);
+            }
+            prefixes.sort();
+            prefixes.dedup();
+            config.summary_prefixes = prefixes;
+        }
+        if let Some(value) = get("HUBSPOKE_ROUTE_LIMIT") {
+            config.route_limit = value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|limit| (1..=MAX_ROUTE_LIMIT).contains(limit))
+                .ok_or_else(|| SettingError {
+                    setting: "HUBSPOKE_ROUTE_LIMIT",
+                    value,
+                    reason: format!("expected a whole number from 1 to {MAX_ROUTE_LIMIT}"),
+                })?;
+        }
+        Ok(config)
+    }
+}
+
+/// Parses the boolean spellings app settings use.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const HUB: &str =
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/hub";
+
+    fn read(pairs: &[(&str, &str)]) -> Result<PlanConfig, SettingError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        PlanConfig::from_settings(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let config = read(&[("HUBSPOKE_HUBS", HUB)]).expect("valid");
+        assert_eq!(config, PlanConfig::new(vec![HUB.parse().expect("hub")]));
+        assert_eq!(config.route_limit, 400);
+        assert!(config.create_missing_peerings);
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let config = read(&[
+            ("HUBSPOKE_HUBS", &format!("{HUB}, {HUB}2")),
+            ("HUBSPOKE_ENROLLMENT", "Tagged"),
+            ("HUBSPOKE_EXCLUDE_SUBNETS", "Legacy, dmz"),
+            ("HUBSPOKE_CREATE_MISSING_PEERINGS", "false"),
+            ("HUBSPOKE_MANAGED_TABLES_ONLY", "true"),
+            ("HUBSPOKE_ALLOW_OVER_DEFAULT_ROUTE", "1"),
+            ("HUBSPOKE_SUMMARY_PREFIXES", "10.0.0.0/8,172.16.0.0/12"),
+            ("HUBSPOKE_DISABLE_BGP_PROPAGATION", "yes"),
+            ("HUBSPOKE_ROUTE_LIMIT", "1000"),
+        ])
+        .expect("valid");
+        assert_eq!(config.hubs.len(), 2);
+        assert_eq!(config.enrollment, Enrollment::Tagged);
+        assert!(config.exclude_subnets.contains("legacy"));
+        assert!(!config.create_missing_peerings);
+        assert!(config.managed_tables_only && config.allow_over_default_route);
+        assert!(config.disable_bgp_propagation);
+        assert_eq!(config.summary_prefixes.len(), 2);
+        assert_eq!(config.route_limit, 1000);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&str, &str)] = &[
+            ("HUBSPOKE_ENROLLMENT", "some"),
+            ("HUBSPOKE_CREATE_MISSING_PEERINGS", "maybe"),
+            ("HUBSPOKE_SUMMARY_PREFIXES", "10.0.0.1/8"),
+            ("HUBSPOKE_SUMMARY_PREFIXES", "fd00::/8"),
+            ("HUBSPOKE_ROUTE_LIMIT", "0"),
+            ("HUBSPOKE_ROUTE_LIMIT", "1001"),
+            ("HUBSPOKE_HUBS", "/subscriptions/s/resourceGroups/g"),
+        ];
+        for (setting, value) in cases {
+            let mut pairs = vec![("HUBSPOKE_HUBS", HUB)];
+            pairs.retain(|(name, _)| name != setting);
+            pairs.push((setting, value));
+            let error = read(&pairs).expect_err(value);
+            assert_eq!(error.setting, *setting);
+            assert!(error.to_string().contains(setting), "{error}");
+        }
+        assert_eq!(read(&[]).expect_err("required").setting, "HUBSPOKE_HUBS");
+        assert_eq!(
+            read(&[("HUBSPOKE_HUBS", &format!("{HUB},{HUB}"))])
+                .expect_err("twice")
+                .setting,
+            "HUBSPOKE_HUBS"
+        );
+    }
+}

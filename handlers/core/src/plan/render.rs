@@ -1,0 +1,187 @@
+//! Text output of a plan, read like a terraform plan.
+use std::fmt::Write;
+
+use super::{Action, HubStatus, Plan};
+
+/// Renders the plan for a terminal or a log.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let (mut add, mut change, mut delete) = (0, 0, 0);
+    for hub in &plan.hubs {
+        let _ = writeln!(out, "Hub {}", hub.hub);
+        match hub.status {
+            HubStatus::HubNotFound => {
+                let _ = writeln!(out, "  hub not found: nothing planned");
+            }
+            HubStatus::UpToDate => {
+                let _ = writeln!(out, "  up to date: no changes");
+            }
+            HubStatus::ChangesPending => {}
+        }
+        for item in &hub.changes {
+            let (symbol, detail) = describe(&item.action);
+            match symbol {
+                '+' => add += 1,
+                '-' => delete += 1,
+                _ => change += 1,
+            }
+            let _ = writeln!(
+                out,
+                "  {symbol} {} {}",
+                item.action.kind(),
+                item.action.target()
+            );
+            for line in detail {
+                let _ = writeln!(out, "      {line}");
+            }
+            let _ = writeln!(out, "      # {}", item.reason);
+            if !item.depends_on.is_empty() || item.phase == 0 {
+                let after: Vec<String> = item.depends_on.iter().map(|d| format!("#{d}")).collect();
+                let phase = if item.phase == 0 { "first; " } else { "" };
+                let _ = writeln!(
+                    out,
+                    "      # change #{}: {phase}after {}",
+                    item.id,
+                    if after.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        after.join(", ")
+                    }
+                );
+            }
+        }
+        for warning in &hub.warnings {
+            let _ = writeln!(out, "  ! {} {}", warning.code.as_str(), warning.target);
+            let _ = writeln!(out, "      {}", warning.message);
+            if warning.details.as_object().is_some_and(|d| !d.is_empty()) {
+                let _ = writeln!(out, "      {}", warning.details);
+            }
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "Plan: {add} to add, {change} to change, {delete} to delete."
+    );
+    out
+}
+
+fn describe(action: &Action) -> (char, Vec<String>) {
+    let flags = |before: Option<&crate::model::PeeringFlags>,
+                 after: &crate::model::PeeringFlags| {
+        let pairs = [
+            (
+                "allowVirtualNetworkAccess",
+                before.map(|b| b.allow_virtual_network_access),
+                after.allow_virtual_network_access,
+            ),
+            (
+                "allowForwardedTraffic",
+                before.map(|b| b.allow_forwarded_traffic),
+                after.allow_forwarded_traffic,
+            ),
+            (
+                "allowGatewayTransit",
+                before.map(|b| b.allow_gateway_transit),
+                after.allow_gateway_transit,
+            ),
+            (
+                "useRemoteGateways",
+                before.map(|b| b.use_remote_gateways),
+                after.use_remote_gateways,
+            ),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, old, new)| *old != Some(*new))
+            .map(|(name, old, new)| match old {
+                Some(old) => format!("{name}: {old} -> {new}"),
+                None => format!("{name}: {new}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    match action {
+        Action::CreatePeering {
+            remote_virtual_network,
+            after,
+            ..
+        } => {
+            let mut lines = vec![format!("remoteVirtualNetwork: {remote_virtual_network}")];
+            lines.extend(flags(None, after));
+            ('+', lines)
+        }
+        Action::UpdatePeering { before, after, .. } => ('~', flags(Some(before), after)),
+        Action::SyncPeering {
+            before,
+            after,
+            remote_address_space_before,
+            remote_address_space_after,
+            ..
+        } => {
+            let list = |nets: &[ipnet::IpNet]| {
+                nets.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut lines = vec![format!(
+                "remoteAddressSpace: [{}] -> [{}] (syncRemoteAddressSpace=true)",
+                list(remote_address_space_before),
+                list(remote_address_space_after)
+            )];
+            lines.extend(flags(Some(before), after));
+            ('~', lines)
+        }
+        Action::CreateRouteTable {
+            location,
+            disable_bgp_route_propagation,
+            routes,
+            ..
+        } => {
+            let mut lines = vec![
+                format!("location: {location}"),
+                format!("disableBgpRoutePropagation: {disable_bgp_route_propagation}"),
+            ];
+            lines.extend(routes.iter().map(|r| {
+                format!(
+                    "route {}: {} -> {}",
+                    r.name, r.address_prefix, r.next_hop_type
+                )
+            }));
+            ('+', lines)
+        }
+        Action::AssociateRouteTable { route_table, .. } => {
+            ('~', vec![format!("routeTable: (none) -> {route_table}")])
+        }
+        Action::UpsertRoute { before, after, .. } => match before {
+            None => (
+                '+',
+                vec![format!(
+                    "{} -> {}",
+                    after.address_prefix, after.next_hop_type
+                )],
+            ),
+            Some(before) => (
+                '~',
+                vec![format!(
+                    "{}: {}{} -> {}",
+                    after.address_prefix,
+                    before.next_hop_type,
+                    before
+                        .next_hop_ip_address
+                        .as_ref()
+                        .map(|ip| format!(" {ip}"))
+                        .unwrap_or_default(),
+                    after.next_hop_type
+                )],
+            ),
+        },
+        Action::DeleteRoute { before, .. } => (
+            '-',
+            vec![format!(
+                "{} -> {}",
+                before.address_prefix, before.next_hop_type
+            )],
+        ),
+    }
+}

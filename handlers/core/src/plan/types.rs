@@ -1,0 +1,282 @@
+//! What a plan is made of: changes with their dependencies, and warnings with stable codes.
+use ipnet::{IpNet, Ipv4Net};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::id::{PeeringId, RouteId, RouteTableId, SubnetId, VnetId};
+use crate::model::PeeringFlags;
+
+/// The plan for every configured hub.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub hubs: Vec<HubPlan>,
+}
+
+/// What must change for one hub.
+///
+/// `changes` is ordered so that every change comes after the changes it depends on. Changes of
+/// `phase` 0 (routes whose prefixes vanished) run before every change of phase 1; within a
+/// phase, a change runs once every change in its `depends_on` has succeeded, and independent
+/// changes may run in parallel. The executor makes no other choice.
+#[derive(Debug, Clone, Serialize)]
+pub struct HubPlan {
+    pub hub: VnetId,
+    pub status: HubStatus,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<Warning>,
+}
+
+/// The state of a hub's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HubStatus {
+    /// Nothing to change.
+    UpToDate,
+    /// Changes are planned.
+    ChangesPending,
+    /// The hub VNet is not in the observed state (deleted, mistyped or not readable).
+    HubNotFound,
+}
+
+/// One write to Azure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// Position in the hub's list of changes.
+    pub id: usize,
+    /// 0 for the removal of routes whose prefixes vanished, 1 for everything else.
+    pub phase: u8,
+    /// Ids of changes that must succeed first.
+    pub depends_on: Vec<usize>,
+    /// Why, in a sentence.
+    pub reason: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a change does. `target` is the resource written.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// PUT a new peering.
+    CreatePeering {
+        target: PeeringId,
+        remote_virtual_network: VnetId,
+        after: PeeringFlags,
+        /// The PUT body.
+        #[serde(skip)]
+        body: Value,
+    },
+    /// PUT an existing peering with changed flags, everything else as read.
+    UpdatePeering {
+        target: PeeringId,
+        before: PeeringFlags,
+        after: PeeringFlags,
+        #[serde(skip)]
+        body: Value,
+    },
+    /// PUT an existing peering with `?syncRemoteAddressSpace=true` (and any flag changes).
+    SyncPeering {
+        target: PeeringId,
+        before: PeeringFlags,
+        after: PeeringFlags,
+        /// The remote address space as programmed now, and as it will be.
+        remote_address_space_before: Vec<IpNet>,
+        remote_address_space_after: Vec<IpNet>,
+        #[serde(skip)]
+        body: Value,
+    },
+    /// PUT a new managed route table, with its routes.
+    CreateRouteTable {
+        target: RouteTableId,
+        location: String,
+        disable_bgp_route_propagation: bool,
+        routes: Vec<RouteSpec>,
+        #[serde(skip)]
+        body: Value,
+    },
+    /// PUT a subnet exactly as read, with `routeTable` set.
+    AssociateRouteTable {
+        target: SubnetId,
+        route_table: RouteTableId,
+        /// The subnet as read when planning: the executor re-reads it and skips the change if
+        /// it differs.
+        #[serde(skip)]
+        subnet_as_read: Value,
+        #[serde(skip)]
+        body: Value,
+    },
+    /// PUT one route through the `routes` sub-resource.
+    UpsertRoute {
+        target: RouteId,
+        before: Option<RouteSpec>,
+        after: RouteSpec,
+    },
+    /// DELETE one route.
+    DeleteRoute { target: RouteId, before: RouteSpec },
+}
+
+impl Action {
+    /// The stable kind, as serialized.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::CreatePeering { .. } => "create_peering",
+            Action::UpdatePeering { .. } => "update_peering",
+            Action::SyncPeering { .. } => "sync_peering",
+            Action::CreateRouteTable { .. } => "create_route_table",
+            Action::AssociateRouteTable { .. } => "associate_route_table",
+            Action::UpsertRoute { .. } => "upsert_route",
+            Action::DeleteRoute { .. } => "delete_route",
+        }
+    }
+
+    /// The id of the resource written.
+    pub fn target(&self) -> String {
+        match self {
+            Action::CreatePeering { target, .. }
+            | Action::UpdatePeering { target, .. }
+            | Action::SyncPeering { target, .. } => target.to_string(),
+            Action::CreateRouteTable { target, .. } => target.to_string(),
+            Action::AssociateRouteTable { target, .. } => target.to_string(),
+            Action::UpsertRoute { target, .. } | Action::DeleteRoute { target, .. } => {
+                target.to_string()
+            }
+        }
+    }
+
+    /// The VNet whose peerings or subnets this change writes, if any: the executor serializes
+    /// writes per VNet, as Azure requires.
+    pub fn vnet(&self) -> Option<&VnetId> {
+        match self {
+            Action::CreatePeering { target, .. }
+            | Action::UpdatePeering { target, .. }
+            | Action::SyncPeering { target, .. } => Some(target.vnet()),
+            Action::AssociateRouteTable { target, .. } => Some(target.vnet()),
+            _ => None,
+        }
+    }
+}
+
+/// A route as hubspoke writes or found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    pub name: String,
+    pub address_prefix: String,
+    pub next_hop_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop_ip_address: Option<String>,
+}
+
+impl RouteSpec {
+    /// The managed route for `prefix`: next hop the hub's VPN gateway.
+    pub fn managed(prefix: Ipv4Net) -> Self {
+        RouteSpec {
+            name: managed_route_name(prefix),
+            address_prefix: prefix.to_string(),
+            next_hop_type: "VirtualNetworkGateway".into(),
+            next_hop_ip_address: None,
+        }
+    }
+
+    /// The body of `PUT .../routes/<name>`.
+    pub fn body(&self) -> Value {
+        let mut properties = serde_json::Map::new();
+        properties.insert("addressPrefix".into(), self.address_prefix.clone().into());
+        properties.insert("nextHopType".into(), self.next_hop_type.clone().into());
+        if let Some(ip) = &self.next_hop_ip_address {
+            properties.insert("nextHopIpAddress".into(), ip.clone().into());
+        }
+        serde_json::json!({ "properties": properties })
+    }
+}
+
+/// The name of the managed route for `prefix`: `hubspoke-<a>-<b>-<c>-<d>-<len>`.
+pub fn managed_route_name(prefix: Ipv4Net) -> String {
+    let [a, b, c, d] = prefix.network().octets();
+    format!("hubspoke-{a}-{b}-{c}-{d}-{}", prefix.prefix_len())
+}
+
+/// The prefix a managed route name stands for, if `name` is one.
+pub fn parse_managed_route_name(name: &str) -> Option<Ipv4Net> {
+    let rest = name.strip_prefix("hubspoke-")?;
+    let parts: Vec<&str> = rest.split('-').collect();
+    if parts.len() != 5 {
+        return None;
+    }
+    let mut numbers = [0u8; 5];
+    for (slot, part) in numbers.iter_mut().zip(&parts) {
+        // Reject leading zeros and signs so that exactly one name stands for each prefix.
+        if part.is_empty() || (part.len() > 1 && part.starts_with('0')) {
+            return None;
+        }
+        *slot = part.parse().ok()?;
+    }
+    let net = Ipv4Net::new(
+        std::net::Ipv4Addr::new(numbers[0], numbers[1], numbers[2], numbers[3]),
+        numbers[4],
+    )
+    .ok()?;
+    (net.trunc() == net).then_some(net)
+}
+
+/// A condition the plan reports and does not change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: WarningCode,
+    /// The resource concerned.
+    pub target: String,
+    pub message: String,
+    /// Structured details (always an object).
+    pub details: Value,
+}
+
+/// The stable warning codes of DESIGN.md section 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningCode {
+    GatewayNotReady,
+    GatewayNotVpn,
+    SpokeNotTransit,
+    PeeringDisconnected,
+    AccessDisabled,
+    MultiHubSpoke,
+    OutOfScope,
+    Ipv6Skipped,
+    SubnetIneligible,
+    TableExcluded,
+    SharedRouteTable,
+    RouteConflict,
+    RouteLimitExceeded,
+    NameClash,
+    HubGatewaySubnet,
+}
+
+impl WarningCode {
+    /// The code as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningCode::GatewayNotReady => "gateway_not_ready",
+            WarningCode::GatewayNotVpn => "gateway_not_vpn",
+            WarningCode::SpokeNotTransit => "spoke_not_transit",
+            WarningCode::PeeringDisconnected => "peering_disconnected",
+            WarningCode::AccessDisabled => "access_disabled",
+            WarningCode::MultiHubSpoke => "multi_hub_spoke",
+            WarningCode::OutOfScope => "out_of_scope",
+            WarningCode::Ipv6Skipped => "ipv6_skipped",
+            WarningCode::SubnetIneligible => "subnet_ineligible",
+            WarningCode::TableExcluded => "table_excluded",
+            WarningCode::SharedRouteTable => "shared_route_table",
+            WarningCode::RouteConflict => "route_conflict",
+            WarningCode::RouteLimitExceeded => "route_limit_exceeded",
+            WarningCode::NameClash => "name_clash",
+            WarningCode::HubGatewaySubnet => "hub_gateway_subnet",
+        }
+    }
+}
+
+impl Plan {
+    /// Whether any hub has a change.
+    pub fn has_changes(&self) -> bool {
+        self.hubs.iter().any(|hub| !hub.changes.is_empty())
+    }
+}
