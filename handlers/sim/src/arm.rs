@@ -1,0 +1,342 @@
+//! The ARM front end of the Network RP: maps paths (case-insensitively) to the estate's
+//! operations, parses bodies, pages lists with `nextLink`, and serves the operation status
+//! resources. Also serves Network Watcher's next hop minimally, from the routes the estate holds.
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ipnet::IpNet;
+use serde_json::{json, Value};
+
+use crate::json::{address_prefixes, prop_arr, prop_ref_id, prop_str};
+use crate::server::{flush_outbox, query_value, Shared};
+use crate::world::{ArmError, ChildKind, Ctx, Kind, Reply, ResPath, World};
+
+fn kind_of(segment: &str) -> Option<Kind> {
+    match segment {
+        "virtualnetworks" => Some(Kind::Vnet),
+        "routetables" => Some(Kind::RouteTable),
+        "virtualnetworkgateways" => Some(Kind::Gateway),
+        _ => None,
+    }
+}
+
+fn child_kind_of(kind: Kind, segment: &str) -> Option<ChildKind> {
+    match (kind, segment) {
+        (Kind::Vnet, "subnets") => Some(ChildKind::Subnet),
+        (Kind::Vnet, "virtualnetworkpeerings") => Some(ChildKind::Peering),
+        (Kind::RouteTable, "routes") => Some(ChildKind::Route),
+        _ => None,
+    }
+}
+
+fn invalid_type(path: &str) -> ArmError {
+    ArmError::new(
+        404,
+        "InvalidResourceType",
+        format!("The resource type could not be found in the namespace 'Microsoft.Network' for path '{path}'."),
+    )
+}
+
+fn method_not_allowed(method: &str) -> ArmError {
+    ArmError::new(
+        405,
+        "MethodNotAllowed",
+        format!("The requested method '{method}' is not allowed for this resource."),
+    )
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ArmError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ArmError::bad_request(
+            "InvalidRequestFormat",
+            format!("Cannot parse the request: {e}."),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ArmError::bad_request(
+            "InvalidRequestFormat",
+            "Cannot parse the request: the body must be a JSON object.",
+        ));
+    }
+    Ok(value)
+}
+
+/// One page of `items`, with a `nextLink` carrying `api-version` and a skip token.
+fn page(
+    items: Vec<Value>,
+    ctx: &Ctx,
+    path: &str,
+    query: &[(String, String)],
+    page_size: usize,
+) -> Reply {
+    let skip: usize = query_value(query, "$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let size = page_size.max(1);
+    let end = (skip + size).min(items.len());
+    let value: Vec<Value> = items
+        .get(skip.min(items.len())..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let mut body = json!({"value": value});
+    if end < items.len() {
+        if let Some(map) = body.as_object_mut() {
+            map.insert(
+                "nextLink".into(),
+                json!(format!(
+                    "{}{path}?api-version={}&$skiptoken={end}",
+                    ctx.base_url, ctx.api_version
+                )),
+            );
+        }
+    }
+    Reply::ok(body)
+}
+
+/// Handles one authenticated, versioned, unthrottled ARM request.
+pub(crate) fn handle(
+    shared: &Arc<Shared>,
+    ctx: &Ctx,
+    path: &str,
+    query: &[(String, String)],
+    body: &Bytes,
+) -> Result<Reply, ArmError> {
+    let method = ctx.method.as_str();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let mut world = shared.world.lock().map_err(|_| {
+        ArmError::new(
+            500,
+            "InternalServerError",
+            "The simulator state is unavailable.",
+        )
+    })?;
+    let page_size = shared.page_size;
+
+    match l.as_slice() {
+        ["subscriptions", _, "providers", "microsoft.network", list] => {
+            if method != "GET" {
+                return Err(method_not_allowed(method));
+            }
+            let kind = match *list {
+                "virtualnetworks" => Kind::Vnet,
+                "routetables" => Kind::RouteTable,
+                _ => return Err(invalid_type(path)),
+            };
+            let items = world.list(kind, segments[1], None);
+            Ok(page(items, ctx, path, query, page_size))
+        }
+        ["subscriptions", _, "providers", "microsoft.network", "locations", _, "operations", id] => {
+            let op_id = segments[7];
+            let _ = id;
+            world.op_status(op_id).map(Reply::ok).ok_or_else(|| {
+                ArmError::new(404, "NotFound", format!("Operation {op_id} not found."))
+            })
+        }
+        ["subscriptions", _, "providers", "microsoft.network", "locations", _, "operationresults", _] =>
+        {
+            let op_id = segments[7];
+            world.op_result(op_id).unwrap_or_else(|| {
+                Err(ArmError::new(
+                    404,
+                    "NotFound",
+                    format!("Operation {op_id} not found."),
+                ))
+            })
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", rest @ ..] => {
+            let (sub, rg) = (segments[1].to_string(), segments[3].to_string());
+            let raw = &segments[6..];
+            handle_rg(
+                &mut world, shared, ctx, path, query, body, sub, rg, rest, raw, page_size,
+            )
+        }
+        _ => Err(invalid_type(path)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_rg(
+    world: &mut World,
+    shared: &Shared,
+    ctx: &Ctx,
+    path: &str,
+    query: &[(String, String)],
+    body: &Bytes,
+    sub: String,
+    rg: String,
+    rest: &[&str],
+    raw: &[&str],
+    page_size: usize,
+) -> Result<Reply, ArmError> {
+    let method = ctx.method.as_str();
+    if let ["networkwatchers", _, "nexthop"] = rest {
+        if method != "POST" {
+            return Err(method_not_allowed(method));
+        }
+        return next_hop(world, &parse_body(body)?);
+    }
+    let Some(type_segment) = rest.first() else {
+        return Err(invalid_type(path));
+    };
+    let kind = kind_of(type_segment).ok_or_else(|| invalid_type(path))?;
+    match rest.len() {
+        1 => {
+            if method != "GET" {
+                return Err(method_not_allowed(method));
+            }
+            let items = world.list(kind, &sub, Some(&rg));
+            Ok(page(items, ctx, path, query, page_size))
+        }
+        2 => {
+            let res_path = ResPath {
+                sub,
+                rg,
+                kind,
+                name: raw[1].to_string(),
+                child: None,
+            };
+            match method {
+                "GET" => world.get(&res_path).map(Reply::ok),
+                "PUT" => {
+                    let body = parse_body(body)?;
+                    match kind {
+                        Kind::Vnet => world.put_vnet(ctx, &res_path, body),
+                        Kind::RouteTable => world.put_route_table(ctx, &res_path, body),
+                        Kind::Gateway => world.put_gateway(ctx, &res_path, body),
+                    }
+                }
+                "PATCH" => {
+                    let body = parse_body(body)?;
+                    let reply = world.patch_tags(ctx, &res_path, &body);
+                    flush_outbox(shared, world);
+                    reply
+                }
+                "DELETE" => world.delete(ctx, &res_path),
+                _ => Err(method_not_allowed(method)),
+            }
+        }
+        3 | 4 => {
+            let child = child_kind_of(kind, rest[2]).ok_or_else(|| invalid_type(path))?;
+            let mut res_path = ResPath {
+                sub,
+                rg,
+                kind,
+                name: raw[1].to_string(),
+                child: None,
+            };
+            if rest.len() == 3 {
+                if method != "GET" {
+                    return Err(method_not_allowed(method));
+                }
+                let items = world.list_children(&res_path, child)?;
+                return Ok(page(items, ctx, path, query, page_size));
+            }
+            res_path.child = Some((child, raw[3].to_string()));
+            match method {
+                "GET" => world.get(&res_path).map(Reply::ok),
+                "PUT" => {
+                    let body = parse_body(body)?;
+                    match child {
+                        ChildKind::Subnet => world.put_subnet(ctx, &res_path, body),
+                        ChildKind::Peering => world.put_peering(ctx, &res_path, body),
+                        ChildKind::Route => world.put_route(ctx, &res_path, body),
+                    }
+                }
+                "DELETE" => world.delete(ctx, &res_path),
+                _ => Err(method_not_allowed(method)),
+            }
+        }
+        _ => Err(invalid_type(path)),
+    }
+}
+
+/// Network Watcher next hop, minimally: finds the subnet holding `sourceIPAddress`, then the
+/// longest-prefix route of its route table for `destinationIPAddress`, else the system routes
+/// (own VNet, connected peerings, Internet).
+fn next_hop(world: &World, body: &Value) -> Result<Reply, ArmError> {
+    let parse_ip = |field: &str| -> Result<IpAddr, ArmError> {
+        body.get(field)
+            .and_then(Value::as_str)
+            .and_then(|s| IpAddr::from_str(s).ok())
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    "InvalidRequestFormat",
+                    format!("Cannot parse the request: {field} is not an IP address."),
+                )
+            })
+    };
+    let source = parse_ip("sourceIPAddress")?;
+    let destination = parse_ip("destinationIPAddress")?;
+    let snapshot = world.snapshot();
+    let vnets = snapshot
+        .get("virtualNetworks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let tables = snapshot
+        .get("routeTables")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let contains =
+        |prefix: &str, ip: &IpAddr| IpNet::from_str(prefix).is_ok_and(|n| n.contains(ip));
+    let system = |hop: &str, ip: &str| json!({"nextHopType": hop, "nextHopIpAddress": ip, "routeTableId": "System Route"});
+    for vnet in &vnets {
+        for subnet in prop_arr(vnet, "subnets") {
+            let prefixes: Vec<String> = prop_str(subnet, "addressPrefix")
+                .map(str::to_string)
+                .into_iter()
+                .collect();
+            if !prefixes.iter().any(|p| contains(p, &source)) {
+                continue;
+            }
+            if let Some(table_id) = prop_ref_id(subnet, "routeTable") {
+                let table = tables.iter().find(|t| {
+                    t.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| id.eq_ignore_ascii_case(table_id))
+                });
+                if let Some(table) = table {
+                    let best = prop_arr(table, "routes")
+                        .iter()
+                        .filter_map(|r| {
+                            let net = IpNet::from_str(prop_str(r, "addressPrefix")?).ok()?;
+                            net.contains(&destination).then_some((net.prefix_len(), r))
+                        })
+                        .max_by_key(|(len, _)| *len);
+                    if let Some((_, route)) = best {
+                        return Ok(Reply::ok(json!({
+                            "nextHopType": prop_str(route, "nextHopType").unwrap_or("None"),
+                            "nextHopIpAddress": prop_str(route, "nextHopIpAddress").unwrap_or(""),
+                            "routeTableId": table_id,
+                        })));
+                    }
+                }
+            }
+            if address_prefixes(vnet, "addressSpace")
+                .iter()
+                .any(|p| contains(p, &destination))
+            {
+                return Ok(Reply::ok(system("VnetLocal", "")));
+            }
+            for peering in prop_arr(vnet, "virtualNetworkPeerings") {
+                if prop_str(peering, "peeringState") == Some("Connected")
+                    && address_prefixes(peering, "remoteAddressSpace")
+                        .iter()
+                        .any(|p| contains(p, &destination))
+                {
+                    return Ok(Reply::ok(system("VNetPeering", "")));
+                }
+            }
+            return Ok(Reply::ok(system("Internet", "")));
+        }
+    }
+    Err(ArmError::bad_request(
+        "InvalidSourceIpAddress",
+        format!("Source IP address {source} is not in any subnet the simulator knows."),
+    ))
+}

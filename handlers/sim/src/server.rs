@@ -1,0 +1,645 @@
+//! The HTTP side: listeners (plain or TLS), the per-request pipeline that ARM applies before a
+//! resource provider sees a request (faults, authentication, `api-version`, throttling), the
+//! common response headers, the request log, and the scheduler that completes long-running
+//! operations on time.
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::FaultAction;
+use crate::events::EventBus;
+use crate::faults::Faults;
+use crate::throttle::{OpClass, Throttle, Verdict};
+use crate::world::{ArmError, Reply, World};
+
+/// One request as the simulator saw it (`GET /_sim/requests`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Status answered; 0 when the connection was dropped on purpose.
+    pub status: u16,
+    /// ARM error code of the answer, if any.
+    pub error_code: Option<String>,
+    /// When it arrived (RFC 3339).
+    pub time: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// The injected fault, if any (`429`, `drop`, `slow`, ...).
+    pub fault: Option<String>,
+}
+
+/// Everything the request handlers share.
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    pub throttle: Mutex<Throttle>,
+    pub faults: Mutex<Faults>,
+    pub requests: Mutex<Vec<RequestRecord>>,
+    pub events: Arc<EventBus>,
+    pub scheme: &'static str,
+    pub fallback_host: String,
+    pub identity_header: String,
+    pub principal_id: String,
+    pub client_id: String,
+    pub page_size: usize,
+    pub response_delay: Duration,
+}
+
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
+
+/// Marker error that makes hyper close the connection without answering.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by a fault rule")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+pub(crate) fn json_response(
+    status: u16,
+    body: &Value,
+    headers: &[(String, String)],
+) -> HttpResponse {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let (builder, bytes) = if body.is_null() {
+        (builder, Bytes::new())
+    } else {
+        (
+            builder.header("content-type", "application/json; charset=utf-8"),
+            Bytes::from(body.to_string()),
+        )
+    };
+    builder
+        .body(Full::new(bytes))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"{}"))))
+}
+
+pub(crate) fn error_response(
+    error: &ArmError,
+    headers: &mut Vec<(String, String)>,
+) -> HttpResponse {
+    if let Some(retry) = error.retry_after {
+        headers.push(("Retry-After".to_string(), retry.to_string()));
+    }
+    if error.status == 404 && error.code == "ResourceNotFound" {
+        headers.push(("x-ms-failure-cause".to_string(), "gateway".to_string()));
+    }
+    json_response(error.status, &error.body(), headers)
+}
+
+/// Percent-decodes a query component.
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The query parameters, decoded, in order.
+pub(crate) fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// The first value of a query parameter, matched case-insensitively.
+pub(crate) fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn well_formed_api_version(version: &str) -> bool {
+    let (date, rest) = version.split_at(version.len().min(10));
+    let date_ok = date.len() == 10
+        && date.chars().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    date_ok
+        && (rest.is_empty()
+            || rest.starts_with("-preview")
+            || rest.starts_with("-beta")
+            || rest.starts_with("-alpha"))
+}
+
+/// Serves connections from `listener` until `shutdown` flips. With `tls`, each connection is a
+/// TLS handshake first (in its own task, so a slow client does not block the others).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    identity_only: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        serve_connection(stream, peer, shared, identity_only, shutdown).await
+                    }
+                    Err(error) => tracing::debug!(%error, "TLS handshake failed"),
+                },
+                None => serve_connection(stream, peer, shared, identity_only, shutdown).await,
+            }
+        });
+    }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    identity_only: bool,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = shared.clone();
+        async move {
+            if identity_only {
+                Ok::<_, DropConnection>(identity(&shared, &req))
+            } else {
+                handle(shared, req, peer).await
+            }
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::select! {
+        result = connection => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection closed");
+            }
+        }
+        _ = shutdown.changed() => {}
+    }
+}
+
+fn identity(shared: &Shared, req: &Request<Incoming>) -> HttpResponse {
+    let header = req
+        .headers()
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if header != shared.identity_header {
+        return json_response(
+            401,
+            &json!({"statusCode": 401, "message": "The X-IDENTITY-HEADER header is missing or wrong."}),
+            &[],
+        );
+    }
+    let query = parse_query(req.uri().query());
+    let Some(resource) = query_value(&query, "resource").filter(|r| !r.is_empty()) else {
+        return json_response(
+            400,
+            &json!({"statusCode": 400, "message": "The resource parameter is required."}),
+            &[],
+        );
+    };
+    let client_id = query_value(&query, "client_id")
+        .unwrap_or(&shared.client_id)
+        .to_string();
+    let principal = query_value(&query, "object_id")
+        .unwrap_or(&shared.principal_id)
+        .to_string();
+    json_response(
+        200,
+        &crate::identity::token_response(resource, &principal, &client_id),
+        &[],
+    )
+}
+
+/// Where ARM's pipeline runs: control API, faults, auth, api-version, throttling, then the RP.
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<HttpResponse, DropConnection> {
+    let started = Instant::now();
+    let time = crate::clock::now_rfc3339();
+    let method = req.method().as_str().to_ascii_uppercase();
+    let path = req.uri().path().to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| shared.fallback_host.clone());
+    let base_url = format!("{}://{host}", shared.scheme);
+    let headers = req.headers().clone();
+    let query = parse_query(req.uri().query());
+    let body = match Limited::new(req.into_body(), 8 * 1024 * 1024)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+
+    if path.starts_with("/_sim/") || path == "/_sim" {
+        return Ok(crate::control::handle(
+            &shared, &method, &path, &query, &body,
+        ));
+    }
+
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = headers
+        .get("x-ms-correlation-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| request_id.clone());
+    let mut out_headers = vec![
+        ("x-ms-request-id".to_string(), request_id.clone()),
+        (
+            "x-ms-correlation-request-id".to_string(),
+            correlation_id.clone(),
+        ),
+        (
+            "x-ms-routing-request-id".to_string(),
+            format!(
+                "WESTUS:{}:{request_id}",
+                time.replace(['-', ':'], "").get(..15).unwrap_or("")
+            ),
+        ),
+    ];
+    let mut fault_name = None;
+
+    // Faults first: they imitate the network and ARM's front door.
+    let fault = shared
+        .faults
+        .lock()
+        .ok()
+        .and_then(|mut f| f.pick(&method, &path, rand::random::<f64>));
+    let mut forced: Option<ArmError> = None;
+    match fault {
+        Some(FaultAction::Drop) => {
+            record(
+                &shared,
+                &method,
+                &path_and_query,
+                0,
+                None,
+                &time,
+                started,
+                Some("drop".into()),
+            );
+            return Err(DropConnection);
+        }
+        Some(FaultAction::Slow(delay)) => {
+            fault_name = Some(format!("slow:{}ms", delay.as_millis()));
+            tokio::time::sleep(delay).await;
+        }
+        Some(FaultAction::Status(status)) => {
+            fault_name = Some(status.to_string());
+            forced = Some(fault_error(status));
+        }
+        Some(FaultAction::Pass) | None => {}
+    }
+
+    let outcome: Result<Reply, ArmError> = match forced {
+        Some(error) => Err(error),
+        None => pipeline(
+            &shared,
+            &method,
+            &path,
+            &query,
+            &headers,
+            &body,
+            &base_url,
+            &path_and_query,
+            peer,
+            &request_id,
+            &correlation_id,
+            &mut out_headers,
+        ),
+    };
+    if !shared.response_delay.is_zero() {
+        tokio::time::sleep(shared.response_delay).await;
+    }
+    let (response, status, code) = match outcome {
+        Ok(reply) => {
+            schedule(&shared, &reply.scheduled);
+            out_headers.extend(reply.headers.iter().cloned());
+            if method == "GET" {
+                if let Some(etag) = reply
+                    .body
+                    .as_ref()
+                    .and_then(|b| b.get("etag"))
+                    .and_then(Value::as_str)
+                {
+                    out_headers.push(("ETag".to_string(), etag.to_string()));
+                }
+            }
+            let body = reply.body.unwrap_or(Value::Null);
+            (
+                json_response(reply.status, &body, &out_headers),
+                reply.status,
+                None,
+            )
+        }
+        Err(error) => {
+            let status = error.status;
+            let code = error.code.clone();
+            (error_response(&error, &mut out_headers), status, Some(code))
+        }
+    };
+    tracing::debug!(
+        method = method.as_str(),
+        path = path.as_str(),
+        status,
+        "request"
+    );
+    record(
+        &shared,
+        &method,
+        &path_and_query,
+        status,
+        code,
+        &time,
+        started,
+        fault_name,
+    );
+    Ok(response)
+}
+
+fn fault_error(status: u16) -> ArmError {
+    let mut error = match status {
+        429 => ArmError::new(
+            429,
+            "TooManyRequests",
+            "The request is being throttled (injected fault).",
+        ),
+        409 => ArmError::new(
+            409,
+            "AnotherOperationInProgress",
+            "Another operation on this or dependent resource is in progress (injected fault).",
+        ),
+        500 => ArmError::new(
+            500,
+            "InternalServerError",
+            "An error occurred (injected fault).",
+        ),
+        503 => ArmError::new(
+            503,
+            "ServiceUnavailable",
+            "The service is unavailable (injected fault).",
+        ),
+        other => ArmError::new(other, "InjectedFault", format!("Injected fault {other}.")),
+    };
+    if matches!(status, 429 | 503) {
+        error.retry_after = Some(1);
+    }
+    error
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pipeline(
+    shared: &Arc<Shared>,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    headers: &hyper::HeaderMap,
+    body: &Bytes,
+    base_url: &str,
+    path_and_query: &str,
+    peer: SocketAddr,
+    request_id: &str,
+    correlation_id: &str,
+    out_headers: &mut Vec<(String, String)>,
+) -> Result<Reply, ArmError> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("");
+    if token.is_empty() {
+        out_headers.push((
+            "WWW-Authenticate".to_string(),
+            format!(
+                "Bearer authorization_uri=\"https://login.microsoftonline.com/{}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"",
+                crate::identity::TENANT_ID
+            ),
+        ));
+        return Err(ArmError::new(
+            401,
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+        ));
+    }
+    let Some(api_version) = query_value(query, "api-version") else {
+        return Err(ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ));
+    };
+    if !well_formed_api_version(api_version) {
+        return Err(ArmError::bad_request(
+            "InvalidApiVersionParameter",
+            format!("The api-version '{api_version}' is invalid. The supported versions are in the format 'yyyy-MM-dd' or 'yyyy-MM-dd-preview'."),
+        ));
+    }
+    let class = OpClass::of_method(method);
+    let subscription = path
+        .split('/')
+        .skip_while(|s| !s.eq_ignore_ascii_case("subscriptions"))
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    let verdict = shared
+        .throttle
+        .lock()
+        .map(|mut t| t.take(&subscription, class, Instant::now()))
+        .unwrap_or(Verdict::Allowed(0));
+    match verdict {
+        Verdict::Allowed(remaining) => {
+            out_headers.push((class.header().to_string(), remaining.to_string()))
+        }
+        Verdict::Throttled(retry) => {
+            out_headers.push((class.header().to_string(), "0".to_string()));
+            let mut error = ArmError::new(
+                429,
+                "SubscriptionRequestsThrottled",
+                format!("Number of '{}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry}' seconds after the last request.", match class { OpClass::Read => "read", OpClass::Write => "write", OpClass::Delete => "delete" }, peer.ip()),
+            );
+            error.retry_after = Some(retry);
+            return Err(error);
+        }
+    }
+    let claims = crate::identity::claims_of(token);
+    let ctx = crate::world::Ctx {
+        base_url: base_url.to_string(),
+        api_version: api_version.to_string(),
+        request_id: request_id.to_string(),
+        correlation_id: correlation_id.to_string(),
+        client_request_id: headers
+            .get("x-ms-client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        method: method.to_string(),
+        url: format!("https://management.azure.com{path_and_query}"),
+        client_ip: peer.ip().to_string(),
+        claims,
+        if_match: headers
+            .get("if-match")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        sync_remote_address_space: query_value(query, "syncRemoteAddressSpace").map(str::to_string),
+        now: Instant::now(),
+    };
+    crate::arm::handle(shared, &ctx, path, query, body)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    status: u16,
+    error_code: Option<String>,
+    time: &str,
+    started: Instant,
+    fault: Option<String>,
+) {
+    if let Ok(mut requests) = shared.requests.lock() {
+        requests.push(RequestRecord {
+            method: method.to_string(),
+            path: path.to_string(),
+            status,
+            error_code,
+            time: time.to_string(),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            fault,
+        });
+        // Bounded: a long-running simulator keeps the last 100,000 requests.
+        if requests.len() > 100_000 {
+            requests.drain(..10_000);
+        }
+    }
+}
+
+/// Completes each operation at its due time and emits its events.
+pub(crate) fn schedule(shared: &Arc<Shared>, scheduled: &[(String, Instant)]) {
+    for (op_id, due) in scheduled {
+        let shared = shared.clone();
+        let op_id = op_id.clone();
+        let due = *due;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            complete(&shared, &op_id);
+        });
+    }
+}
+
+/// Completes one operation now (if still in progress) and emits its events.
+pub(crate) fn complete(shared: &Shared, op_id: &str) {
+    let events = match shared.world.lock() {
+        Ok(mut world) => {
+            world.complete(op_id);
+            std::mem::take(&mut world.outbox)
+        }
+        Err(_) => Vec::new(),
+    };
+    for event in &events {
+        shared.events.emit(event);
+    }
+}
+
+/// Emits whatever the world queued synchronously (PATCH).
+pub(crate) fn flush_outbox(shared: &Shared, world: &mut World) {
+    for event in std::mem::take(&mut world.outbox) {
+        shared.events.emit(&event);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_are_checked_for_form_only() {
+        assert!(well_formed_api_version("2026-01-01"));
+        assert!(well_formed_api_version("2024-05-01-preview"));
+        assert!(!well_formed_api_version("yesterday"));
+        assert!(!well_formed_api_version("2024-5-1"));
+    }
+
+    #[test]
+    fn queries_are_decoded() {
+        let q = parse_query(Some("api-version=2026-01-01&%24skiptoken=5&x"));
+        assert_eq!(query_value(&q, "API-VERSION"), Some("2026-01-01"));
+        assert_eq!(query_value(&q, "$skiptoken"), Some("5"));
+        assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
+    }
+}
