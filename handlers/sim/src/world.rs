@@ -1513,6 +1513,17 @@ impl World {
                     json!({"addressPrefixes": remote_programmed.clone().unwrap_or_else(|| local_space.clone())}),
                 );
                 set.insert("peeringSyncLevel".into(), json!(level));
+                set.insert(
+                    "remoteBgpCommunities".into(),
+                    json!({"virtualNetworkCommunity": bgp_community(&remote_key), "regionalCommunity": "12076:50004"}),
+                );
+                if let Some(encryption) = remote
+                    .body
+                    .get("properties")
+                    .and_then(|pp| pp.get("encryption"))
+                {
+                    set.insert("remoteVirtualNetworkEncryption".into(), encryption.clone());
+                }
                 if fill_only {
                     let existing = p.get("properties").and_then(Value::as_object);
                     set.retain(|k, _| existing.is_none_or(|e| !e.contains_key(k)));
