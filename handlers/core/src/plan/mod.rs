@@ -529,7 +529,9 @@ fn plan_hub(
     if !gateway.unfit_for_routes {
         plan_coverage(config, index, hub, &mut spokes, &mut builder);
     }
-    let desired = routes::desired_routes(config, index, &spokes, &gateway, &mut builder);
+    let unmanaged = unmanaged_connected(index, hub, &spokes);
+    let desired =
+        routes::desired_routes(config, index, &spokes, &unmanaged, &gateway, &mut builder);
     routes::plan_route_changes(
         index,
         claims,
@@ -540,6 +542,41 @@ fn plan_hub(
         &mut builder,
     );
     builder.finish(hub_id.clone())
+}
+
+/// VNets connected to the hub that are not its spokes (excluded, not enrolled, multi-hub,
+/// other hubs), with the IPv4 space the hub reaches in them.
+fn unmanaged_connected(
+    index: &Index,
+    hub: &VirtualNetwork,
+    spokes: &[Spoke],
+) -> Vec<(VnetId, Vec<Ipv4Net>)> {
+    hub.peerings
+        .iter()
+        .filter(|peering| peering.state == PeeringState::Connected)
+        .filter(|peering| {
+            !spokes
+                .iter()
+                .any(|spoke| spoke.vnet.id == peering.remote_vnet)
+        })
+        .map(|peering| {
+            let current = index
+                .vnet(&peering.remote_vnet)
+                .map(|v| v.address_prefixes.clone())
+                .unwrap_or_default();
+            let prefixes = peering
+                .remote_address_space
+                .iter()
+                .chain(&peering.remote_virtual_network_address_space)
+                .chain(&current)
+                .filter_map(|net| match net.trunc() {
+                    IpNet::V4(net) => Some(net),
+                    IpNet::V6(_) => None,
+                })
+                .collect();
+            (peering.remote_vnet.clone(), prefixes)
+        })
+        .collect()
 }
 
 /// Plans the two peerings of a spoke (rules 1 to 5) and says whether it is a transit spoke.

@@ -174,6 +174,7 @@ pub(super) fn desired_routes(
     config: &PlanConfig,
     index: &Index,
     spokes: &[Spoke],
+    unmanaged: &[(VnetId, Vec<Ipv4Net>)],
     gateway: &GatewayView,
     builder: &mut Builder,
 ) -> Desired {
@@ -219,13 +220,25 @@ pub(super) fn desired_routes(
             continue;
         }
         let group = &spokes[inside[0]].group;
-        let blockers: Vec<String> = inside
+        let mut blockers: Vec<String> = inside
             .iter()
             .filter(|&&i| {
                 !members.contains(&i) || spokes[i].group != *group || !can_carry_all(i, summary)
             })
             .map(|&i| spokes[i].vnet.id.to_string())
             .collect();
+        // The gateway would also deliver to VNets connected to the hub that hubspoke does not
+        // manage (excluded, not enrolled, other hubs): they would have no route back.
+        blockers.extend(
+            unmanaged
+                .iter()
+                .filter(|(_, prefixes)| {
+                    prefixes
+                        .iter()
+                        .any(|p| p.contains(&summary) || summary.contains(p))
+                })
+                .map(|(id, _)| id.to_string()),
+        );
         if blockers.is_empty() {
             for &i in &inside {
                 held[i].push(summary);
