@@ -563,6 +563,16 @@ pub(super) fn plan_route_changes(
                     deps,
                 );
             } else {
+                // Vanished space leaves first. Where part of the route's space is still routed by
+                // a replacement that waits for nothing else, the replacement goes first too, so
+                // the surviving spokes never lose their route.
+                let mut deps = Vec::new();
+                for (p, id) in &upserts {
+                    if prefix.contains(p) && builder.changes[*id].depends_on.is_empty() {
+                        builder.changes[*id].phase = 0;
+                        deps.push(*id);
+                    }
+                }
                 builder.push(
                     0,
                     Action::DeleteRoute {
@@ -570,7 +580,7 @@ pub(super) fn plan_route_changes(
                         before,
                     },
                     format!("route {prefix} is stale: the space it routes is no longer a routed spoke's"),
-                    Vec::new(),
+                    deps,
                 );
             }
         }
