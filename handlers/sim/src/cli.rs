@@ -132,6 +132,16 @@ impl SimArgs {
     }
 }
 
+/// The lines printed when ready: `KEY=value` per setting, then `ready`.
+pub fn ready_lines(env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (key, value) in env {
+        out.push_str(&format!("{key}={value}\n"));
+    }
+    out.push_str("ready\n");
+    out
+}
+
 /// Runs the simulator until interrupted.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let level = std::env::var("HUBSPOKE_LOG")
@@ -147,10 +157,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     let handle = crate::start(config).await?;
     {
         let mut out = std::io::stdout().lock();
-        for (key, value) in handle.env() {
-            writeln!(out, "{key}={value}")?;
-        }
-        writeln!(out, "ready")?;
+        out.write_all(ready_lines(&handle.env()).as_bytes())?;
         out.flush()?;
     }
     tokio::signal::ctrl_c()

@@ -31,6 +31,9 @@ pub struct EventRecord {
     pub last_status: Option<u16>,
 }
 
+/// How long a held-back (reordered) event waits for a successor before it is sent anyway.
+const HOLD_WINDOW: Duration = Duration::from_millis(200);
+
 /// Event Grid's retry ladder (delivery-and-retry.md), in multiples of its first step (10 s).
 const LADDER: [f64; 9] = [1.0, 3.0, 6.0, 30.0, 60.0, 180.0, 360.0, 1080.0, 2160.0];
 
@@ -190,37 +193,62 @@ async fn dispatch(
     schema: EventSchema,
     knobs: EventKnobs,
 ) {
+    let send = |seq: u64, copies: usize, late: bool| {
+        let mut knobs = knobs.clone();
+        if late {
+            // Behind the event it was held for.
+            knobs.delay += Duration::from_millis(20);
+        }
+        for _ in 0..copies {
+            tokio::spawn(deliver(
+                bus.clone(),
+                seq,
+                client.clone(),
+                url.clone(),
+                schema,
+                knobs.clone(),
+            ));
+        }
+    };
+    let copies = || {
+        if rand::random::<f64>() < knobs.duplicate {
+            2
+        } else {
+            1
+        }
+    };
     let mut held: Option<u64> = None;
-    while let Some(index) = receiver.recv().await {
+    loop {
+        // A held-back event waits for the next one, but not forever: at least once still holds.
+        let next = match held {
+            Some(h) => match tokio::time::timeout(HOLD_WINDOW, receiver.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    held = None;
+                    send(h, copies(), false);
+                    continue;
+                }
+            },
+            None => receiver.recv().await,
+        };
+        let Some(seq) = next else {
+            if let Some(h) = held.take() {
+                send(h, copies(), false);
+            }
+            return;
+        };
         let Some(strong) = bus.upgrade() else { return };
         if rand::random::<f64>() < knobs.drop {
-            strong.update(index, |r| r.dropped = true);
+            strong.update(seq, |r| r.dropped = true);
             continue;
         }
         if held.is_none() && rand::random::<f64>() < knobs.reorder {
-            held = Some(index);
+            held = Some(seq);
             continue;
         }
-        let mut batch = vec![index];
+        send(seq, copies(), false);
         if let Some(h) = held.take() {
-            batch.push(h);
-        }
-        for index in batch {
-            let copies = if rand::random::<f64>() < knobs.duplicate {
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                tokio::spawn(deliver(
-                    Arc::downgrade(&strong),
-                    index,
-                    client.clone(),
-                    url.clone(),
-                    schema,
-                    knobs.clone(),
-                ));
-            }
+            send(h, copies(), true);
         }
     }
 }

@@ -398,6 +398,50 @@ async fn event_knobs_duplicate_and_cloudevents_schema() {
 }
 
 #[tokio::test]
+async fn reordered_events_arrive_after_their_successor_and_held_ones_are_not_lost() {
+    let (url, seen) = receiver(0).await;
+    let (sim, client) = start_sim(SimConfig {
+        events_to: Some(url),
+        event_knobs: EventKnobs {
+            reorder: 1.0,
+            ..knobs()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    for name in ["t1", "t2", "t3"] {
+        client
+            .put_ok(
+                &table_id("rg", name),
+                json!({"location": "westus", "properties": {}}),
+            )
+            .await;
+        // Each event is emitted when its operation completes; wait for it before the next write.
+        let expected = ["t1", "t2", "t3"].iter().position(|n| *n == name).unwrap() + 1;
+        eventually(|| async { (sim.events().len() >= expected).then_some(()) }).await;
+    }
+    let subjects = eventually(|| async {
+        let seen = seen.lock().unwrap();
+        (seen.len() >= 3).then(|| {
+            seen.iter()
+                .map(|(_, b)| b[0]["subject"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+    })
+    .await;
+    let names: Vec<&str> = subjects
+        .iter()
+        .map(|s| s.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["t2", "t1", "t3"],
+        "t1 held behind t2; t3 held, then sent when nothing followed"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn dropped_events_are_never_delivered() {
     let (url, seen) = receiver(0).await;
     let (sim, client) = start_sim(SimConfig {
