@@ -65,7 +65,7 @@ fn parse_body(body: &Bytes) -> Result<Value, ArmError> {
 
 /// One page of `items`, with a `nextLink` carrying `api-version` and a skip token.
 fn page(
-    items: Vec<Value>,
+    items: Vec<&Value>,
     ctx: &Ctx,
     path: &str,
     query: &[(String, String)],
@@ -78,7 +78,7 @@ fn page(
     let end = (skip + size).min(items.len());
     let value: Vec<Value> = items
         .get(skip.min(items.len())..end)
-        .map(<[Value]>::to_vec)
+        .map(|slice| slice.iter().map(|v| (*v).clone()).collect())
         .unwrap_or_default();
     let mut body = json!({"value": value});
     if end < items.len() {

@@ -382,6 +382,10 @@ pub struct ThrottleSpec {
     pub writes: (f64, f64),
     /// (bucket size, refill per second) for deletes.
     pub deletes: (f64, f64),
+    /// The Network RP's own limit on reads: (size, refill per second); 10,000 per 5 minutes.
+    pub network_reads: (f64, f64),
+    /// The Network RP's own limit on writes and deletes: 1,000 per 5 minutes.
+    pub network_writes: (f64, f64),
     /// Time factor: refill runs this many times faster and `Retry-After` shrinks alike.
     pub time_factor: f64,
 }
@@ -393,6 +397,8 @@ impl Default for ThrottleSpec {
             reads: (250.0, 25.0),
             writes: (200.0, 10.0),
             deletes: (200.0, 10.0),
+            network_reads: (10_000.0, 10_000.0 / 300.0),
+            network_writes: (1_000.0, 1_000.0 / 300.0),
             time_factor: 1.0,
         }
     }

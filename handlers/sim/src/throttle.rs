@@ -45,6 +45,7 @@ struct Bucket {
 pub(crate) struct Throttle {
     pub spec: ThrottleSpec,
     buckets: HashMap<(String, OpClass), Bucket>,
+    network: HashMap<(String, &'static str), Bucket>,
 }
 
 /// The outcome of taking a token.
@@ -61,6 +62,7 @@ impl Throttle {
         Self {
             spec,
             buckets: HashMap::new(),
+            network: HashMap::new(),
         }
     }
 
@@ -73,36 +75,68 @@ impl Throttle {
         (size, rate * self.spec.time_factor.max(f64::MIN_POSITIVE))
     }
 
-    /// Takes one token for `subscription` and `class` at `now`.
+    /// Takes one token for `subscription` and `class` at `now`, from ARM's bucket and from the
+    /// Network RP's 5-minute budget (both must have one).
     pub(crate) fn take(&mut self, subscription: &str, class: OpClass, now: Instant) -> Verdict {
         let (size, rate) = self.size_and_rate(class);
         if !self.spec.enabled {
             return Verdict::Allowed(size as u64);
         }
-        let bucket = self
-            .buckets
-            .entry((subscription.to_ascii_lowercase(), class))
-            .or_insert(Bucket {
-                tokens: size,
-                at: now,
-            });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(size);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Verdict::Allowed(bucket.tokens.floor() as u64)
+        let factor = self.spec.time_factor.max(f64::MIN_POSITIVE);
+        let (network_size, network_rate) = match class {
+            OpClass::Read => self.spec.network_reads,
+            OpClass::Write | OpClass::Delete => self.spec.network_writes,
+        };
+        let network_rate = network_rate * factor;
+        let sub = subscription.to_ascii_lowercase();
+        let arm_tokens = refill(self.buckets.entry((sub.clone(), class)), size, rate, now);
+        let network_class = if class == OpClass::Read {
+            "network-reads"
         } else {
-            let wait = (1.0 - bucket.tokens) / rate;
-            // Whole seconds, as ARM sends; compressed time may round down to 0.
-            let secs = if self.spec.time_factor > 1.0 {
-                wait.round()
-            } else {
-                wait.ceil()
-            };
-            Verdict::Throttled(secs.max(0.0) as u64)
+            "network-writes"
+        };
+        let network_tokens = refill(
+            self.network.entry((sub.clone(), network_class)),
+            network_size,
+            network_rate,
+            now,
+        );
+        if arm_tokens >= 1.0 && network_tokens >= 1.0 {
+            if let Some(bucket) = self.buckets.get_mut(&(sub.clone(), class)) {
+                bucket.tokens -= 1.0;
+            }
+            if let Some(bucket) = self.network.get_mut(&(sub, network_class)) {
+                bucket.tokens -= 1.0;
+            }
+            return Verdict::Allowed((arm_tokens - 1.0).floor() as u64);
         }
+        let wait = ((1.0 - arm_tokens).max(0.0) / rate)
+            .max((1.0 - network_tokens).max(0.0) / network_rate);
+        // Whole seconds, as ARM sends; compressed time may round down to 0.
+        let secs = if self.spec.time_factor > 1.0 {
+            wait.round()
+        } else {
+            wait.ceil()
+        };
+        Verdict::Throttled(secs.max(0.0) as u64)
     }
+}
+
+/// Refills a bucket (created full) up to `now` and returns its tokens.
+fn refill<K>(
+    entry: std::collections::hash_map::Entry<'_, K, Bucket>,
+    size: f64,
+    rate: f64,
+    now: Instant,
+) -> f64 {
+    let bucket = entry.or_insert(Bucket {
+        tokens: size,
+        at: now,
+    });
+    let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+    bucket.tokens = (bucket.tokens + elapsed * rate).min(size);
+    bucket.at = now;
+    bucket.tokens
 }
 
 #[cfg(test)]
@@ -137,6 +171,28 @@ mod tests {
         assert_eq!(
             throttle.take("s", OpClass::Write, t0 + Duration::from_secs(2)),
             Verdict::Allowed(1)
+        );
+    }
+
+    #[test]
+    fn the_network_rp_budget_applies_on_top() {
+        let mut throttle = Throttle::new(ThrottleSpec {
+            writes: (100.0, 100.0),
+            network_writes: (2.0, 2.0 / 300.0),
+            ..ThrottleSpec::default()
+        });
+        let t0 = Instant::now();
+        assert!(matches!(
+            throttle.take("s", OpClass::Write, t0),
+            Verdict::Allowed(_)
+        ));
+        assert!(matches!(
+            throttle.take("s", OpClass::Delete, t0),
+            Verdict::Allowed(_)
+        ));
+        assert_eq!(
+            throttle.take("s", OpClass::Write, t0),
+            Verdict::Throttled(150)
         );
     }
 }

@@ -224,6 +224,7 @@ struct Op {
     status: OpStatus,
     event: PendingEvent,
     status_url: String,
+    seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -244,6 +245,7 @@ pub(crate) struct World {
     /// Events of completed operations, drained by the caller.
     pub outbox: Vec<PendingEvent>,
     conflict_toggle: bool,
+    op_seq: u64,
 }
 
 fn new_etag() -> String {
@@ -395,7 +397,7 @@ impl World {
     }
 
     /// Lists top-level resources of a kind in a subscription, optionally one resource group.
-    pub(crate) fn list(&self, kind: Kind, sub: &str, rg: Option<&str>) -> Vec<Value> {
+    pub(crate) fn list(&self, kind: Kind, sub: &str, rg: Option<&str>) -> Vec<&Value> {
         let prefix = match rg {
             Some(rg) => lower(&format!("/subscriptions/{sub}/resourceGroups/{rg}/")),
             None => lower(&format!("/subscriptions/{sub}/")),
@@ -403,7 +405,7 @@ impl World {
         self.map(kind)
             .range(prefix.clone()..)
             .take_while(|(key, _)| key.starts_with(&prefix))
-            .map(|(_, res)| res.body.clone())
+            .map(|(_, res)| &res.body)
             .collect()
     }
 
@@ -412,12 +414,12 @@ impl World {
         &self,
         path: &ResPath,
         kind: ChildKind,
-    ) -> Result<Vec<Value>, ArmError> {
+    ) -> Result<Vec<&Value>, ArmError> {
         let parent = self
             .map(path.kind)
             .get(&path.parent_key())
             .ok_or_else(|| Self::not_found_parent(path))?;
-        Ok(prop_arr(&parent.body, kind.parent_array()).to_vec())
+        Ok(prop_arr(&parent.body, kind.parent_array()).iter().collect())
     }
 
     /// Whether a resource exists (for the ARM front end).
@@ -600,7 +602,15 @@ impl World {
             status: OpStatus::InProgress,
             event,
             status_url: status_url.clone(),
+            seq: self.op_seq,
         };
+        self.op_seq += 1;
+        // A long-running simulator forgets finished operations beyond the last 20,000.
+        if self.ops.len() > 40_000 {
+            let keep_from = self.op_seq.saturating_sub(20_000);
+            self.ops
+                .retain(|_, o| o.status == OpStatus::InProgress || o.seq >= keep_from);
+        }
         self.locks.insert(path.parent_key(), op_id.clone());
         self.ops.insert(op_id.clone(), op);
         let mut headers = vec![
