@@ -352,6 +352,9 @@ async fn gateway_transit_rules_are_enforced() {
         .contains("/virtualNetworkGateways/hubgw/"));
     let in_use = client.delete(&format!("{hub}/subnets/GatewaySubnet")).await;
     assert_eq!(in_use.code(), "InUseSubnetCannotBeDeleted");
+    let vnet_in_use = client.delete(&hub).await;
+    assert_eq!(vnet_in_use.status, 400);
+    assert_eq!(vnet_in_use.code(), "InUseSubnetCannotBeDeleted");
 
     // The hub side has no gateway transit yet (or does not exist).
     let no_transit = client
@@ -407,6 +410,17 @@ async fn gateway_transit_rules_are_enforced() {
         )
         .await;
     assert_eq!(second.code(), "VnetCanHaveOnlyOneGatewayOfType");
+
+    // Deleting the gateway frees the gateway subnet.
+    client.delete_ok(&gateway_id("rg", "hubgw")).await;
+    let subnet = client
+        .get(&format!("{hub}/subnets/GatewaySubnet"))
+        .await
+        .body;
+    assert!(subnet["properties"].get("ipConfigurations").is_none());
+    client
+        .delete_ok(&format!("{hub}/subnets/GatewaySubnet"))
+        .await;
     sim.shutdown().await;
 }
 
