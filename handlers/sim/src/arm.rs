@@ -179,6 +179,23 @@ fn handle_rg(
         }
         return next_hop(world, &parse_body(body)?);
     }
+    if let [type_segment, _, "providers", "microsoft.resources", "tags", "default"] = rest {
+        let kind = kind_of(type_segment).ok_or_else(|| invalid_type(path))?;
+        let res_path = ResPath {
+            sub,
+            rg,
+            kind,
+            name: raw[1].to_string(),
+            child: None,
+        };
+        let reply = match method {
+            "GET" => world.tags_resource(ctx, &res_path, None),
+            "PUT" | "PATCH" => world.tags_resource(ctx, &res_path, Some(&parse_body(body)?)),
+            _ => Err(method_not_allowed(method)),
+        };
+        flush_outbox(shared, world);
+        return reply;
+    }
     let Some(type_segment) = rest.first() else {
         return Err(invalid_type(path));
     };

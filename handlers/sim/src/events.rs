@@ -57,7 +57,7 @@ pub(crate) fn envelope(pending: &PendingEvent, time: &str) -> Value {
         },
         "claims": pending.claims,
         "correlationId": pending.correlation_id,
-        "resourceProvider": "Microsoft.Network",
+        "resourceProvider": pending.resource_provider,
         "resourceUri": pending.subject,
         "operationName": pending.operation_name,
         "status": "Succeeded",
@@ -323,6 +323,7 @@ mod tests {
                 "/subscriptions/s/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v"
                     .into(),
             operation_name: "Microsoft.Network/virtualNetworks/write".into(),
+            resource_provider: "Microsoft.Network",
             subscription_id: "s".into(),
             claims,
             correlation_id: "c".into(),

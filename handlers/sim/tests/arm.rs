@@ -901,5 +901,50 @@ async fn tags_are_patched_synchronously() {
         .await;
     assert_eq!(patched.status, 200);
     assert_eq!(patched.body["tags"]["hubspoke:enroll"], "true");
+
+    // The tags API: replace, merge, delete; each raises Microsoft.Resources/tags/write.
+    let tags = format!(
+        "{}/providers/Microsoft.Resources/tags/default",
+        vnet_id("rg", "v")
+    );
+    let put = client
+        .put(&tags, json!({"properties": {"tags": {"a": "1"}}}))
+        .await;
+    assert_eq!(put.status, 200);
+    assert_eq!(put.body["properties"]["tags"], json!({"a": "1"}));
+    let merged = client
+        .send(
+            "PATCH",
+            &tags,
+            Some(json!({"operation": "Merge", "properties": {"tags": {"b": "2"}}})),
+        )
+        .await;
+    assert_eq!(
+        merged.body["properties"]["tags"],
+        json!({"a": "1", "b": "2"})
+    );
+    let deleted = client
+        .send(
+            "PATCH",
+            &tags,
+            Some(json!({"operation": "Delete", "properties": {"tags": {"a": "1"}}})),
+        )
+        .await;
+    assert_eq!(deleted.body["properties"]["tags"], json!({"b": "2"}));
+    assert_eq!(
+        client.get(&vnet_id("rg", "v")).await.body["tags"],
+        json!({"b": "2"})
+    );
+    let events = sim.events();
+    let tag_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.event["data"]["operationName"] == "Microsoft.Resources/tags/write")
+        .collect();
+    assert_eq!(tag_events.len(), 3);
+    assert_eq!(tag_events[0].event["subject"], tags);
+    assert_eq!(
+        tag_events[0].event["data"]["resourceProvider"],
+        "Microsoft.Resources"
+    );
     sim.shutdown().await;
 }
