@@ -84,7 +84,8 @@ Control API (no auth): GET|PUT /_sim/state, GET|DELETE /_sim/requests,
 GET|PUT|DELETE /_sim/faults (body {\"spec\": \"...\"}), GET|DELETE /_sim/events.
 
 Fault SPEC: rules separated by `;`, each `[METHOD ]PATTERN=ACTION[@RATE][#COUNT]` or
-`[METHOD ]PATTERN=script:ACTION,...`; ACTION is 429, 500, 503, 409, drop, slow:DURATION, ok.
+`[METHOD ]PATTERN=script:ACTION,...`; ACTION is 429, 500, 503, 409, drop, slow:DURATION,
+lro-fail, lro-cancel, ok.
 PATTERN is a case-insensitive glob over the path (`*` = anything).
 
 Unconfirmed Azure behaviour defaults to the stricter reading; see docs/simulator.md.";

@@ -106,6 +106,12 @@ pub enum FaultAction {
     Drop,
     /// Answer normally, after this delay.
     Slow(Duration),
+    /// Accept the request, but let its long-running operation end `Failed`
+    /// (`InternalServerError`), the resource left `Failed`.
+    LroFail,
+    /// Accept the request, but let its long-running operation end `Canceled`
+    /// (`CanceledAndSupersededDueToAnotherOperation`), the resource left `Failed`.
+    LroCancel,
     /// No fault (used in scripts).
     Pass,
 }
@@ -138,7 +144,7 @@ pub struct FaultRule {
 ///
 /// SPEC: rules separated by `;`. A rule is `[METHOD ]PATTERN=ACTION[@RATE][#COUNT]` or
 /// `[METHOD ]PATTERN=script:ACTION,ACTION,...`. ACTION is `429`, `500`, `503`, `409`, `drop`,
-/// `slow:DURATION` or (in scripts) `ok`. RATE defaults to 1. Examples:
+/// `slow:DURATION`, `lro-fail`, `lro-cancel` or (in scripts) `ok`. RATE defaults to 1. Examples:
 /// `PUT */virtualNetworkPeerings/*=429@0.3`, `GET *=script:500,ok,drop`, `*=slow:2s@0.1#5`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
@@ -218,6 +224,8 @@ fn parse_action(text: &str) -> anyhow::Result<FaultAction> {
     Ok(match text {
         "drop" => FaultAction::Drop,
         "ok" => FaultAction::Pass,
+        "lro-fail" => FaultAction::LroFail,
+        "lro-cancel" => FaultAction::LroCancel,
         _ => {
             if let Some(duration) = text.strip_prefix("slow:") {
                 FaultAction::Slow(parse_duration(duration)?)

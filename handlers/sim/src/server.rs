@@ -337,6 +337,7 @@ async fn handle(
         .ok()
         .and_then(|mut f| f.pick(&method, &path, rand::random::<f64>));
     let mut forced: Option<ArmError> = None;
+    let mut lro_fault = None;
     match fault {
         Some(FaultAction::Drop) => {
             record(
@@ -359,6 +360,14 @@ async fn handle(
             fault_name = Some(status.to_string());
             forced = Some(fault_error(status));
         }
+        Some(FaultAction::LroFail) => {
+            fault_name = Some("lro-fail".into());
+            lro_fault = Some(crate::world::LroFault::Fail);
+        }
+        Some(FaultAction::LroCancel) => {
+            fault_name = Some("lro-cancel".into());
+            lro_fault = Some(crate::world::LroFault::Cancel);
+        }
         Some(FaultAction::Pass) | None => {}
     }
 
@@ -376,6 +385,7 @@ async fn handle(
             peer,
             &request_id,
             &correlation_id,
+            lro_fault,
             &mut out_headers,
         ),
     };
@@ -471,6 +481,7 @@ fn pipeline(
     peer: SocketAddr,
     request_id: &str,
     correlation_id: &str,
+    lro_fault: Option<crate::world::LroFault>,
     out_headers: &mut Vec<(String, String)>,
 ) -> Result<Reply, ArmError> {
     let token = headers
@@ -555,6 +566,7 @@ fn pipeline(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         sync_remote_address_space: query_value(query, "syncRemoteAddressSpace").map(str::to_string),
+        lro_fault,
         now: Instant::now(),
     };
     crate::arm::handle(shared, &ctx, path, query, body)

@@ -185,6 +185,7 @@ pub(crate) struct Ctx {
     pub claims: Map<String, Value>,
     pub if_match: Option<String>,
     pub sync_remote_address_space: Option<String>,
+    pub lro_fault: Option<LroFault>,
     pub now: Instant,
 }
 
@@ -205,7 +206,15 @@ pub(crate) struct PendingEvent {
 enum OpStatus {
     InProgress,
     Succeeded,
+    Failed(ArmError),
     Canceled(String),
+}
+
+/// An injected end for a long-running operation (fault actions `lro-fail`, `lro-cancel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LroFault {
+    Fail,
+    Cancel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -226,6 +235,7 @@ struct Op {
     event: PendingEvent,
     status_url: String,
     seq: u64,
+    forced: Option<LroFault>,
 }
 
 #[derive(Debug, Clone)]
@@ -605,6 +615,7 @@ impl World {
             event,
             status_url: status_url.clone(),
             seq: self.op_seq,
+            forced: ctx.lro_fault,
         };
         self.op_seq += 1;
         // A long-running simulator forgets finished operations beyond the last 20,000.
@@ -637,13 +648,39 @@ impl World {
         if op.status != OpStatus::InProgress {
             return;
         }
+        let status = match op.forced {
+            None => OpStatus::Succeeded,
+            Some(LroFault::Fail) => OpStatus::Failed(ArmError::new(
+                500,
+                "InternalServerError",
+                format!("Operation {} ({}) failed (injected fault).", op.name, op.id),
+            )),
+            Some(LroFault::Cancel) => OpStatus::Canceled(format!(
+                "Operation {} ({}) was canceled and superseded by another operation (injected fault).",
+                op.name, op.id
+            )),
+        };
         if let Some(o) = self.ops.get_mut(op_id) {
-            o.status = OpStatus::Succeeded;
+            o.status = status;
         }
         if self.locks.get(&op.lock_key).map(String::as_str) == Some(op_id) {
             self.locks.remove(&op.lock_key);
         }
         let path = op.target_path.clone();
+        if op.forced.is_some() {
+            // The resource stays, `Failed`; no event (the write did not succeed).
+            let kind = path.kind;
+            if let Some(res) = self.map_mut(kind).get_mut(&path.parent_key()) {
+                set_state(&mut res.body, "Failed");
+                if let Some((child_kind, name)) = &path.child {
+                    if let Some(child) = find_child_mut(&mut res.body, *child_kind, name) {
+                        set_state(child, "Failed");
+                    }
+                }
+                restamp(&mut res.body, kind);
+            }
+            return;
+        }
         match op.kind {
             OpKind::Put => self.finish_put(&path),
             OpKind::Delete => self.finish_delete(&path),
@@ -709,6 +746,7 @@ impl World {
         Some(match &op.status {
             OpStatus::InProgress => json!({"status": "InProgress"}),
             OpStatus::Succeeded => json!({"status": "Succeeded"}),
+            OpStatus::Failed(error) => json!({"status": "Failed", "error": error.body()["error"]}),
             OpStatus::Canceled(detail) => json!({
                 "status": "Canceled",
                 "error": {
@@ -737,6 +775,7 @@ impl World {
                 OpKind::Delete => Ok(Reply::empty(204)),
                 OpKind::Put => self.get(&op.target_path).map(Reply::ok),
             },
+            OpStatus::Failed(error) => Err(error.clone()),
             OpStatus::Canceled(detail) => {
                 let mut error = ArmError::new(409, "Canceled", "Operation was canceled.");
                 error.details.push(json!({"code": "CanceledAndSupersededDueToAnotherOperation", "message": detail}));

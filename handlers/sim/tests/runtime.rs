@@ -168,6 +168,40 @@ async fn faults_follow_their_script_and_the_control_api_sets_them() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn injected_operation_failures_and_cancellations_end_the_lro() {
+    let (sim, client) = start_sim(SimConfig::default()).await;
+    sim.set_faults(FaultSpec::parse("PUT */routeTables/*=script:lro-fail,lro-cancel").unwrap());
+    let body = json!({"location": "westus", "properties": {}});
+    let failed = client.put(&table_id("rg", "t"), body.clone()).await;
+    assert_eq!(failed.status, 201, "accepted first");
+    assert_eq!(client.wait(&failed).await, "Failed");
+    let status = client
+        .get(&failed.header("azure-asyncoperation").unwrap())
+        .await
+        .body;
+    assert_eq!(status["error"]["code"], "InternalServerError");
+    assert_eq!(
+        client.get(&table_id("rg", "t")).await.body["properties"]["provisioningState"],
+        "Failed"
+    );
+    let canceled = client.put(&table_id("rg", "t"), body.clone()).await;
+    assert_eq!(client.wait(&canceled).await, "Canceled");
+    let status = client
+        .get(&canceled.header("azure-asyncoperation").unwrap())
+        .await
+        .body;
+    assert_eq!(
+        status["error"]["details"][0]["code"],
+        "CanceledAndSupersededDueToAnotherOperation"
+    );
+    // The script is spent: the next write goes through, and only it raised an event.
+    let ok = client.put_ok(&table_id("rg", "t"), body).await;
+    assert_eq!(ok["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(sim.events().len(), 1);
+    sim.shutdown().await;
+}
+
 /// A webhook that records deliveries and fails the first `fail_first` of them with 500.
 async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<(hyper::HeaderMap, Value)>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
