@@ -39,10 +39,21 @@ impl Eq for Name {}
 
 impl Hash for Name {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        for byte in self.0.bytes() {
-            state.write_u8(byte.to_ascii_lowercase());
+        // Lower-cased eight bytes at a time: ids are hashed on the planner's hot path.
+        let mut chunks = self.0.as_bytes().chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            for (slot, byte) in word.iter_mut().zip(chunk) {
+                *slot = byte.to_ascii_lowercase();
+            }
+            state.write_u64(u64::from_le_bytes(word));
         }
-        state.write_u8(0xff);
+        let mut tail = [0u8; 8];
+        for (slot, byte) in tail.iter_mut().zip(chunks.remainder()) {
+            *slot = byte.to_ascii_lowercase();
+        }
+        state.write_u64(u64::from_le_bytes(tail));
+        state.write_usize(self.0.len());
     }
 }
 

@@ -562,13 +562,24 @@ fn owned_tables(observed: &Observed, config: &PlanConfig) -> HashSet<String> {
     let multi: HashSet<&VnetId> = observed
         .virtual_networks
         .iter()
+        .filter(|v| !v.tags.is_true(TAG_EXCLUDE))
         .filter(|v| {
-            let peered_hubs: HashSet<&VnetId> = v
+            // Peered with a hub from either side.
+            let mut peered_hubs: HashSet<&VnetId> = v
                 .peerings
                 .iter()
                 .map(|p| &p.remote_vnet)
                 .filter(|r| hubs.contains(r))
                 .collect();
+            for hub in observed
+                .virtual_networks
+                .iter()
+                .filter(|h| hubs.contains(&h.id))
+            {
+                if hub.peerings.iter().any(|p| p.remote_vnet == v.id) {
+                    peered_hubs.insert(&hub.id);
+                }
+            }
             peered_hubs.len() > 1
         })
         .map(|v| &v.id)

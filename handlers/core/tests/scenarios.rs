@@ -896,3 +896,63 @@ fn a_hub_that_is_not_observed_is_reported() {
     let (plan, _) = plan_of(&estate, &config(&[&missing]));
     assert_eq!(hub0(&plan).status, HubStatus::HubNotFound);
 }
+
+// What the executor sends: PUT bodies carry back everything read.
+#[test]
+fn request_bodies_carry_back_everything_read() {
+    let mut estate = article();
+    let nsg = json!({"id": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-network/providers/Microsoft.Network/networkSecurityGroups/nsg1"});
+    estate.subnet_mut("Spoke1", "default")["properties"]["networkSecurityGroup"] = nsg.clone();
+    estate.subnet_mut("Spoke1", "default")["properties"]["serviceEndpoints"] =
+        json!([{"service": "Microsoft.Storage"}]);
+    estate.vnet_mut("Spoke1")["properties"]["virtualNetworkPeerings"][0]["properties"]
+        ["doNotVerifyRemoteGateways"] = true.into();
+    let (plan, _) = plan_of(&estate, &config(&[&estate.vnet_id("Hub")]));
+    for change in &hub0(&plan).changes {
+        let body = change
+            .action
+            .request_body()
+            .expect("every planned write has a body");
+        match &change.action {
+            Action::AssociateRouteTable {
+                target,
+                route_table,
+                ..
+            } if target.vnet().name() == "Spoke1" => {
+                assert_eq!(body["properties"]["networkSecurityGroup"], nsg);
+                assert_eq!(
+                    body["properties"]["serviceEndpoints"][0]["service"],
+                    "Microsoft.Storage"
+                );
+                assert_eq!(body["properties"]["addressPrefix"], "10.1.0.0/24");
+                assert_eq!(
+                    body["properties"]["routeTable"]["id"],
+                    route_table.to_string()
+                );
+            }
+            Action::UpdatePeering { target, .. } if target.vnet().name() == "Spoke1" => {
+                let properties = &body["properties"];
+                assert_eq!(properties["doNotVerifyRemoteGateways"], true);
+                assert_eq!(properties["useRemoteGateways"], true);
+                assert_eq!(properties["allowVirtualNetworkAccess"], true);
+                assert!(properties["remoteVirtualNetwork"]["id"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with("/Hub")));
+            }
+            Action::CreateRouteTable { .. } => {
+                assert_eq!(body["tags"]["hubspoke:managed"], "true");
+                assert_eq!(
+                    body["properties"]["routes"][0]["properties"]["nextHopType"],
+                    "VirtualNetworkGateway"
+                );
+                assert!(body["properties"]["routes"][0]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("hubspoke-")));
+            }
+            Action::CreatePeering { .. } => {
+                assert_eq!(body["properties"]["allowGatewayTransit"], true);
+            }
+            _ => {}
+        }
+    }
+}

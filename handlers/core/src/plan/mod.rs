@@ -96,6 +96,8 @@ struct Index<'o> {
     spoke_hubs: HashMap<VnetId, Vec<VnetId>>,
     hubs: BTreeSet<VnetId>,
     sorted_tables: Vec<&'o RouteTable>,
+    /// VNets whose `GatewaySubnet` holds a gateway, as the gateways themselves say.
+    gateway_vnets: std::collections::HashSet<VnetId>,
 }
 
 impl<'o> Index<'o> {
@@ -171,7 +173,14 @@ impl<'o> Index<'o> {
         sorted_tables.sort_by(|a, b| a.id.cmp(&b.id));
         let mut gateways: Vec<&Gateway> = observed.gateways.iter().collect();
         gateways.sort_by(|a, b| a.id.cmp(&b.id));
+        let gateway_vnets = gateways
+            .iter()
+            .flat_map(|g| g.subnets.iter())
+            .filter(|s| s.name().eq_ignore_ascii_case("GatewaySubnet"))
+            .map(|s| s.vnet().clone())
+            .collect();
         Index {
+            gateway_vnets,
             vnets,
             tables,
             gateways,
@@ -489,6 +498,7 @@ fn plan_hub(
     let gateway = assess_gateway(index, hub, &mut builder);
 
     let mut spokes: Vec<Spoke> = Vec::new();
+    let hub_peerings = HubPeerings::new(hub);
     let empty = BTreeSet::new();
     let members = index.candidates.get(hub_id).unwrap_or(&empty);
     for member in members {
@@ -519,6 +529,7 @@ fn plan_hub(
             config,
             index,
             hub,
+            &hub_peerings,
             vnet,
             &gateway,
             &mut builder,
@@ -551,14 +562,12 @@ fn unmanaged_connected(
     hub: &VirtualNetwork,
     spokes: &[Spoke],
 ) -> Vec<(VnetId, Vec<Ipv4Net>)> {
+    let spoke_ids: std::collections::HashSet<&VnetId> =
+        spokes.iter().map(|spoke| &spoke.vnet.id).collect();
     hub.peerings
         .iter()
         .filter(|peering| peering.state == PeeringState::Connected)
-        .filter(|peering| {
-            !spokes
-                .iter()
-                .any(|spoke| spoke.vnet.id == peering.remote_vnet)
-        })
+        .filter(|peering| !spoke_ids.contains(&peering.remote_vnet))
         .map(|peering| {
             let current = index
                 .vnet(&peering.remote_vnet)
@@ -584,11 +593,12 @@ fn plan_peerings<'o>(
     config: &PlanConfig,
     index: &Index<'o>,
     hub: &'o VirtualNetwork,
+    hub_peerings: &HubPeerings<'o>,
     vnet: &'o VirtualNetwork,
     gateway: &GatewayView,
     builder: &mut Builder,
 ) -> Spoke<'o> {
-    let hub_side = hub.peerings.iter().find(|p| p.remote_vnet == vnet.id);
+    let hub_side = hub_peerings.by_remote.get(&vnet.id).copied();
     let spoke_side = vnet.peerings.iter().find(|p| p.remote_vnet == hub.id);
     let group = vnet
         .tags
@@ -598,11 +608,7 @@ fn plan_peerings<'o>(
     let own_gateway = vnet
         .subnet("GatewaySubnet")
         .is_some_and(|subnet| subnet.gateways().next().is_some())
-        || index.gateways.iter().any(|g| {
-            g.subnets
-                .iter()
-                .any(|s| s.vnet() == &vnet.id && s.name().eq_ignore_ascii_case("GatewaySubnet"))
-        });
+        || index.gateway_vnets.contains(&vnet.id);
     let mut spoke = Spoke {
         vnet,
         group,
@@ -721,7 +727,9 @@ fn plan_peerings<'o>(
     let spoke_sync = spoke_side.is_some_and(|p| p.sync_level.local_needs_sync());
     let spoke_turns_on = spoke_after.use_remote_gateways && !spoke_before.use_remote_gateways;
     let hub_turns_off = !hub_after.allow_gateway_transit && hub_before.allow_gateway_transit;
-    let hub_name = peering_name(hub, &vnet.id);
+    let hub_name = hub_side
+        .map(|p| p.id.name().to_owned())
+        .unwrap_or_else(|| hub_peerings.new_name(&vnet.id));
     let spoke_name = peering_name(vnet, &hub.id);
     let hub_write = |builder: &mut Builder, depends_on: Vec<usize>| {
         write_peering(
@@ -834,19 +842,40 @@ fn direct_prefixes(hub: &VirtualNetwork, vnet: &VirtualNetwork) -> Vec<IpNet> {
     direct.into_iter().collect()
 }
 
-/// The name of the peering from `local` to `remote`: the existing one's, or a new unique name.
-fn peering_name(local: &VirtualNetwork, remote: &VnetId) -> String {
-    if let Some(existing) = local.peerings.iter().find(|p| p.remote_vnet == *remote) {
-        return existing.id.name().to_owned();
+/// The hub's peerings, indexed once per plan (a hub may have hundreds).
+struct HubPeerings<'o> {
+    by_remote: HashMap<&'o VnetId, &'o Peering>,
+    names: BTreeSet<String>,
+}
+
+impl<'o> HubPeerings<'o> {
+    fn new(hub: &'o VirtualNetwork) -> Self {
+        let mut by_remote = HashMap::new();
+        for peering in &hub.peerings {
+            by_remote.entry(&peering.remote_vnet).or_insert(peering);
+        }
+        HubPeerings {
+            by_remote,
+            names: hub
+                .peerings
+                .iter()
+                .map(|p| p.id.name().to_ascii_lowercase())
+                .collect(),
+        }
     }
+
+    /// A name for a new hub-side peering to `remote` that no peering of the hub has.
+    fn new_name(&self, remote: &VnetId) -> String {
+        unique_name(remote, |name| {
+            self.names.contains(&name.to_ascii_lowercase())
+        })
+    }
+}
+
+/// `hubspoke-<remote name>`, with a numeric suffix if `taken`; at most 80 characters.
+fn unique_name(remote: &VnetId, taken: impl Fn(&str) -> bool) -> String {
     let mut base = format!("hubspoke-{}", remote.name());
     base.truncate(74);
-    let taken = |name: &str| {
-        local
-            .peerings
-            .iter()
-            .any(|p| p.id.name().eq_ignore_ascii_case(name))
-    };
     if !taken(&base) {
         return base;
     }
@@ -854,6 +883,19 @@ fn peering_name(local: &VirtualNetwork, remote: &VnetId) -> String {
         .map(|n| format!("{base}-{n}"))
         .find(|name| !taken(name))
         .unwrap_or(base)
+}
+
+/// The name of the peering from `local` to `remote`: the existing one's, or a new unique name.
+fn peering_name(local: &VirtualNetwork, remote: &VnetId) -> String {
+    if let Some(existing) = local.peerings.iter().find(|p| p.remote_vnet == *remote) {
+        return existing.id.name().to_owned();
+    }
+    unique_name(remote, |name| {
+        local
+            .peerings
+            .iter()
+            .any(|p| p.id.name().eq_ignore_ascii_case(name))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -871,14 +913,12 @@ fn write_peering(
 ) -> Option<usize> {
     let target = PeeringId::new(&local.id, name);
     let Some(existing) = existing else {
-        let body = peering_body(json!({ "properties": {} }), remote, after);
         return Some(builder.push(
             1,
             Action::CreatePeering {
                 target,
                 remote_virtual_network: remote.clone(),
                 after,
-                body,
             },
             format!(
                 "{} has no peering to {}: create it so the pair connects",
@@ -889,7 +929,6 @@ fn write_peering(
         ));
     };
     if sync {
-        let body = peering_body(existing.raw.clone(), remote, after);
         let remote_after = if existing.remote_virtual_network_address_space.is_empty() {
             remote_vnet.address_prefixes.clone()
         } else {
@@ -902,8 +941,8 @@ fn write_peering(
                 before,
                 after,
                 remote_address_space_before: existing.remote_address_space.clone(),
-                remote_address_space_after: remote_after,
-                body,
+                                remote_address_space_after: remote_after,
+                as_read: existing.raw.clone(),
             },
             format!(
                 "the address space of {} changed ({:?}): sync the peering so the new prefixes are reachable",
@@ -916,14 +955,13 @@ fn write_peering(
     if before == after {
         return None;
     }
-    let body = peering_body(existing.raw.clone(), remote, after);
     Some(builder.push(
         1,
         Action::UpdatePeering {
             target,
             before,
             after,
-            body,
+            as_read: existing.raw.clone(),
         },
         describe_flag_change(before, after),
         depends_on,
@@ -956,22 +994,6 @@ fn describe_flag_change(before: PeeringFlags, after: PeeringFlags) -> String {
         "set peering flags for gateway transit: {}",
         parts.join(", ")
     )
-}
-
-/// A peering PUT body: everything as read, the four flags as desired, the remote VNet named.
-fn peering_body(mut body: Value, remote: &VnetId, flags: PeeringFlags) -> Value {
-    if !body.get("properties").is_some_and(Value::is_object) {
-        body["properties"] = json!({});
-    }
-    let properties = &mut body["properties"];
-    properties["allowVirtualNetworkAccess"] = flags.allow_virtual_network_access.into();
-    properties["allowForwardedTraffic"] = flags.allow_forwarded_traffic.into();
-    properties["allowGatewayTransit"] = flags.allow_gateway_transit.into();
-    properties["useRemoteGateways"] = flags.use_remote_gateways.into();
-    if properties.get("remoteVirtualNetwork").is_none() {
-        properties["remoteVirtualNetwork"] = json!({ "id": remote.to_string() });
-    }
-    body
 }
 
 /// Hub checks (rule 14), read-only.

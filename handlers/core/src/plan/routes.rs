@@ -1,13 +1,14 @@
 //! Rules 8 to 12: which spokes are routed to each other, what each writable table must hold,
 //! and the route changes that get it there.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 
 use super::{
     is_appliance, managed_prefix, Action, Builder, GatewayView, Index, RouteSpec, Spoke,
-    WarningCode, TAG_EXCLUDE, TAG_MANAGED,
+    WarningCode, TAG_EXCLUDE,
 };
 use crate::config::PlanConfig;
 use crate::id::{RouteId, RouteTableId, VnetId};
@@ -53,7 +54,8 @@ enum Block {
 struct Carrier {
     exact: HashMap<Ipv4Net, String>,
     covering: Vec<(Ipv4Net, String)>,
-    clashing_names: HashMap<String, String>,
+    /// Foreign routes named like a managed route, by the prefix the name stands for.
+    clashing_names: HashMap<Ipv4Net, String>,
     direct: Vec<Ipv4Net>,
     foreign_count: usize,
 }
@@ -82,10 +84,8 @@ impl Carrier {
             }
             carrier.foreign_count += 1;
             let name = route.id.name().to_owned();
-            if super::parse_managed_route_name(&name).is_some() {
-                carrier
-                    .clashing_names
-                    .insert(name.to_ascii_lowercase(), name.clone());
+            if let Some(named) = super::parse_managed_route_name(&name) {
+                carrier.clashing_names.insert(named, name.clone());
             }
             let RoutePrefix::Cidr(IpNet::V4(prefix)) = route.address_prefix else {
                 continue;
@@ -101,18 +101,45 @@ impl Carrier {
         carrier
     }
 
+    /// A carrier that blocks nothing, for merging prefixes regardless of any table.
+    fn permissive() -> Self {
+        Carrier {
+            exact: HashMap::new(),
+            covering: Vec::new(),
+            clashing_names: HashMap::new(),
+            direct: Vec::new(),
+            foreign_count: 0,
+        }
+    }
+
+    /// Whether any union of carriable prefixes is carriable (no exact foreign route or clashing
+    /// name could stop one).
+    fn unions_unrestricted(&self) -> bool {
+        self.exact.is_empty() && self.clashing_names.is_empty()
+    }
+
+    /// Whether the union of two carriable sibling prefixes is carriable. A prefix that contains
+    /// the union contains both halves, which are carriable: so only an exact foreign route or a
+    /// clashing name can stop the union.
+    fn can_carry_union(&self, union: Ipv4Net) -> bool {
+        (self.exact.is_empty() || !self.exact.contains_key(&union))
+            && (self.clashing_names.is_empty() || !self.clashing_names.contains_key(&union))
+    }
+
     fn check(&self, prefix: Ipv4Net) -> Result<(), Block> {
-        if let Some(name) = self.exact.get(&prefix) {
-            return Err(Block::Exact(name.clone()));
+        // Most tables have no foreign routes at all: skip the lookups then.
+        if !self.exact.is_empty() {
+            if let Some(name) = self.exact.get(&prefix) {
+                return Err(Block::Exact(name.clone()));
+            }
         }
         if let Some((_, name)) = self.covering.iter().find(|(net, _)| net.contains(&prefix)) {
             return Err(Block::CoveredByForeign(name.clone()));
         }
-        if let Some(name) = self
-            .clashing_names
-            .get(&super::managed_route_name(prefix).to_ascii_lowercase())
-        {
-            return Err(Block::NameClash(name.clone()));
+        if !self.clashing_names.is_empty() {
+            if let Some(name) = self.clashing_names.get(&prefix) {
+                return Err(Block::NameClash(name.clone()));
+            }
         }
         if self.direct.iter().any(|net| net.contains(&prefix)) {
             return Err(Block::Direct);
@@ -121,52 +148,198 @@ impl Carrier {
     }
 }
 
-/// A table's managed prefixes as they are being decided: kept as exact unions where the union
-/// itself is carriable.
-#[derive(Clone, Default)]
-struct RouteSet {
-    nets: BTreeSet<Ipv4Net>,
+/// Merges `prefixes` into their exact union, as few prefixes as the table can carry: two
+/// sibling prefixes become their parent only if the parent is itself carriable.
+fn aggregate_carriable(prefixes: &mut Vec<Ipv4Net>, carrier: &Carrier) {
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    let mut stack: Vec<Ipv4Net> = Vec::with_capacity(prefixes.len());
+    for &prefix in prefixes.iter() {
+        push_merging(&mut stack, prefix, carrier);
+    }
+    *prefixes = stack;
 }
 
-impl RouteSet {
-    fn covers(&self, prefix: Ipv4Net) -> bool {
-        (0..=prefix.prefix_len()).any(|len| {
-            Ipv4Net::new(prefix.network(), len)
-                .map(|net| self.nets.contains(&net.trunc()))
-                .unwrap_or(false)
-        })
+/// Pushes `prefix`, which starts at or after every prefix of the sorted, merged `stack`, and
+/// merges siblings upwards.
+fn push_merging(stack: &mut Vec<Ipv4Net>, prefix: Ipv4Net, carrier: &Carrier) {
+    if stack.last().is_some_and(|last| last.contains(&prefix)) {
+        return;
+    }
+    stack.push(prefix);
+    while stack.len() >= 2 {
+        let upper = stack[stack.len() - 1];
+        let lower = stack[stack.len() - 2];
+        let parent = match (lower.supernet(), upper.supernet()) {
+            (Some(a), Some(b)) if a == b && lower.prefix_len() == upper.prefix_len() => a,
+            _ => break,
+        };
+        if !carrier.can_carry_union(parent) {
+            break;
+        }
+        stack.truncate(stack.len() - 2);
+        stack.push(parent);
+    }
+}
+
+/// A writable table while routes are being decided.
+struct TableState {
+    id: RouteTableId,
+    owner: usize,
+    carrier: Carrier,
+    /// Admitted prefixes, sorted and merged: prefixes mostly arrive in address order, and then
+    /// merge as they come.
+    merged: Vec<Ipv4Net>,
+    /// Admitted prefixes that arrived out of order, merged in when the count matters.
+    pending: Vec<Ipv4Net>,
+    /// The spokes' prefixes this table cannot carry, by spoke position (usually empty).
+    blocked: HashMap<usize, Vec<(Ipv4Net, Block)>>,
+}
+
+impl TableState {
+    fn add(&mut self, prefix: Ipv4Net) {
+        let in_order = self.pending.is_empty()
+            && self
+                .merged
+                .last()
+                .is_none_or(|last| last.contains(&prefix) || last.broadcast() < prefix.network());
+        if in_order {
+            push_merging(&mut self.merged, prefix, &self.carrier);
+        } else {
+            self.pending.push(prefix);
+        }
     }
 
-    fn insert(&mut self, prefix: Ipv4Net, carrier: &Carrier) {
-        if self.covers(prefix) {
-            return;
+    fn settle(&mut self) {
+        if !self.pending.is_empty() {
+            self.merged.append(&mut self.pending);
+            aggregate_carriable(&mut self.merged, &self.carrier);
         }
-        let inside: Vec<Ipv4Net> = self
-            .nets
-            .range(prefix..)
-            .take_while(|net| net.network() <= prefix.broadcast())
-            .filter(|net| prefix.contains(*net))
-            .copied()
-            .collect();
-        for net in inside {
-            self.nets.remove(&net);
+    }
+
+    /// Whether `needs` fit under `limit` besides the `fixed` routes (foreign and summaries):
+    /// an upper bound first, the exact merged count only near the limit.
+    fn fits(&mut self, fixed: usize, needs: &[Ipv4Net], limit: usize) -> bool {
+        if fixed + self.merged.len() + self.pending.len() + needs.len() <= limit {
+            return true;
         }
-        let mut current = prefix;
-        while let Some(parent) = current.supernet() {
-            let sibling = parent
-                .subnets(current.prefix_len())
-                .ok()
-                .and_then(|mut halves| halves.find(|half| *half != current));
-            match sibling {
-                Some(sibling) if self.nets.contains(&sibling) && carrier.check(parent).is_ok() => {
-                    self.nets.remove(&sibling);
-                    current = parent;
-                }
-                _ => break,
+        self.settle();
+        if fixed + self.merged.len() + needs.len() <= limit {
+            return true;
+        }
+        let mut trial = self.merged.clone();
+        trial.extend_from_slice(needs);
+        aggregate_carriable(&mut trial, &self.carrier);
+        fixed + trial.len() <= limit
+    }
+}
+
+/// The routes of every table but those of its own spoke: `all` minus `own`, both sorted, with
+/// `all` merged and `own` inside it.
+fn subtract(all: &[Ipv4Net], own: &[Ipv4Net]) -> Vec<Ipv4Net> {
+    let mut result = all.to_vec();
+    for prefix in own {
+        let index = result.partition_point(|net| net.network() <= prefix.network());
+        let Some(index) = index.checked_sub(1) else {
+            continue;
+        };
+        let holder = result[index];
+        if !holder.contains(prefix) {
+            continue;
+        }
+        // What remains of `holder` without `prefix`: the other half at each level down to it.
+        let mut pieces = Vec::new();
+        let mut current = holder;
+        while current != *prefix {
+            let Ok(mut halves) = current.subnets(current.prefix_len() + 1) else {
+                break;
+            };
+            let (Some(low), Some(high)) = (halves.next(), halves.next()) else {
+                break;
+            };
+            if low.contains(prefix) {
+                pieces.push(high);
+                current = low;
+            } else {
+                pieces.push(low);
+                current = high;
             }
         }
-        self.nets.insert(current);
+        pieces.sort_unstable();
+        result.splice(index..=index, pieces);
     }
+    result
+}
+
+fn fixed_counts(tables: &[TableState], held: &[Vec<Ipv4Net>]) -> Vec<usize> {
+    tables
+        .iter()
+        .map(|table| table.carrier.foreign_count + held[table.owner].len())
+        .collect()
+}
+
+/// The common case, decided without visiting pairs: when no table of the group blocks any
+/// prefix of another member, no two members overlap, and every table can hold the routes to
+/// all other members, every pair is routed. Returns false (and changes nothing) otherwise, and
+/// the pairs are then admitted one by one.
+fn route_whole_group(
+    group: &[usize],
+    tables: &mut [TableState],
+    tables_of: &[Vec<usize>],
+    held_key: &[usize],
+    residual: &[Vec<Vec<Ipv4Net>>],
+    fixed: &[usize],
+    limit: usize,
+) -> bool {
+    let in_group: HashSet<usize> = group.iter().copied().collect();
+    let blocks = group.iter().flat_map(|&v| &tables_of[v]).any(|&t| {
+        tables[t]
+            .blocked
+            .keys()
+            .any(|spoke| in_group.contains(spoke))
+    });
+    if blocks {
+        return false;
+    }
+    let keys: BTreeSet<usize> = group.iter().map(|&v| held_key[v]).collect();
+    let mut proposals: Vec<(usize, Vec<Ipv4Net>)> = Vec::new();
+    for key in keys {
+        let mut all: Vec<Ipv4Net> = group
+            .iter()
+            .flat_map(|&w| residual[w][key].iter().copied())
+            .collect();
+        all.sort_unstable();
+        if all
+            .windows(2)
+            .any(|pair| pair[0].contains(&pair[1]) || pair[1].contains(&pair[0]))
+        {
+            return false;
+        }
+        let mut merged = all.clone();
+        aggregate_carriable(&mut merged, &Carrier::permissive());
+        for &v in group.iter().filter(|&&v| held_key[v] == key) {
+            let own = &residual[v][key];
+            for &t in &tables_of[v] {
+                let routes = if tables[t].carrier.unions_unrestricted() {
+                    subtract(&merged, own)
+                } else {
+                    let mut others: Vec<Ipv4Net> =
+                        all.iter().filter(|p| !own.contains(p)).copied().collect();
+                    aggregate_carriable(&mut others, &tables[t].carrier);
+                    others
+                };
+                if fixed[t] + routes.len() > limit {
+                    return false;
+                }
+                proposals.push((t, routes));
+            }
+        }
+    }
+    for (t, routes) in proposals {
+        tables[t].merged = routes;
+        tables[t].pending.clear();
+    }
+    true
 }
 
 /// Computes the routes every writable table must hold (rules 8 to 12).
@@ -186,35 +359,78 @@ pub(super) fn desired_routes(
     if gateway.gone || gateway.unfit_for_routes {
         return desired;
     }
-    let members: Vec<usize> = (0..spokes.len())
-        .filter(|&i| spokes[i].transit && !spokes[i].writable_tables.is_empty())
+    let is_member: Vec<bool> = spokes
+        .iter()
+        .map(|spoke| spoke.transit && !spoke.writable_tables.is_empty())
         .collect();
-    let mut carriers: HashMap<RouteTableId, Carrier> = HashMap::new();
-    for &i in &members {
-        for table in &spokes[i].writable_tables {
-            carriers.insert(
-                table.clone(),
-                Carrier::new(config, index.table(table), &spokes[i].direct),
-            );
+    // Tables by position: a writable table belongs to exactly one spoke (shared ones are not
+    // writable), so positions never collide.
+    let mut tables: Vec<TableState> = Vec::new();
+    let mut tables_of: Vec<Vec<usize>> = vec![Vec::new(); spokes.len()];
+    for (i, spoke) in spokes.iter().enumerate().filter(|(i, _)| is_member[*i]) {
+        for table in &spoke.writable_tables {
+            tables_of[i].push(tables.len());
+            tables.push(TableState {
+                id: table.clone(),
+                owner: i,
+                carrier: Carrier::new(config, index.table(table), &spoke.direct),
+                merged: Vec::new(),
+                pending: Vec::new(),
+                blocked: HashMap::new(),
+            });
         }
     }
-    let tables_of = |i: usize| spokes[i].writable_tables.iter();
-    let can_carry_all = |i: usize, prefix: Ipv4Net| {
-        tables_of(i).all(|table| carriers.get(table).is_some_and(|c| c.check(prefix).is_ok()))
+    // Which spoke prefixes each table cannot carry, found from the table's few blockers rather
+    // than by checking every prefix against every table: this keeps the pair loop linear in the
+    // number of pairs.
+    let mut all_prefixes: Vec<(Ipv4Net, usize)> = spokes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| is_member[*i])
+        .flat_map(|(i, spoke)| spoke.prefixes.iter().map(move |p| (*p, i)))
+        .collect();
+    all_prefixes.sort_unstable();
+    for table in &mut tables {
+        let mut blockers: Vec<Ipv4Net> = table.carrier.exact.keys().copied().collect();
+        blockers.extend(table.carrier.covering.iter().map(|(net, _)| *net));
+        blockers.extend(table.carrier.clashing_names.keys().copied());
+        blockers.extend(table.carrier.direct.iter().copied());
+        let mut seen: BTreeSet<(usize, Ipv4Net)> = BTreeSet::new();
+        for blocker in blockers {
+            let start = all_prefixes.partition_point(|(p, _)| p.network() < blocker.network());
+            for &(prefix, spoke) in &all_prefixes[start..] {
+                if prefix.network() > blocker.broadcast() {
+                    break;
+                }
+                if spoke == table.owner
+                    || !blocker.contains(&prefix)
+                    || !seen.insert((spoke, prefix))
+                {
+                    continue;
+                }
+                if let Err(block) = table.carrier.check(prefix) {
+                    table
+                        .blocked
+                        .entry(spoke)
+                        .or_default()
+                        .push((prefix, block));
+                }
+            }
+        }
+    }
+    let can_carry_all = |tables: &[TableState], i: usize, prefix: Ipv4Net| {
+        tables_of[i]
+            .iter()
+            .all(|&t| tables[t].carrier.check(prefix).is_ok())
     };
 
-    // Summary prefixes (rule 10): usable when every connected spoke inside is a routable member
-    // of one group that can carry the summary, so that routing stays symmetric.
+    // Summary prefixes (rule 10): usable when every VNet connected to the hub inside the
+    // summary is a routable spoke of one group that can carry it, so routing stays symmetric.
     let mut held: Vec<Vec<Ipv4Net>> = vec![Vec::new(); spokes.len()];
     for &summary in &config.summary_prefixes {
+        let overlaps = |p: &Ipv4Net| p.contains(&summary) || summary.contains(p);
         let inside: Vec<usize> = (0..spokes.len())
-            .filter(|&i| {
-                spokes[i].connected
-                    && spokes[i]
-                        .prefixes
-                        .iter()
-                        .any(|p| p.contains(&summary) || summary.contains(p))
-            })
+            .filter(|&i| spokes[i].connected && spokes[i].prefixes.iter().any(overlaps))
             .collect();
         if inside.is_empty() {
             continue;
@@ -223,7 +439,7 @@ pub(super) fn desired_routes(
         let mut blockers: Vec<String> = inside
             .iter()
             .filter(|&&i| {
-                !members.contains(&i) || spokes[i].group != *group || !can_carry_all(i, summary)
+                !is_member[i] || spokes[i].group != *group || !can_carry_all(&tables, i, summary)
             })
             .map(|&i| spokes[i].vnet.id.to_string())
             .collect();
@@ -232,11 +448,7 @@ pub(super) fn desired_routes(
         blockers.extend(
             unmanaged
                 .iter()
-                .filter(|(_, prefixes)| {
-                    prefixes
-                        .iter()
-                        .any(|p| p.contains(&summary) || summary.contains(p))
-                })
+                .filter(|(_, prefixes)| prefixes.iter().any(overlaps))
                 .map(|(id, _)| id.to_string()),
         );
         if blockers.is_empty() {
@@ -247,51 +459,85 @@ pub(super) fn desired_routes(
             builder.warn(
                 WarningCode::RouteConflict,
                 summary.to_string(),
-                "the summary prefix cannot be used: some spokes inside it are not transit, are in another group, or cannot carry it; their prefixes are routed one by one instead".into(),
-                json!({ "detail": "summary_not_usable", "spokes": blockers }),
+                "the summary prefix cannot be used: some VNets connected to the hub inside it are not transit spokes of one group that can carry it; prefixes are routed one by one instead".into(),
+                json!({ "detail": "summary_not_usable", "vnets": blockers }),
             );
         }
     }
 
-    let mut sets: HashMap<RouteTableId, RouteSet> = HashMap::new();
+    let limit = config.route_limit;
+    let fixed = |tables: &[TableState], t: usize| {
+        tables[t].carrier.foreign_count + held[tables[t].owner].len()
+    };
     let mut blocked: BTreeMap<(RouteTableId, Block), BTreeSet<Ipv4Net>> = BTreeMap::new();
     let mut over_limit: BTreeMap<RouteTableId, BTreeSet<String>> = BTreeMap::new();
-    let limit = config.route_limit;
-    let count = |sets: &HashMap<RouteTableId, RouteSet>, table: &RouteTableId, i: usize| {
-        carriers.get(table).map_or(0, |c| c.foreign_count)
-            + held[i].len()
-            + sets.get(table).map_or(0, |s| s.nets.len())
-    };
-    for &summary_holder in &members {
-        for table in tables_of(summary_holder) {
-            if count(&sets, table, summary_holder) > limit {
-                over_limit
-                    .entry(table.clone())
-                    .or_default()
-                    .insert("summary prefixes".into());
-            }
+    for t in 0..tables.len() {
+        if fixed(&tables, t) > limit {
+            over_limit
+                .entry(tables[t].id.clone())
+                .or_default()
+                .insert("summary prefixes".into());
         }
     }
 
     // Routed pairs (rules 8, 9, 12), admitted in a fixed order so the result is stable.
     let mut by_group: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in &members {
+    for i in (0..spokes.len()).filter(|&i| is_member[i]) {
         by_group
             .entry(spokes[i].group.as_str())
             .or_default()
             .push(i);
     }
-    for group in by_group.values() {
-        for (position, &v) in group.iter().enumerate() {
-            for &w in &group[position + 1..] {
-                let needs = |to: usize, from: usize| -> Vec<Ipv4Net> {
-                    spokes[from]
+    // What V needs to reach W: W's prefixes outside the summaries V holds. Spokes hold one of
+    // a few distinct sets of summaries, so the residuals are computed once per set.
+    let mut held_sets: Vec<&Vec<Ipv4Net>> = Vec::new();
+    let held_key: Vec<usize> = held
+        .iter()
+        .map(
+            |set| match held_sets.iter().position(|known| *known == set) {
+                Some(key) => key,
+                None => {
+                    held_sets.push(set);
+                    held_sets.len() - 1
+                }
+            },
+        )
+        .collect();
+    let residual: Vec<Vec<Vec<Ipv4Net>>> = spokes
+        .iter()
+        .map(|spoke| {
+            held_sets
+                .iter()
+                .map(|set| {
+                    spoke
                         .prefixes
                         .iter()
-                        .filter(|p| !held[to].iter().any(|s| s.contains(*p)))
+                        .filter(|p| !set.iter().any(|s| s.contains(*p)))
                         .copied()
                         .collect()
-                };
+                })
+                .collect()
+        })
+        .collect();
+    let needs = |to: usize, from: usize| -> &[Ipv4Net] { &residual[from][held_key[to]] };
+    for group in by_group.values() {
+        let fixed_now = fixed_counts(&tables, &held);
+        if route_whole_group(
+            group,
+            &mut tables,
+            &tables_of,
+            &held_key,
+            &residual,
+            &fixed_now,
+            limit,
+        ) {
+            for &v in group {
+                desired.peers[v].extend(group.iter().copied().filter(|&w| w != v));
+            }
+            continue;
+        }
+        for (position, &v) in group.iter().enumerate() {
+            for &w in &group[position + 1..] {
                 let needs_v = needs(v, w);
                 let needs_w = needs(w, v);
                 if needs_v.is_empty() && needs_w.is_empty() {
@@ -299,42 +545,25 @@ pub(super) fn desired_routes(
                     desired.peers[w].push(v);
                     continue;
                 }
-                // Limit first: it is the cheap check, and it fails most often at scale.
-                let fits = |sets: &HashMap<RouteTableId, RouteSet>, i: usize, needs: &[Ipv4Net]| {
-                    tables_of(i).all(|table| {
-                        let current = count(sets, table, i);
-                        if current + needs.len() <= limit {
-                            return true;
-                        }
-                        let (Some(carrier), mut set) = (
-                            carriers.get(table),
-                            sets.get(table).cloned().unwrap_or_default(),
-                        ) else {
-                            return false;
-                        };
-                        for prefix in needs {
-                            set.insert(*prefix, carrier);
-                        }
-                        current - sets.get(table).map_or(0, |s| s.nets.len()) + set.nets.len()
-                            <= limit
-                    })
-                };
                 let mut pair_blocked = false;
-                for (i, needs) in [(v, &needs_v), (w, &needs_w)] {
-                    for table in tables_of(i) {
-                        let Some(carrier) = carriers.get(table) else {
-                            pair_blocked = true;
+                for (i, other, needs) in [(v, w, &needs_v), (w, v, &needs_w)] {
+                    for &t in &tables_of[i] {
+                        if tables[t].blocked.is_empty() {
+                            continue;
+                        }
+                        let Some(list) = tables[t].blocked.get(&other) else {
                             continue;
                         };
-                        for prefix in needs.iter() {
-                            if let Err(block) = carrier.check(*prefix) {
-                                pair_blocked = true;
-                                if block != Block::Direct {
-                                    blocked
-                                        .entry((table.clone(), block))
-                                        .or_default()
-                                        .insert(*prefix);
-                                }
+                        for (prefix, block) in list {
+                            if !needs.contains(prefix) {
+                                continue;
+                            }
+                            pair_blocked = true;
+                            if *block != Block::Direct {
+                                blocked
+                                    .entry((tables[t].id.clone(), block.clone()))
+                                    .or_default()
+                                    .insert(*prefix);
                             }
                         }
                     }
@@ -342,11 +571,18 @@ pub(super) fn desired_routes(
                 if pair_blocked {
                     continue;
                 }
-                if !fits(&sets, v, &needs_v) || !fits(&sets, w, &needs_w) {
+                let mut fits = true;
+                for (i, needs) in [(v, &needs_v), (w, &needs_w)] {
+                    for &t in &tables_of[i] {
+                        let fixed = fixed(&tables, t);
+                        fits &= tables[t].fits(fixed, needs, limit);
+                    }
+                }
+                if !fits {
                     for (i, other) in [(v, w), (w, v)] {
-                        for table in tables_of(i) {
+                        for &t in &tables_of[i] {
                             over_limit
-                                .entry(table.clone())
+                                .entry(tables[t].id.clone())
                                 .or_default()
                                 .insert(spokes[other].vnet.id.to_string());
                         }
@@ -354,13 +590,9 @@ pub(super) fn desired_routes(
                     continue;
                 }
                 for (i, needs) in [(v, &needs_v), (w, &needs_w)] {
-                    for table in tables_of(i) {
-                        let Some(carrier) = carriers.get(table) else {
-                            continue;
-                        };
-                        let set = sets.entry(table.clone()).or_default();
+                    for &t in &tables_of[i] {
                         for prefix in needs.iter() {
-                            set.insert(*prefix, carrier);
+                            tables[t].add(*prefix);
                         }
                     }
                 }
@@ -404,17 +636,16 @@ pub(super) fn desired_routes(
         );
     }
 
-    for &i in &members {
-        for table in tables_of(i) {
-            desired.tables.insert(
-                table.clone(),
-                TableDesire {
-                    owner: i,
-                    routes: sets.get(table).map(|s| s.nets.clone()).unwrap_or_default(),
-                    summaries: held[i].iter().copied().collect(),
-                },
-            );
-        }
+    for mut table in tables {
+        table.settle();
+        desired.tables.insert(
+            table.id,
+            TableDesire {
+                owner: table.owner,
+                routes: table.merged.into_iter().collect(),
+                summaries: held[table.owner].iter().copied().collect(),
+            },
+        );
     }
     desired
 }
@@ -443,23 +674,29 @@ pub(super) fn plan_route_changes(
         }
         let want = desired.tables.get(table_id);
         let wanted: BTreeSet<Ipv4Net> = want.map(|w| w.all().collect()).unwrap_or_default();
+        // A route waits for its spoke's peering changes, and for the sync of every spoke whose
+        // (new) prefixes it carries: the prefixes are only reachable once programmed.
+        let syncing: Vec<&Spoke> = want
+            .map(|w| {
+                desired.peers[w.owner]
+                    .iter()
+                    .map(|&peer| &spokes[peer])
+                    .filter(|peer| peer.sync_change.is_some())
+                    .collect()
+            })
+            .unwrap_or_default();
         let route_deps = |prefix: Ipv4Net| -> Vec<usize> {
             let Some(want) = want else {
                 return Vec::new();
             };
-            let owner = &spokes[want.owner];
-            let mut deps = owner.peering_changes.clone();
-            if want.routes.contains(&prefix) {
-                for &peer in &desired.peers[want.owner] {
-                    let peer = &spokes[peer];
-                    if peer
-                        .prefixes
-                        .iter()
-                        .any(|p| prefix.contains(p) || p.contains(&prefix))
-                    {
-                        deps.extend(peer.peering_changes.iter().copied());
-                        deps.extend(peer.sync_change);
-                    }
+            let mut deps = spokes[want.owner].peering_changes.clone();
+            for peer in &syncing {
+                if peer
+                    .prefixes
+                    .iter()
+                    .any(|p| prefix.contains(p) || p.contains(&prefix))
+                {
+                    deps.extend(peer.sync_change);
                 }
             }
             deps
@@ -473,18 +710,6 @@ pub(super) fn plan_route_changes(
             let routes: Vec<RouteSpec> = wanted.iter().map(|p| RouteSpec::managed(*p)).collect();
             let mut deps: Vec<usize> = wanted.iter().flat_map(|p| route_deps(*p)).collect();
             deps.extend(owner.peering_changes.iter().copied());
-            let body = json!({
-                "location": owner.vnet.location,
-                "tags": { TAG_MANAGED: "true" },
-                "properties": {
-                    "disableBgpRoutePropagation": config.disable_bgp_propagation,
-                    "routes": routes.iter().map(|r| {
-                        let mut route = r.body();
-                        route["name"] = r.name.clone().into();
-                        route
-                    }).collect::<Vec<_>>(),
-                },
-            });
             let created = builder.push(
                 1,
                 Action::CreateRouteTable {
@@ -492,7 +717,6 @@ pub(super) fn plan_route_changes(
                     location: owner.vnet.location.clone(),
                     disable_bgp_route_propagation: config.disable_bgp_propagation,
                     routes,
-                    body,
                 },
                 format!(
                     "{} has subnets without a route table: create hubspoke's table for it",
@@ -595,14 +819,6 @@ fn associate(builder: &mut Builder, spoke: &Spoke, table: &RouteTableId, created
         return;
     }
     for subnet in &spoke.associate {
-        let mut body = subnet.raw.clone();
-        if !body
-            .get("properties")
-            .is_some_and(serde_json::Value::is_object)
-        {
-            body["properties"] = json!({});
-        }
-        body["properties"]["routeTable"] = json!({ "id": table.to_string() });
         let mut deps = spoke.peering_changes.clone();
         deps.extend(created);
         builder.push(
@@ -611,7 +827,6 @@ fn associate(builder: &mut Builder, spoke: &Spoke, table: &RouteTableId, created
                 target: subnet.id.clone(),
                 route_table: table.clone(),
                 subnet_as_read: subnet.raw.clone(),
-                body,
             },
             "the subnet has no route table: give it hubspoke's table of its VNet".into(),
             deps,

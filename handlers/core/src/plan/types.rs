@@ -62,17 +62,15 @@ pub enum Action {
         target: PeeringId,
         remote_virtual_network: VnetId,
         after: PeeringFlags,
-        /// The PUT body.
-        #[serde(skip)]
-        body: Value,
     },
     /// PUT an existing peering with changed flags, everything else as read.
     UpdatePeering {
         target: PeeringId,
         before: PeeringFlags,
         after: PeeringFlags,
+        /// The peering as read: the PUT carries it back with only the flags changed.
         #[serde(skip)]
-        body: Value,
+        as_read: Value,
     },
     /// PUT an existing peering with `?syncRemoteAddressSpace=true` (and any flag changes).
     SyncPeering {
@@ -83,7 +81,7 @@ pub enum Action {
         remote_address_space_before: Vec<IpNet>,
         remote_address_space_after: Vec<IpNet>,
         #[serde(skip)]
-        body: Value,
+        as_read: Value,
     },
     /// PUT a new managed route table, with its routes.
     CreateRouteTable {
@@ -91,8 +89,6 @@ pub enum Action {
         location: String,
         disable_bgp_route_propagation: bool,
         routes: Vec<RouteSpec>,
-        #[serde(skip)]
-        body: Value,
     },
     /// PUT a subnet exactly as read, with `routeTable` set.
     AssociateRouteTable {
@@ -102,8 +98,6 @@ pub enum Action {
         /// it differs.
         #[serde(skip)]
         subnet_as_read: Value,
-        #[serde(skip)]
-        body: Value,
     },
     /// PUT one route through the `routes` sub-resource.
     UpsertRoute {
@@ -140,6 +134,76 @@ impl Action {
             Action::UpsertRoute { target, .. } | Action::DeleteRoute { target, .. } => {
                 target.to_string()
             }
+        }
+    }
+
+    /// The body of the PUT this change sends (`None` for a delete). Peering and subnet bodies
+    /// carry back everything read, with only what the change is about altered: a PUT replaces
+    /// the whole resource.
+    pub fn request_body(&self) -> Option<Value> {
+        match self {
+            Action::CreatePeering {
+                remote_virtual_network,
+                after,
+                ..
+            } => Some(peering_body(
+                serde_json::json!({ "properties": {} }),
+                remote_virtual_network,
+                *after,
+            )),
+            Action::UpdatePeering { after, as_read, .. }
+            | Action::SyncPeering { after, as_read, .. } => {
+                let remote = as_read["properties"]["remoteVirtualNetwork"]["id"]
+                    .as_str()
+                    .and_then(|id| id.parse::<VnetId>().ok());
+                remote.map(|remote| peering_body(as_read.clone(), &remote, *after))
+            }
+            Action::CreateRouteTable {
+                location,
+                disable_bgp_route_propagation,
+                routes,
+                ..
+            } => {
+                let routes: Vec<Value> = routes
+                    .iter()
+                    .map(|route| {
+                        let mut body = route.body();
+                        body["name"] = route.name.clone().into();
+                        body
+                    })
+                    .collect();
+                Some(serde_json::json!({
+                    "location": location,
+                    "tags": { super::TAG_MANAGED: "true" },
+                    "properties": {
+                        "disableBgpRoutePropagation": disable_bgp_route_propagation,
+                        "routes": routes,
+                    },
+                }))
+            }
+            Action::AssociateRouteTable {
+                route_table,
+                subnet_as_read,
+                ..
+            } => {
+                let mut body = subnet_as_read.clone();
+                if !body.get("properties").is_some_and(Value::is_object) {
+                    body["properties"] = serde_json::json!({});
+                }
+                body["properties"]["routeTable"] =
+                    serde_json::json!({ "id": route_table.to_string() });
+                Some(body)
+            }
+            Action::UpsertRoute { after, .. } => Some(after.body()),
+            Action::DeleteRoute { .. } => None,
+        }
+    }
+
+    /// The query the write needs besides `api-version`, if any.
+    pub fn extra_query(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Action::SyncPeering { .. } => Some(("syncRemoteAddressSpace", "true")),
+            _ => None,
         }
     }
 
@@ -279,4 +343,20 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.hubs.iter().any(|hub| !hub.changes.is_empty())
     }
+}
+
+/// A peering PUT body: everything as read, the four flags as desired, the remote VNet named.
+fn peering_body(mut body: Value, remote: &VnetId, flags: PeeringFlags) -> Value {
+    if !body.get("properties").is_some_and(Value::is_object) {
+        body["properties"] = serde_json::json!({});
+    }
+    let properties = &mut body["properties"];
+    properties["allowVirtualNetworkAccess"] = flags.allow_virtual_network_access.into();
+    properties["allowForwardedTraffic"] = flags.allow_forwarded_traffic.into();
+    properties["allowGatewayTransit"] = flags.allow_gateway_transit.into();
+    properties["useRemoteGateways"] = flags.use_remote_gateways.into();
+    if properties.get("remoteVirtualNetwork").is_none() {
+        properties["remoteVirtualNetwork"] = serde_json::json!({ "id": remote.to_string() });
+    }
+    body
 }

@@ -48,7 +48,6 @@ pub fn apply_change(observed: &mut Observed, change: &Change) {
             target,
             remote_virtual_network,
             after,
-            body,
         } => {
             let local = target.vnet().clone();
             let remote_space = vnet_space(observed, remote_virtual_network);
@@ -84,7 +83,7 @@ pub fn apply_change(observed: &mut Observed, change: &Change) {
                 remote_address_space: remote_space.clone(),
                 remote_virtual_network_address_space: remote_space,
                 provisioning_state: "Succeeded".into(),
-                raw: body.clone(),
+                raw: change.action.request_body().expect("a create has a body"),
             });
         }
         Action::UpdatePeering { target, after, .. } => {
