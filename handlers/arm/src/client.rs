@@ -1,0 +1,832 @@
+//! The HTTP layer of the ARM client: one request at a time, with a token, retried while
+//! transient, long-running operations followed to their end, list pages followed through
+//! `nextLink`, and every request counted.
+//!
+//! Retries (DESIGN.md section 6): 429 (throttling, and `RetryableErrorDueToAnotherOperation` lock
+//! conflicts), 409 `AnotherOperationInProgress`, 400 `ReferencedResourceNotProvisioned`, 408, 5xx,
+//! connection and timeout errors, a dropped connection, and a PUT whose operation ended `Canceled`
+//! (superseded), which is sent again. The delay before retry *n* is a random duration in
+//! `0..=min(max_delay, base_delay * 2^(n-1))` (full jitter), never shorter than the answer's
+//! `Retry-After`. One request is sent at most `max_attempts` times and waits at most `budget` in
+//! total between them; then it fails [`ErrorKind::Exhausted`] (or `Transport` when the last
+//! failure had no answer). Everything else is final at once: refusals (401, 403, 409
+//! `ScopeLocked`) are never retried.
+//!
+//! Long-running operations: `Azure-AsyncOperation` is polled to `Succeeded`, `Failed` or
+//! `Canceled`; without it `Location` is polled until it stops answering 202; without either, a PUT
+//! whose body is not yet `Succeeded` is polled by GETting the resource. Polls wait for the
+//! previous answer's `Retry-After`, or `base_delay` when it gives none or 0. A whole operation is
+//! bounded by the operation timeout.
+//!
+//! Tokens are sent only to the configured endpoint's origin: a `nextLink` or operation URL
+//! elsewhere is refused, not followed. Tokens are never logged.
+//!
+//! This module knows nothing of VNets, peerings or routes: `observe` and `apply` build the paths.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::TokenCredential;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use crate::credential::ARM_SCOPE;
+use crate::error::{classify, decode_error_body, ArmError, Disposition, ErrorKind};
+use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
+
+/// The requests a client made (all clones together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RequestCounts {
+    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these.
+    pub reads: u64,
+    /// Every PUT and DELETE sent, retries and re-issued PUTs included.
+    pub writes: u64,
+    /// Requests sent again: retries after a transient failure, and PUTs re-issued after their
+    /// operation was `Canceled`.
+    pub retries: u64,
+    /// 429 answers that were rate limiting (not `RetryableErrorDueToAnotherOperation`, which is a
+    /// lock conflict).
+    pub throttled: u64,
+}
+
+/// A client of Azure Resource Manager. Cheap to clone; clones share the connection pool, the
+/// credential and the counts.
+#[derive(Clone)]
+pub struct ArmClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    credential: Arc<dyn TokenCredential>,
+    endpoint: Url,
+    api_version: String,
+    retry: RetryPolicy,
+    operation_timeout: Duration,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl std::fmt::Debug for ArmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArmClient")
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("api_version", &self.inner.api_version)
+            .field("counts", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An answer read to the end.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// Retry bookkeeping of one request (a PUT and its re-issues share one).
+#[derive(Debug, Default)]
+struct RetryState {
+    attempts: u32,
+    waited: Duration,
+}
+
+/// How a long-running operation ended, when it did not fail.
+enum Ended {
+    Succeeded,
+    /// The operation was `Canceled` (superseded by another): the request may be sent again.
+    Canceled {
+        code: String,
+        message: String,
+    },
+    /// Done without an operation to poll; this is the final resource (PUT only).
+    Resource(Value),
+}
+
+impl ArmClient {
+    /// A client for `settings.endpoint`, trusting `settings.ca_cert` besides the usual roots.
+    pub fn new(
+        settings: &ArmSettings,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Result<Self, ArmError> {
+        let config_error = |message: String| {
+            ArmError::new(
+                ErrorKind::Transport,
+                None,
+                "ClientConfiguration",
+                message,
+                "-",
+                &settings.endpoint,
+            )
+        };
+        let endpoint = Url::parse(&settings.endpoint)
+            .map_err(|error| config_error(format!("HUBSPOKE_ARM_ENDPOINT: {error}")))?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("hubspoke/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca_cert {
+            let certificates =
+                read_ca_cert(path).map_err(|e| config_error(format!("HUBSPOKE_CA_CERT: {e}")))?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| config_error(format!("building the HTTP client: {error}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                credential,
+                endpoint,
+                api_version: settings.api_version.clone(),
+                retry: settings.retry,
+                operation_timeout: settings.operation_timeout,
+                reads: AtomicU64::new(0),
+                writes: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                throttled: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The requests made so far by this client and its clones.
+    pub fn counts(&self) -> RequestCounts {
+        RequestCounts {
+            reads: self.inner.reads.load(Ordering::Relaxed),
+            writes: self.inner.writes.load(Ordering::Relaxed),
+            retries: self.inner.retries.load(Ordering::Relaxed),
+            throttled: self.inner.throttled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// GET `path` ("/subscriptions/..." — a resource id or a list path; api-version appended).
+    pub async fn get(&self, path: &str) -> Result<Value, ArmError> {
+        let url = self.url_for(path, None, "GET")?;
+        let answer = self
+            .send(Method::GET, &url, None, &mut RetryState::default())
+            .await?;
+        answer.json("GET", &url)
+    }
+
+    /// GET a list path and follow `nextLink` (verbatim absolute URL) to the end; returns every
+    /// item of `value`.
+    pub async fn list(&self, path: &str) -> Result<Vec<Value>, ArmError> {
+        let mut url = self.url_for(path, None, "GET")?;
+        let mut items = Vec::new();
+        loop {
+            let page = self
+                .send(Method::GET, &url, None, &mut RetryState::default())
+                .await?
+                .json("GET", &url)?;
+            if let Some(values) = page.get("value").and_then(Value::as_array) {
+                items.extend(values.iter().cloned());
+            }
+            match page.get("nextLink").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    let next = self.url_for(next, None, "GET")?;
+                    if next == url {
+                        return Err(ArmError::new(
+                            ErrorKind::Transport,
+                            Some(200),
+                            "NextLinkLoop",
+                            "the page's nextLink is the page itself",
+                            "GET",
+                            url.as_str(),
+                        ));
+                    }
+                    url = next;
+                }
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// PUT `body` to `path` (plus `extra_query`, e.g. `("syncRemoteAddressSpace", "true")`),
+    /// follow the long-running operation to its end, then GET and return the final resource.
+    /// 200/201 with `provisioningState: Succeeded` and no operation header is done at once (the
+    /// answer is the resource). A `Canceled` operation (superseded) re-issues the PUT, as a retry
+    /// within the same budget. `Failed` is [`ErrorKind::Failed`] with the operation's code.
+    pub async fn put(
+        &self,
+        path: &str,
+        extra_query: Option<(&str, &str)>,
+        body: &Value,
+    ) -> Result<Value, ArmError> {
+        let url = self.url_for(path, extra_query, "PUT")?;
+        let deadline = Instant::now() + self.inner.operation_timeout;
+        let mut state = RetryState::default();
+        loop {
+            let answer = self.send(Method::PUT, &url, Some(body), &mut state).await?;
+            match self.follow("PUT", &url, &answer, deadline).await? {
+                Ended::Resource(resource) => return Ok(resource),
+                Ended::Succeeded => break,
+                Ended::Canceled { code, message } => {
+                    self.before_reissue("PUT", &url, &mut state, code, message)
+                        .await?
+                }
+            }
+        }
+        // The operation's end says nothing of the resource: read it as Azure now has it.
+        let resource_url = self.url_for(path, None, "GET")?;
+        self.send(Method::GET, &resource_url, None, &mut RetryState::default())
+            .await?
+            .json("GET", &resource_url)
+    }
+
+    /// DELETE `path` and follow the long-running operation (`Location`, else
+    /// `Azure-AsyncOperation`) to its end. 404 on the DELETE itself means already gone: `Ok`.
+    pub async fn delete(&self, path: &str) -> Result<(), ArmError> {
+        let url = self.url_for(path, None, "DELETE")?;
+        let deadline = Instant::now() + self.inner.operation_timeout;
+        let mut state = RetryState::default();
+        loop {
+            let answer = match self.send(Method::DELETE, &url, None, &mut state).await {
+                Ok(answer) => answer,
+                Err(error) if error.is_not_found() => return Ok(()),
+                Err(error) => return Err(error),
+            };
+            match self.follow("DELETE", &url, &answer, deadline).await? {
+                Ended::Succeeded | Ended::Resource(_) => return Ok(()),
+                Ended::Canceled { code, message } => {
+                    self.before_reissue("DELETE", &url, &mut state, code, message)
+                        .await?
+                }
+            }
+        }
+    }
+
+    /// The URL of `path` (or of an absolute URL of ours) with `api-version` (unless present) and
+    /// `extra_query`. Absolute URLs must be on the endpoint's origin: the token goes with them.
+    fn url_for(
+        &self,
+        path: &str,
+        extra_query: Option<(&str, &str)>,
+        method: &str,
+    ) -> Result<Url, ArmError> {
+        let endpoint = &self.inner.endpoint;
+        let bad = |message: String| {
+            ArmError::new(
+                ErrorKind::Rejected,
+                None,
+                "InvalidPath",
+                message,
+                method,
+                path,
+            )
+        };
+        let mut url = if path.starts_with("https://") || path.starts_with("http://") {
+            let url = Url::parse(path).map_err(|error| bad(format!("not a URL: {error}")))?;
+            if url.origin() != endpoint.origin() {
+                return Err(bad(format!(
+                    "refusing to send the token to {}: not the ARM endpoint {}",
+                    url.origin().ascii_serialization(),
+                    endpoint.origin().ascii_serialization()
+                )));
+            }
+            url
+        } else if path.starts_with('/') {
+            let base = endpoint.as_str().trim_end_matches('/');
+            Url::parse(&format!("{base}{path}"))
+                .map_err(|error| bad(format!("not a path: {error}")))?
+        } else {
+            return Err(bad("a path must start with '/'".to_string()));
+        };
+        let has_api_version = url.query_pairs().any(|(key, _)| key == "api-version");
+        {
+            let mut query = url.query_pairs_mut();
+            if !has_api_version {
+                query.append_pair("api-version", &self.inner.api_version);
+            }
+            if let Some((key, value)) = extra_query {
+                query.append_pair(key, value);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Follows the operation a PUT or DELETE answer started, to its end.
+    async fn follow(
+        &self,
+        method: &str,
+        request_url: &Url,
+        answer: &Answer,
+        deadline: Instant,
+    ) -> Result<Ended, ArmError> {
+        let async_operation = answer.header("azure-asyncoperation");
+        let location = answer.header("location");
+        // DELETE's final state is via Location, PUT's via Azure-AsyncOperation (the Network RP's
+        // `final-state-via`); either serves when it is the only one given.
+        let prefer_location = method == "DELETE" && location.is_some();
+        if let (Some(status_url), false) = (&async_operation, prefer_location) {
+            let status_url = self.url_for(status_url, None, "GET")?;
+            return self
+                .poll_status(&status_url, answer.retry_after(), deadline)
+                .await;
+        }
+        if let Some(location) = &location {
+            if answer.status == 202 || answer.status == 201 {
+                let location_url = self.url_for(location, None, "GET")?;
+                self.poll_location(&location_url, answer.retry_after(), deadline)
+                    .await?;
+                return Ok(Ended::Succeeded);
+            }
+        }
+        if method == "DELETE" {
+            return Ok(Ended::Succeeded);
+        }
+        // No operation to follow: the resource itself tells.
+        let mut resource = answer.json(method, request_url)?;
+        let mut retry_after = answer.retry_after();
+        let resource_url = {
+            let mut url = request_url.clone();
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(key, _)| key == "api-version")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+            url
+        };
+        loop {
+            match provisioning_state(&resource).as_deref() {
+                None | Some("Succeeded") => return Ok(Ended::Resource(resource)),
+                Some("Failed") => {
+                    return Err(ArmError::new(
+                        ErrorKind::Failed,
+                        Some(answer.status),
+                        "ProvisioningFailed",
+                        "the resource's provisioningState is Failed",
+                        method,
+                        request_url.as_str(),
+                    ))
+                }
+                Some("Canceled") => {
+                    return Ok(Ended::Canceled {
+                        code: "Canceled".into(),
+                        message: "the resource's provisioningState is Canceled".into(),
+                    })
+                }
+                Some(_) => {}
+            }
+            self.wait_poll(retry_after, deadline, method, request_url)
+                .await?;
+            let polled = self
+                .send(Method::GET, &resource_url, None, &mut RetryState::default())
+                .await?;
+            retry_after = polled.retry_after();
+            resource = polled.json("GET", &resource_url)?;
+        }
+    }
+
+    /// Polls an `Azure-AsyncOperation` status resource to a terminal status.
+    async fn poll_status(
+        &self,
+        status_url: &Url,
+        mut retry_after: Option<Duration>,
+        deadline: Instant,
+    ) -> Result<Ended, ArmError> {
+        loop {
+            self.wait_poll(retry_after, deadline, "GET", status_url)
+                .await?;
+            let answer = self
+                .send(Method::GET, status_url, None, &mut RetryState::default())
+                .await?;
+            retry_after = answer.retry_after();
+            let status = answer.json("GET", status_url)?;
+            let error_of = |status: &Value| {
+                let error = status.get("error");
+                let text = |key: &str| {
+                    error
+                        .and_then(|e| e.get(key))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (text("code"), text("message"))
+            };
+            match status.get("status").and_then(Value::as_str) {
+                Some(s) if s.eq_ignore_ascii_case("Succeeded") => return Ok(Ended::Succeeded),
+                Some(s) if s.eq_ignore_ascii_case("Failed") => {
+                    let (code, message) = error_of(&status);
+                    let code = if code.is_empty() {
+                        "OperationFailed".into()
+                    } else {
+                        code
+                    };
+                    return Err(ArmError::new(
+                        ErrorKind::Failed,
+                        Some(answer.status),
+                        code,
+                        message,
+                        "GET",
+                        status_url.as_str(),
+                    ));
+                }
+                Some(s) if s.eq_ignore_ascii_case("Canceled") => {
+                    let (code, message) = error_of(&status);
+                    return Ok(Ended::Canceled { code, message });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Polls a `Location` URL until it stops answering 202.
+    async fn poll_location(
+        &self,
+        location: &Url,
+        mut retry_after: Option<Duration>,
+        deadline: Instant,
+    ) -> Result<(), ArmError> {
+        loop {
+            self.wait_poll(retry_after, deadline, "GET", location)
+                .await?;
+            let answer = self
+                .send(Method::GET, location, None, &mut RetryState::default())
+                .await?;
+            if answer.status != 202 {
+                return Ok(());
+            }
+            retry_after = answer.retry_after();
+        }
+    }
+
+    /// Waits before a poll: `Retry-After`, or `base_delay` when absent or 0; fails
+    /// [`ErrorKind::Exhausted`] if that would pass the operation's deadline.
+    async fn wait_poll(
+        &self,
+        retry_after: Option<Duration>,
+        deadline: Instant,
+        method: &str,
+        url: &Url,
+    ) -> Result<(), ArmError> {
+        let delay = retry_after
+            .filter(|d| !d.is_zero())
+            .unwrap_or(self.inner.retry.base_delay);
+        if Instant::now() + delay > deadline {
+            return Err(ArmError::new(
+                ErrorKind::Exhausted,
+                None,
+                "OperationTimedOut",
+                format!(
+                    "the operation was still running after {} s",
+                    self.inner.operation_timeout.as_secs()
+                ),
+                method,
+                url.as_str(),
+            ));
+        }
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// Before sending a request whose operation was `Canceled` again: counts against the same
+    /// attempts and budget as any retry.
+    async fn before_reissue(
+        &self,
+        method: &str,
+        url: &Url,
+        state: &mut RetryState,
+        code: String,
+        message: String,
+    ) -> Result<(), ArmError> {
+        match next_delay(&self.inner.retry, state, None) {
+            Some(delay) => {
+                warn!(
+                    attempt = state.attempts + 1,
+                    status = 200u16,
+                    code = code.as_str(),
+                    arm_request_id = "",
+                    delay_ms = delay.as_millis() as u64,
+                    method,
+                    url = url.path(),
+                    "operation canceled (superseded); sending the request again"
+                );
+                tokio::time::sleep(delay).await;
+                Ok(())
+            }
+            None => Err(ArmError::new(
+                ErrorKind::Exhausted,
+                Some(200),
+                code,
+                message,
+                method,
+                url.as_str(),
+            )),
+        }
+    }
+
+    /// Sends one request until it succeeds (2xx), fails for good, or the retries run out.
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<&Value>,
+        state: &mut RetryState,
+    ) -> Result<Answer, ArmError> {
+        let method_name = method.as_str().to_string();
+        loop {
+            state.attempts += 1;
+            if state.attempts > 1 {
+                self.inner.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let token = self
+                .inner
+                .credential
+                .get_token(&[ARM_SCOPE], None)
+                .await
+                .map_err(|error| {
+                    ArmError::new(
+                        ErrorKind::Credential,
+                        None,
+                        "CredentialUnavailable",
+                        error.to_string(),
+                        &method_name,
+                        url.as_str(),
+                    )
+                })?;
+            let mut authorization =
+                HeaderValue::from_str(&format!("Bearer {}", token.token.secret())).map_err(
+                    |_| {
+                        ArmError::new(
+                            ErrorKind::Credential,
+                            None,
+                            "InvalidToken",
+                            "the token is not a valid header value",
+                            &method_name,
+                            url.as_str(),
+                        )
+                    },
+                )?;
+            authorization.set_sensitive(true);
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .header(AUTHORIZATION, authorization);
+            if let Some(body) = body {
+                request = request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            if method == Method::GET {
+                self.inner.reads.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.inner.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            let started = Instant::now();
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    match response.bytes().await {
+                        Ok(bytes) => Ok(Answer {
+                            status,
+                            headers,
+                            body: bytes.to_vec(),
+                        }),
+                        Err(error) => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            let answer = match outcome {
+                Ok(answer) => answer,
+                Err(error) => {
+                    let message = error_chain(&error);
+                    debug!(
+                        method = method_name.as_str(),
+                        url = url.path(),
+                        attempt = state.attempts,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        error = message.as_str(),
+                        "ARM request failed without an answer"
+                    );
+                    let code = if error.is_timeout() {
+                        "Timeout"
+                    } else {
+                        "ConnectionError"
+                    };
+                    match next_delay(&self.inner.retry, state, None) {
+                        Some(delay) => {
+                            warn!(
+                                attempt = state.attempts + 1,
+                                status = 0u16,
+                                code,
+                                arm_request_id = "",
+                                delay_ms = delay.as_millis() as u64,
+                                method = method_name.as_str(),
+                                url = url.path(),
+                                error = message.as_str(),
+                                "retrying ARM request"
+                            );
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                        None => {
+                            return Err(ArmError::new(
+                                ErrorKind::Transport,
+                                None,
+                                code,
+                                message,
+                                &method_name,
+                                url.as_str(),
+                            ))
+                        }
+                    }
+                }
+            };
+            let request_id = answer.header("x-ms-request-id").unwrap_or_default();
+            debug!(
+                method = method_name.as_str(),
+                url = url.path(),
+                status = answer.status,
+                attempt = state.attempts,
+                arm_request_id = request_id.as_str(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "ARM request"
+            );
+            if (200..300).contains(&answer.status) {
+                return Ok(answer);
+            }
+            let (code, message) = decode_error_body(&answer.body).unwrap_or_else(|| {
+                (
+                    format!("Http{}", answer.status),
+                    String::from_utf8_lossy(&answer.body)
+                        .chars()
+                        .take(500)
+                        .collect(),
+                )
+            });
+            let error = |kind| {
+                ArmError::new(
+                    kind,
+                    Some(answer.status),
+                    code.clone(),
+                    message.clone(),
+                    &method_name,
+                    url.as_str(),
+                )
+            };
+            match classify(answer.status, &code) {
+                Disposition::Stop(kind) => return Err(error(kind)),
+                Disposition::Retry { throttled } => {
+                    if throttled {
+                        self.inner.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match next_delay(&self.inner.retry, state, answer.retry_after()) {
+                        Some(delay) => {
+                            warn!(
+                                attempt = state.attempts + 1,
+                                status = answer.status,
+                                code = code.as_str(),
+                                arm_request_id = request_id.as_str(),
+                                delay_ms = delay.as_millis() as u64,
+                                method = method_name.as_str(),
+                                url = url.path(),
+                                "retrying ARM request"
+                            );
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => return Err(error(ErrorKind::Exhausted)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The delay before the next attempt, or `None` when the attempts or the budget are spent.
+/// Records the wait in `state`.
+fn next_delay(
+    policy: &RetryPolicy,
+    state: &mut RetryState,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    if state.attempts >= policy.max_attempts {
+        return None;
+    }
+    let delay = backoff(policy, state.attempts, retry_after);
+    if state.waited + delay > policy.budget {
+        return None;
+    }
+    state.waited += delay;
+    Some(delay)
+}
+
+/// Full jitter over a capped exponential ceiling, at least `retry_after`. `retry` counts from 1.
+fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<Duration>) -> Duration {
+    let doublings = retry.saturating_sub(1).min(30);
+    let ceiling = policy
+        .base_delay
+        .saturating_mul(1u32 << doublings)
+        .min(policy.max_delay);
+    let jitter = Duration::from_secs_f64(ceiling.as_secs_f64() * rand::random::<f64>());
+    jitter.max(retry_after.unwrap_or_default())
+}
+
+fn provisioning_state(resource: &Value) -> Option<String> {
+    resource
+        .get("properties")
+        .and_then(|p| p.get("provisioningState"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// The error and its sources on one line (reqwest's own Display hides the cause).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// `Retry-After` (seconds), or Azure's `retry-after-ms` / `x-ms-retry-after-ms`.
+    fn retry_after(&self) -> Option<Duration> {
+        for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+            if let Some(ms) = self.header(name).and_then(|v| v.trim().parse::<u64>().ok()) {
+                return Some(Duration::from_millis(ms));
+            }
+        }
+        self.header("retry-after")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
+    }
+
+    /// The body as JSON; an empty body is `null`.
+    fn json(&self, method: &str, url: &Url) -> Result<Value, ArmError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|error| {
+            ArmError::new(
+                ErrorKind::Transport,
+                Some(self.status),
+                "UnreadableBody",
+                format!("the answer is not JSON: {error}"),
+                method,
+                url.as_str(),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_jittered_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+            budget: Duration::from_secs(10),
+        };
+        for retry in 1..10 {
+            let delay = backoff(&policy, retry, None);
+            let ceiling = Duration::from_millis(100 * (1 << (retry - 1).min(2)));
+            assert!(delay <= ceiling, "retry {retry}: {delay:?} > {ceiling:?}");
+        }
+        let honoured = backoff(&policy, 1, Some(Duration::from_secs(3)));
+        assert!(honoured >= Duration::from_secs(3));
+    }
+
+    #[test]
+    fn attempts_and_budget_bound_the_retries() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            budget: Duration::from_secs(1),
+        };
+        let mut state = RetryState::default();
+        state.attempts = 1;
+        assert!(next_delay(&policy, &mut state, None).is_some());
+        state.attempts = 3;
+        assert!(next_delay(&policy, &mut state, None).is_none());
+        let mut state = RetryState {
+            attempts: 1,
+            waited: Duration::ZERO,
+        };
+        assert!(next_delay(&policy, &mut state, Some(Duration::from_secs(2))).is_none());
+    }
+}

@@ -1,0 +1,364 @@
+//! The ARM client's error: what failed ([`ErrorKind`], grouped by how a caller reacts), the HTTP
+//! status and ARM error code kept as Azure sent them, and for refusals a [`ArmError::hint`] that
+//! names the missing permission, the policy or the lock.
+//!
+//! This module only describes failures; deciding which are retried is the client's
+//! (`client.rs`), and it uses [`classify`] so that the two cannot disagree.
+use serde::Serialize;
+
+/// A failed ARM request, after any retries.
+#[derive(Debug, Clone, thiserror::Error, Serialize)]
+#[error("{}", self.one_line())]
+pub struct ArmError {
+    pub kind: ErrorKind,
+    /// HTTP status of the last answer; `None` when there was none (transport, credential).
+    pub status: Option<u16>,
+    /// ARM's `error.code` (or the operation's), or a code of ours for failures without one.
+    pub code: String,
+    pub message: String,
+    pub method: String,
+    /// The URL requested (never carries a secret: ARM URLs hold ids and api-version only).
+    pub url: String,
+}
+
+/// How a caller should react to an [`ArmError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// 401, 403 (`AuthorizationFailed`, `LinkedAuthorizationFailed`, `RequestDisallowedByPolicy`,
+    /// ...), 409 `ScopeLocked`: a person must grant, exempt or unlock. Never retried.
+    Refused,
+    /// 404.
+    NotFound,
+    /// Any other 4xx: the request is wrong, or Azure refuses it for good (`RouteConflict`,
+    /// limits, `RemotePeeringIsDisconnected`, ...). Not retried.
+    Rejected,
+    /// A retryable failure still failing when the attempts or the retry budget ran out, or a
+    /// long-running operation still running at the operation timeout.
+    Exhausted,
+    /// A long-running operation ended `Failed`; code and message are the operation's.
+    Failed,
+    /// Connection, TLS or timeout errors that exhausted retries; unreadable answers.
+    Transport,
+    /// No token could be had.
+    Credential,
+}
+
+/// What the client does with a failed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Transient: retry. `throttled` marks rate limiting (as opposed to a lock conflict).
+    Retry { throttled: bool },
+    /// Final.
+    Stop(ErrorKind),
+}
+
+/// The one place that decides whether an ARM answer is transient (DESIGN.md section 6).
+pub(crate) fn classify(status: u16, code: &str) -> Disposition {
+    match (status, code) {
+        // Lock conflicts come as 429 too; they are not rate limiting.
+        (429, "RetryableErrorDueToAnotherOperation") => Disposition::Retry { throttled: false },
+        (429, _) => Disposition::Retry { throttled: true },
+        (409, "AnotherOperationInProgress") => Disposition::Retry { throttled: false },
+        (400, "ReferencedResourceNotProvisioned") => Disposition::Retry { throttled: false },
+        (408, _) => Disposition::Retry { throttled: false },
+        (500..=599, _) => Disposition::Retry { throttled: false },
+        (401 | 403, _) => Disposition::Stop(ErrorKind::Refused),
+        (409, "ScopeLocked") => Disposition::Stop(ErrorKind::Refused),
+        (404, _) => Disposition::Stop(ErrorKind::NotFound),
+        _ => Disposition::Stop(ErrorKind::Rejected),
+    }
+}
+
+impl ArmError {
+    /// True for a 404 (the resource, or its parent, does not exist).
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    /// For a refusal, what a person must fix, when Azure's message says it: the missing
+    /// permission and its scope, the denying policy, or the locked scope.
+    pub fn hint(&self) -> Option<String> {
+        if self.kind != ErrorKind::Refused {
+            return None;
+        }
+        let message = self.message.as_str();
+        match self.code.as_str() {
+            "AuthorizationFailed" => {
+                let action = quoted_after(message, "to perform action ")?;
+                let scope = quoted_after(message, " over scope ");
+                Some(match scope {
+                    Some(scope) => format!("missing permission '{action}' on '{scope}'"),
+                    None => format!("missing permission '{action}'"),
+                })
+            }
+            "LinkedAuthorizationFailed" => {
+                // "... has permission to perform action 'A' on scope 'S'; however, it does not
+                // have permission to perform action 'B' on the linked scope(s) 'L' ..."
+                if let Some(rest) = after(message, "does not have permission to perform action ") {
+                    let action = first_quoted(rest)?;
+                    let scope = quoted_after(rest, "linked scope(s) ");
+                    return Some(match scope {
+                        Some(scope) => format!("missing permission '{action}' on '{scope}'"),
+                        None => format!("missing permission '{action}'"),
+                    });
+                }
+                // The older shape names only the action the client had and the linked
+                // subscription it could not reach.
+                let subscription = quoted_after(message, "linked subscription ")?;
+                Some(format!(
+                    "no access to the linked subscription '{subscription}'"
+                ))
+            }
+            "RequestDisallowedByPolicy" => policy_names(message).map(|names| {
+                if names.len() == 1 {
+                    format!("denied by policy {}", names.join(""))
+                } else {
+                    format!("denied by policies {}", names.join(", "))
+                }
+            }),
+            "ScopeLocked" => {
+                let locked = quoted_after(message, "are locked: ")?;
+                Some(format!("the lock on '{locked}' must be removed"))
+            }
+            _ => None,
+        }
+    }
+
+    /// "GET /subscriptions/...: 404 ResourceNotFound: The Resource ... was not found."
+    fn one_line(&self) -> String {
+        let path = match reqwest::Url::parse(&self.url) {
+            Ok(url) => url.path().to_string(),
+            Err(_) => self.url.clone(),
+        };
+        let status = self
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".to_string());
+        let mut line = format!(
+            "{} {path}: {status} {}: {}",
+            self.method,
+            self.code,
+            self.message.replace(['\r', '\n'], " ")
+        );
+        if let Some(hint) = self.hint() {
+            line.push_str(" (");
+            line.push_str(&hint);
+            line.push(')');
+        }
+        line
+    }
+
+    pub(crate) fn new(
+        kind: ErrorKind,
+        status: Option<u16>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+        method: &str,
+        url: &str,
+    ) -> Self {
+        Self {
+            kind,
+            status,
+            code: code.into(),
+            message: message.into(),
+            method: method.to_string(),
+            url: url.to_string(),
+        }
+    }
+}
+
+/// The `code` and `message` of an ARM error body (`{"error":{"code","message"}}`, also the
+/// flat `{"code","message"}` some endpoints answer).
+pub(crate) fn decode_error_body(body: &[u8]) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = value.get("error").unwrap_or(&value);
+    let code = error.get("code")?.as_str()?.to_string();
+    let message = error
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Some((code, message))
+}
+
+fn after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+    text.find(marker).map(|at| &text[at + marker.len()..])
+}
+
+/// The first `'...'` in `text`.
+fn first_quoted(text: &str) -> Option<String> {
+    let start = text.find('\'')? + 1;
+    let len = text[start..].find('\'')?;
+    Some(text[start..start + len].to_string())
+}
+
+fn quoted_after(text: &str, marker: &str) -> Option<String> {
+    first_quoted(after(text, marker)?)
+}
+
+/// Names of the policy assignments (and definitions, when they differ) in a
+/// `RequestDisallowedByPolicy` message: "... Policy identifiers: '[{"policyAssignment":
+/// {"name":"A","id":...},"policyDefinition":{"name":"D","id":...}}]'."
+fn policy_names(message: &str) -> Option<Vec<String>> {
+    let start = message.find("Policy identifiers: '")? + "Policy identifiers: '".len();
+    let end = message[start..].rfind("]'")? + start + 1;
+    let identifiers: serde_json::Value = serde_json::from_str(&message[start..end]).ok()?;
+    let mut names = Vec::new();
+    for entry in identifiers.as_array()? {
+        let name_of = |key: &str| {
+            entry
+                .get(key)
+                .and_then(|v| v.get("name"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let assignment = name_of("policyAssignment");
+        let definition = name_of("policyDefinition");
+        let name = match (assignment, definition) {
+            (Some(a), Some(d)) if !a.eq_ignore_ascii_case(&d) => {
+                format!("'{a}' (definition '{d}')")
+            }
+            (Some(a), _) => format!("'{a}'"),
+            (None, Some(d)) => format!("'{d}'"),
+            (None, None) => continue,
+        };
+        names.push(name);
+    }
+    (!names.is_empty()).then_some(names)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str, message: &str) -> ArmError {
+        ArmError::new(
+            ErrorKind::Refused,
+            Some(403),
+            code,
+            message,
+            "PUT",
+            "https://management.azure.com/subscriptions/s/x?api-version=1",
+        )
+    }
+
+    #[test]
+    fn authorization_failed_names_the_action_and_scope() {
+        let error = refused(
+            "AuthorizationFailed",
+            "The client 'c' with object id 'o' does not have authorization to perform action \
+             'Microsoft.Network/virtualNetworks/subnets/write' over scope '/subscriptions/s/x' \
+             or the scope is invalid. If access was recently granted, please refresh your credentials.",
+        );
+        assert_eq!(
+            error.hint().unwrap(),
+            "missing permission 'Microsoft.Network/virtualNetworks/subnets/write' on '/subscriptions/s/x'"
+        );
+        assert!(error
+            .to_string()
+            .starts_with("PUT /subscriptions/s/x: 403 AuthorizationFailed: "));
+    }
+
+    #[test]
+    fn linked_authorization_failed_names_the_linked_action_in_both_shapes() {
+        let new_shape = refused(
+            "LinkedAuthorizationFailed",
+            "The client 'c' with object id 'o' has permission to perform action \
+             'Microsoft.Network/virtualNetworks/virtualNetworkPeerings/write' on scope '/a'; however, \
+             it does not have permission to perform action 'Microsoft.Network/virtualNetworks/peer/action' \
+             on the linked scope(s) '/b' or the linked scope(s) are invalid.",
+        );
+        assert_eq!(
+            new_shape.hint().unwrap(),
+            "missing permission 'Microsoft.Network/virtualNetworks/peer/action' on '/b'"
+        );
+        let old_shape = refused(
+            "LinkedAuthorizationFailed",
+            "The client has permission to perform action 'Microsoft.Network/virtualNetworks/peer/action' \
+             on scope '/a', however the linked subscription 'sub-2' was not found.",
+        );
+        assert_eq!(
+            old_shape.hint().unwrap(),
+            "no access to the linked subscription 'sub-2'"
+        );
+    }
+
+    #[test]
+    fn policy_refusal_names_the_assignment() {
+        let error = refused(
+            "RequestDisallowedByPolicy",
+            "Resource 'rt' was disallowed by policy. Policy identifiers: '[{\"policyAssignment\":\
+             {\"name\":\"deny-udr\",\"id\":\"/p/a\"},\"policyDefinition\":{\"name\":\"deny-udr-def\",\
+             \"id\":\"/p/d\"}}]'.",
+        );
+        assert_eq!(
+            error.hint().unwrap(),
+            "denied by policy 'deny-udr' (definition 'deny-udr-def')"
+        );
+    }
+
+    #[test]
+    fn scope_locked_names_the_lock() {
+        let mut error = refused(
+            "ScopeLocked",
+            "The scope '/subscriptions/s/resourceGroups/rg/providers/x' cannot perform write operation \
+             because following scope(s) are locked: '/subscriptions/s/resourceGroups/rg'. Please remove \
+             the lock and try again.",
+        );
+        error.status = Some(409);
+        assert_eq!(
+            error.hint().unwrap(),
+            "the lock on '/subscriptions/s/resourceGroups/rg' must be removed"
+        );
+    }
+
+    #[test]
+    fn classification_follows_the_design() {
+        assert_eq!(
+            classify(429, "SubscriptionRequestsThrottled"),
+            Disposition::Retry { throttled: true }
+        );
+        assert_eq!(
+            classify(429, "RetryableErrorDueToAnotherOperation"),
+            Disposition::Retry { throttled: false }
+        );
+        assert_eq!(
+            classify(409, "AnotherOperationInProgress"),
+            Disposition::Retry { throttled: false }
+        );
+        assert_eq!(
+            classify(409, "ScopeLocked"),
+            Disposition::Stop(ErrorKind::Refused)
+        );
+        assert_eq!(
+            classify(409, "Conflict"),
+            Disposition::Stop(ErrorKind::Rejected)
+        );
+        assert_eq!(
+            classify(400, "ReferencedResourceNotProvisioned"),
+            Disposition::Retry { throttled: false }
+        );
+        assert_eq!(
+            classify(400, "RouteConflict"),
+            Disposition::Stop(ErrorKind::Rejected)
+        );
+        assert_eq!(
+            classify(403, "RequestDisallowedByPolicy"),
+            Disposition::Stop(ErrorKind::Refused)
+        );
+        assert_eq!(
+            classify(401, "AuthenticationFailed"),
+            Disposition::Stop(ErrorKind::Refused)
+        );
+        assert_eq!(
+            classify(404, "NotFound"),
+            Disposition::Stop(ErrorKind::NotFound)
+        );
+        assert_eq!(
+            classify(503, "ServiceUnavailable"),
+            Disposition::Retry { throttled: false }
+        );
+    }
+}
