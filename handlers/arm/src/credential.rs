@@ -60,7 +60,6 @@ pub fn credential(settings: &ArmSettings) -> Result<Arc<dyn TokenCredential>, Ar
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
                 client_options,
-                ..Default::default()
             };
             let credential = ManagedIdentityCredential::new(Some(options))
                 .map_err(|error| credential_error(endpoint, error.to_string()))?;

@@ -112,8 +112,25 @@ pub enum FaultAction {
     /// Accept the request, but let its long-running operation end `Canceled`
     /// (`CanceledAndSupersededDueToAnotherOperation`), the resource left `Failed`.
     LroCancel,
+    /// Refuse the request as RBAC, Azure Policy or a resource lock would.
+    Refuse(Refusal),
     /// No fault (used in scripts).
     Pass,
+}
+
+/// The refusals of `403`, `403-linked`, `403-policy` and `409-locked`: Azure's authorization,
+/// policy and lock answers, which a client must report and never retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 403 `AuthorizationFailed`: the caller lacks the action on the resource.
+    Authorization,
+    /// 403 `LinkedAuthorizationFailed`: the caller lacks an action on a resource the body links
+    /// (the remote VNet of a peering, the route table of a subnet).
+    LinkedAuthorization,
+    /// 403 `RequestDisallowedByPolicy` by the policy assignment `deny-udr`.
+    Policy,
+    /// 409 `ScopeLocked`: the resource group carries a lock.
+    Locked,
 }
 
 /// When a rule fires.
@@ -226,12 +243,16 @@ fn parse_action(text: &str) -> anyhow::Result<FaultAction> {
         "ok" => FaultAction::Pass,
         "lro-fail" => FaultAction::LroFail,
         "lro-cancel" => FaultAction::LroCancel,
+        "403" => FaultAction::Refuse(Refusal::Authorization),
+        "403-linked" => FaultAction::Refuse(Refusal::LinkedAuthorization),
+        "403-policy" => FaultAction::Refuse(Refusal::Policy),
+        "409-locked" => FaultAction::Refuse(Refusal::Locked),
         _ => {
             if let Some(duration) = text.strip_prefix("slow:") {
                 FaultAction::Slow(parse_duration(duration)?)
             } else {
                 let status: u16 = text.parse().with_context(|| {
-                    format!("fault action `{text}`: 429, 500, 503, 409, drop, slow:D or ok")
+                    format!("fault action `{text}`: 429, 500, 503, 409, 403, 403-linked, 403-policy, 409-locked, drop, slow:D, lro-fail, lro-cancel or ok")
                 })?;
                 if !(400..=599).contains(&status) {
                     bail!("fault status {status} must be 4xx or 5xx");

@@ -1,6 +1,13 @@
 //! Fault injection: the rules of `--faults` (or `PUT /_sim/faults`) applied to incoming
-//! requests — error statuses, dropped connections and slow answers — by rate or by script.
-use crate::config::{FaultAction, FaultRule, FaultSpec, FaultTrigger};
+//! requests — error statuses, refusals, dropped connections and slow answers — by rate or by
+//! script.
+//!
+//! Refusals imitate what RBAC, Azure Policy and resource locks answer; the simulator has none of
+//! these, so a rule stands in for them. Messages follow Azure's shapes (seen in public issue
+//! reports), because clients parse them to name the missing permission, the policy or the lock.
+use crate::config::{FaultAction, FaultRule, FaultSpec, FaultTrigger, Refusal};
+use crate::world::ArmError;
+use serde_json::Value;
 
 #[derive(Debug, Clone)]
 struct LiveRule {
@@ -104,6 +111,162 @@ impl Faults {
     }
 }
 
+/// The fault name of a refusal in the request log.
+pub(crate) fn refusal_name(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Authorization => "403",
+        Refusal::LinkedAuthorization => "403-linked",
+        Refusal::Policy => "403-policy",
+        Refusal::Locked => "409-locked",
+    }
+}
+
+/// The answer of a refusal of `method` on `path` (the request `body` names linked resources) to
+/// the principal `object_id`.
+pub(crate) fn refusal_error(
+    refusal: Refusal,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    object_id: &str,
+) -> ArmError {
+    let (action, scope) = action_and_scope(method, path);
+    match refusal {
+        Refusal::Authorization => ArmError::new(
+            403,
+            "AuthorizationFailed",
+            format!(
+                "The client '{object_id}' with object id '{object_id}' does not have authorization \
+                 to perform action '{action}' over scope '{scope}' or the scope is invalid. If \
+                 access was recently granted, please refresh your credentials."
+            ),
+        ),
+        Refusal::LinkedAuthorization => {
+            let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let linked = |pointer: &str| {
+                body.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            // A peering links its remote VNet, a subnet its route table (DESIGN.md section 6).
+            let (linked_action, linked_scope) =
+                if let Some(remote) = linked("/properties/remoteVirtualNetwork/id") {
+                    ("Microsoft.Network/virtualNetworks/peer/action", remote)
+                } else if let Some(table) = linked("/properties/routeTable/id") {
+                    ("Microsoft.Network/routeTables/join/action", table)
+                } else {
+                    (
+                        "Microsoft.Network/virtualNetworks/join/action",
+                        scope.clone(),
+                    )
+                };
+            ArmError::new(
+                403,
+                "LinkedAuthorizationFailed",
+                format!(
+                    "The client '{object_id}' with object id '{object_id}' has permission to \
+                     perform action '{action}' on scope '{scope}'; however, it does not have \
+                     permission to perform action '{linked_action}' on the linked scope(s) \
+                     '{linked_scope}' or the linked scope(s) are invalid."
+                ),
+            )
+        }
+        Refusal::Policy => {
+            let name = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+            let subscription = subscription_scope(path);
+            let identifiers = serde_json::json!([{
+                "policyAssignment": {
+                    "name": "deny-udr",
+                    "id": format!("{subscription}/providers/Microsoft.Authorization/policyAssignments/deny-udr"),
+                },
+                "policyDefinition": {
+                    "name": "deny-udr",
+                    "id": format!("{subscription}/providers/Microsoft.Authorization/policyDefinitions/deny-udr"),
+                },
+            }]);
+            ArmError::new(
+                403,
+                "RequestDisallowedByPolicy",
+                format!(
+                    "Resource '{name}' was disallowed by policy. Policy identifiers: '{identifiers}'."
+                ),
+            )
+        }
+        Refusal::Locked => {
+            let operation = if method.eq_ignore_ascii_case("DELETE") {
+                "delete"
+            } else {
+                "write"
+            };
+            let locked = resource_group_scope(path).unwrap_or_else(|| scope.clone());
+            ArmError::new(
+                409,
+                "ScopeLocked",
+                format!(
+                    "The scope '{scope}' cannot perform {operation} operation because following \
+                     scope(s) are locked: '{locked}'. Please remove the lock and try again."
+                ),
+            )
+        }
+    }
+}
+
+/// The RBAC action of `method` on `path` (`Microsoft.Network/virtualNetworks/subnets/write`) and
+/// its scope (the resource, or for a list the scope listed in).
+fn action_and_scope(method: &str, path: &str) -> (String, String) {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let verb = match method.to_ascii_uppercase().as_str() {
+        "GET" | "HEAD" => "read",
+        "DELETE" => "delete",
+        "POST" => "action",
+        _ => "write",
+    };
+    let Some(at) = segments
+        .iter()
+        .rposition(|s| s.eq_ignore_ascii_case("providers"))
+        .filter(|at| at + 1 < segments.len())
+    else {
+        return (
+            format!("Microsoft.Resources/subscriptions/{verb}"),
+            path.to_string(),
+        );
+    };
+    let namespace = segments[at + 1];
+    let rest = &segments[at + 2..];
+    // Types and names alternate after the namespace: the types make the action.
+    let types: Vec<&str> = rest.iter().step_by(2).copied().collect();
+    let action = format!("{namespace}/{}/{verb}", types.join("/"));
+    let scope = if rest.len() % 2 == 1 {
+        format!("/{}", segments[..at].join("/"))
+    } else {
+        path.trim_end_matches('/').to_string()
+    };
+    (action, scope)
+}
+
+fn subscription_scope(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [first, id, ..] if first.eq_ignore_ascii_case("subscriptions") => {
+            format!("/subscriptions/{id}")
+        }
+        _ => String::new(),
+    }
+}
+
+fn resource_group_scope(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [s, sub, rg, group, ..]
+            if s.eq_ignore_ascii_case("subscriptions")
+                && rg.eq_ignore_ascii_case("resourceGroups") =>
+        {
+            Some(format!("/subscriptions/{sub}/resourceGroups/{group}"))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -139,5 +302,37 @@ mod tests {
             Some(FaultAction::Status(429))
         );
         assert_eq!(faults.pick("PUT", "/a", || 0.0), None);
+    }
+
+    #[test]
+    fn refusal_actions_follow_method_and_resource_type() {
+        let subnet = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/a";
+        assert_eq!(
+            action_and_scope("PUT", subnet),
+            (
+                "Microsoft.Network/virtualNetworks/subnets/write".to_string(),
+                subnet.to_string()
+            )
+        );
+        assert_eq!(
+            action_and_scope(
+                "GET",
+                "/subscriptions/s/providers/Microsoft.Network/virtualNetworks"
+            ),
+            (
+                "Microsoft.Network/virtualNetworks/read".to_string(),
+                "/subscriptions/s".to_string()
+            )
+        );
+        let locked = refusal_error(Refusal::Locked, "DELETE", subnet, b"", "o");
+        assert_eq!((locked.status, locked.code.as_str()), (409, "ScopeLocked"));
+        assert!(locked
+            .message
+            .contains("cannot perform delete operation because following scope(s) are locked: '/subscriptions/s/resourceGroups/rg'"));
+        let body = br#"{"properties":{"remoteVirtualNetwork":{"id":"/subscriptions/t/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/hub"}}}"#;
+        let linked = refusal_error(Refusal::LinkedAuthorization, "PUT", subnet, body, "o");
+        assert!(linked.message.contains(
+            "'Microsoft.Network/virtualNetworks/peer/action' on the linked scope(s) '/subscriptions/t/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/hub'"
+        ));
     }
 }

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 pub use config::{
     EventKnobs, EventSchema, FaultAction, FaultRule, FaultSpec, FaultTrigger, LatencySpec,
-    LockConflict, Strictness, ThrottleSpec,
+    LockConflict, Refusal, Strictness, ThrottleSpec,
 };
 pub use events::EventRecord;
 pub use server::RequestRecord;
@@ -199,6 +199,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         client_id: config.client_id.clone(),
         page_size: config.page_size,
         response_delay: config.latency.response,
+        fault_retry_after: config.latency.retry_after_secs,
     });
     let (shutdown, receiver) = watch::channel(false);
     let tasks = vec![

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub client_id: String,
     pub page_size: usize,
     pub response_delay: Duration,
+    /// `Retry-After` seconds of injected 429 and 503 answers (the `retry-after` latency knob).
+    pub fault_retry_after: u64,
 }
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
@@ -358,7 +360,23 @@ async fn handle(
         }
         Some(FaultAction::Status(status)) => {
             fault_name = Some(status.to_string());
-            forced = Some(fault_error(status));
+            forced = Some(fault_error(status, shared.fault_retry_after));
+        }
+        Some(FaultAction::Refuse(refusal)) => {
+            fault_name = Some(crate::faults::refusal_name(refusal).to_string());
+            let token = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let object_id = crate::identity::claims_of(token)
+                .get("oid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| shared.principal_id.clone());
+            forced = Some(crate::faults::refusal_error(
+                refusal, &method, &path, &body, &object_id,
+            ));
         }
         Some(FaultAction::LroFail) => {
             fault_name = Some("lro-fail".into());
@@ -438,7 +456,7 @@ async fn handle(
     Ok(response)
 }
 
-fn fault_error(status: u16) -> ArmError {
+fn fault_error(status: u16, retry_after: u64) -> ArmError {
     let mut error = match status {
         429 => ArmError::new(
             429,
@@ -463,7 +481,7 @@ fn fault_error(status: u16) -> ArmError {
         other => ArmError::new(other, "InjectedFault", format!("Injected fault {other}.")),
     };
     if matches!(status, 429 | 503) {
-        error.retry_after = Some(1);
+        error.retry_after = Some(retry_after);
     }
     error
 }
