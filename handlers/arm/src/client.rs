@@ -818,8 +818,10 @@ mod tests {
             max_delay: Duration::ZERO,
             budget: Duration::from_secs(1),
         };
-        let mut state = RetryState::default();
-        state.attempts = 1;
+        let mut state = RetryState {
+            attempts: 1,
+            waited: Duration::ZERO,
+        };
         assert!(next_delay(&policy, &mut state, None).is_some());
         state.attempts = 3;
         assert!(next_delay(&policy, &mut state, None).is_none());

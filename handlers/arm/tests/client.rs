@@ -185,8 +185,7 @@ async fn put_with_sync_remote_address_space_brings_a_resized_peering_in_sync() {
     let sent = sim
         .requests()
         .into_iter()
-        .filter(|r| r.method == "PUT" && r.path.contains("to-spoke"))
-        .last()
+        .rfind(|r| r.method == "PUT" && r.path.contains("to-spoke"))
         .unwrap();
     assert!(
         sent.path.contains("syncRemoteAddressSpace=true"),

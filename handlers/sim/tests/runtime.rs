@@ -202,6 +202,106 @@ async fn injected_operation_failures_and_cancellations_end_the_lro() {
     sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn refusal_faults_answer_as_rbac_policy_and_locks_do() {
+    let (sim, client) = start_sim(SimConfig::default()).await;
+    client
+        .vnet("rg", "spoke", &["10.1.0.0/16"], json!([]))
+        .await;
+    sim.set_faults(
+        FaultSpec::parse(
+            "PUT */subnets/*=403#1; PUT */virtualNetworkPeerings/*=403-linked#1; \
+             PUT */routeTables/*=403-policy#1; DELETE *=409-locked#1",
+        )
+        .unwrap(),
+    );
+    let subnet = format!("{}/subnets/app", vnet_id("rg", "spoke"));
+    let denied = client
+        .put(
+            &subnet,
+            json!({"properties": {"addressPrefix": "10.1.0.0/24"}}),
+        )
+        .await;
+    assert_eq!(
+        (denied.status, denied.code()),
+        (403, "AuthorizationFailed".to_string())
+    );
+    assert_eq!(
+        denied.body["error"]["message"],
+        format!(
+            "The client '11111111-2222-3333-4444-555555555555' with object id \
+             '11111111-2222-3333-4444-555555555555' does not have authorization to perform action \
+             'Microsoft.Network/virtualNetworks/subnets/write' over scope '{subnet}' or the scope \
+             is invalid. If access was recently granted, please refresh your credentials."
+        )
+    );
+    let linked = client
+        .peer(
+            &vnet_id("rg", "spoke"),
+            "to-hub",
+            &vnet_id("hub-rg", "hub"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (linked.status, linked.code()),
+        (403, "LinkedAuthorizationFailed".to_string())
+    );
+    let message = linked.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains(&format!(
+        "does not have permission to perform action 'Microsoft.Network/virtualNetworks/peer/action' on the linked scope(s) '{}'",
+        vnet_id("hub-rg", "hub")
+    )), "{message}");
+    let policy = client
+        .put(
+            &table_id("rg", "rt"),
+            json!({"location": "westus", "properties": {}}),
+        )
+        .await;
+    assert_eq!(
+        (policy.status, policy.code()),
+        (403, "RequestDisallowedByPolicy".to_string())
+    );
+    let message = policy.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with(
+            "Resource 'rt' was disallowed by policy. Policy identifiers: '[{\"policyAssignment\":{"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("\"name\":\"deny-udr\""), "{message}");
+    let locked = client.delete(&vnet_id("rg", "spoke")).await;
+    assert_eq!(
+        (locked.status, locked.code()),
+        (409, "ScopeLocked".to_string())
+    );
+    assert_eq!(
+        locked.body["error"]["message"],
+        format!(
+            "The scope '{}' cannot perform delete operation because following scope(s) are locked: \
+             '/subscriptions/{SUB}/resourceGroups/rg'. Please remove the lock and try again.",
+            vnet_id("rg", "spoke")
+        )
+    );
+    // Each rule fired once; nothing was changed, and the next writes go through.
+    let faults: Vec<String> = sim.requests().into_iter().filter_map(|r| r.fault).collect();
+    assert_eq!(faults, ["403", "403-linked", "403-policy", "409-locked"]);
+    assert_eq!(client.get(&subnet).await.status, 404);
+    client
+        .put_ok(
+            &subnet,
+            json!({"properties": {"addressPrefix": "10.1.0.0/24"}}),
+        )
+        .await;
+    sim.shutdown().await;
+}
+
 /// A webhook that records deliveries and fails the first `fail_first` of them with 500.
 async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<(hyper::HeaderMap, Value)>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
