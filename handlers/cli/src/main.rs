@@ -4,8 +4,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
+use hubspoke_arm::client::ArmClient;
+use hubspoke_arm::reconcile::ReconcileOptions;
+use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::PlanConfig;
 use hubspoke_core::model::Observed;
+use std::io::IsTerminal;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +25,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what hubspoke would change, from a snapshot file (no credentials needed).
+    /// Show what hubspoke would change: from a snapshot file (no credentials needed), or live.
     Plan(PlanArgs),
+    /// Observe, plan and apply: make the hubs' spokes transitive now.
+    Reconcile(ReconcileArgs),
     /// Run the local Azure network simulator.
     Sim(hubspoke_sim::cli::SimArgs),
     /// Run the end-to-end demo on the embedded simulator.
@@ -42,6 +49,22 @@ struct PlanArgs {
     output: Output,
 }
 
+#[derive(Debug, clap::Args)]
+struct ReconcileArgs {
+    /// A hub VNet resource id (repeatable). Defaults to HUBSPOKE_HUBS.
+    #[arg(long = "hub")]
+    hubs: Vec<String>,
+    /// Observe and plan only; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Changes in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Output {
     Text,
@@ -52,6 +75,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan(args),
+        Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(hubspoke_sim::cli::run(args))),
         Command::Demo => {
             println!("The demo is not yet available: it comes with the Functions app.");
@@ -90,9 +114,8 @@ fn plan_config(hubs: &[String]) -> anyhow::Result<PlanConfig> {
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let config = plan_config(&args.hubs)?;
     let Some(path) = args.snapshot else {
-        bail!(
-            "live planning needs the ARM client, which is not available yet: pass --snapshot FILE"
-        );
+        let plan = runtime()?.block_on(live_plan(&config))?;
+        return print_plan(&plan, args.output);
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read snapshot {}", path.display()))?;
@@ -101,9 +124,99 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let observed = Observed::from_snapshot(&document)
         .with_context(|| format!("snapshot {} is not an estate", path.display()))?;
     let plan = hubspoke_core::plan::plan(&config, &observed);
+    print_plan(&plan, args.output)
+}
+
+fn print_plan(plan: &hubspoke_core::plan::Plan, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Text => print!("{}", hubspoke_core::plan::render::text(plan)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(plan)?),
+    }
+    Ok(())
+}
+
+/// The ARM client and reconcile options, from the environment (read once, here).
+fn connect() -> anyhow::Result<(ArmClient, ReconcileOptions)> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let settings = ArmSettings::from_settings(lookup)?;
+    let credential = hubspoke_arm::credential::credential(&settings)?;
+    let client = ArmClient::new(&settings, credential)?;
+    let subscriptions = std::env::var("HUBSPOKE_SUBSCRIPTIONS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        });
+    let options = ReconcileOptions {
+        subscriptions,
+        ..ReconcileOptions::default()
+    };
+    Ok((client, options))
+}
+
+async fn live_plan(config: &PlanConfig) -> anyhow::Result<hubspoke_core::plan::Plan> {
+    let (client, options) = connect()?;
+    let observation =
+        hubspoke_arm::observe::observe(&client, &config.hubs, options.subscriptions.as_deref())
+            .await?;
+    for skipped in &observation.skipped {
+        eprintln!(
+            "warning: not readable: {} — {}",
+            skipped.resource, skipped.error
+        );
+    }
+    Ok(hubspoke_core::plan::plan(config, &observation.observed))
+}
+
+async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
+    let config = plan_config(&args.hubs)?;
+    let (client, mut options) = connect()?;
+    let dry_run_setting = match std::env::var("HUBSPOKE_DRY_RUN") {
+        Ok(value) if !value.trim().is_empty() => hubspoke_core::config::parse_bool(&value)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "setting HUBSPOKE_DRY_RUN={value:?} is invalid: expected true or false"
+                )
+            })?,
+        _ => false,
+    };
+    options.dry_run = args.dry_run || dry_run_setting;
+    options.concurrency = args.concurrency.max(1);
+    let terminal = std::io::stderr().is_terminal();
+    let report = move |outcome: &ChangeOutcome, done: usize, total: usize| {
+        let status = match &outcome.status {
+            ChangeStatus::Applied => "ok".to_owned(),
+            ChangeStatus::Planned => "planned".to_owned(),
+            ChangeStatus::Failed { error } => format!("FAILED {}", error.code),
+            ChangeStatus::Skipped { .. } => "skipped".to_owned(),
+        };
+        let line = format!(
+            "[{done}/{total}] {} {} {status}",
+            outcome.change.action.kind(),
+            outcome.change.action.target()
+        );
+        if terminal {
+            // One status line, rewritten in place.
+            let shown: String = line.chars().take(160).collect();
+            eprint!("\r\x1b[2K{shown}");
+            if done == total {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{line}");
+        }
+    };
+    let (result, _) =
+        hubspoke_arm::reconcile::reconcile(&client, &config, &options, Some(&report)).await?;
     match args.output {
-        Output::Text => print!("{}", hubspoke_core::plan::render::text(&plan)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Output::Text => print!("{}", result.text()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+    }
+    if result.has_failures() {
+        bail!("some changes failed or were skipped");
     }
     Ok(())
 }

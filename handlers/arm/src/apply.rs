@@ -1,0 +1,265 @@
+//! Apply: execute one hub's plan exactly as written.
+//!
+//! # Guarantees
+//! - Every change of phase 0 has finished (succeeded or failed) before any change of phase 1
+//!   starts; within a phase a change starts once every change it depends on has succeeded, and
+//!   is skipped, with the reason, when one of them did not.
+//! - Independent changes run in parallel, at most `concurrency` at once, and never two writes to
+//!   the peerings and subnets of one VNet at the same time (Azure refuses concurrent ones).
+//! - Every change is attempted; a failure is recorded with its ARM error and the others go on.
+//! - A subnet is re-read right before its PUT and written exactly as read with only
+//!   `routeTable` set; if it changed since the plan was made, the change is skipped and the
+//!   next pass re-plans.
+//!
+//! # Assumptions
+//! - Writes are idempotent: re-running a change that already took effect (another instance of
+//!   hubspoke, a retried pass) does no harm. Routes are written one by one through the
+//!   `routes` sub-resource, never by a whole-table PUT that would race with the table's owner.
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use hubspoke_core::id::VnetId;
+use hubspoke_core::plan::{Action, Change, HubPlan};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::client::ArmClient;
+use crate::error::ArmError;
+
+/// How a change ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ChangeStatus {
+    /// Written (or found already done).
+    Applied,
+    /// Not sent because a dry run only plans.
+    Planned,
+    /// Azure refused it or it kept failing.
+    Failed { error: ArmError },
+    /// Not sent, with why.
+    Skipped { reason: String },
+}
+
+/// One change of the plan and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeOutcome {
+    #[serde(flatten)]
+    pub change: Change,
+    #[serde(flatten)]
+    pub status: ChangeStatus,
+    pub duration_ms: u64,
+}
+
+impl ChangeOutcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.status, ChangeStatus::Applied)
+    }
+}
+
+/// Progress reports while a plan runs: (the change that ended, how many ended, how many in all).
+pub type Progress<'a> = &'a (dyn Fn(&ChangeOutcome, usize, usize) + Send + Sync);
+
+/// Runs `plan`'s changes against ARM.
+pub async fn apply(
+    client: &ArmClient,
+    plan: &HubPlan,
+    concurrency: usize,
+    progress: Option<Progress<'_>>,
+) -> Vec<ChangeOutcome> {
+    let total = plan.changes.len();
+    let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; total];
+    let concurrency = concurrency.max(1);
+    let mut done = 0;
+    for phase in [0u8, 1] {
+        let ids: Vec<usize> = plan
+            .changes
+            .iter()
+            .filter(|c| c.phase == phase)
+            .map(|c| c.id)
+            .collect();
+        let mut waiting: BTreeSet<usize> = ids.iter().copied().collect();
+        let mut busy_vnets: HashSet<VnetId> = HashSet::new();
+        let mut running = JoinSet::new();
+        loop {
+            // Skip what can no longer run, start what can.
+            let mut started_or_skipped = true;
+            while started_or_skipped {
+                started_or_skipped = false;
+                let candidates: Vec<usize> = waiting.iter().copied().collect();
+                for id in candidates {
+                    let change = &plan.changes[id];
+                    let failed_dependency = change
+                        .depends_on
+                        .iter()
+                        .find(|d| outcomes[**d].as_ref().is_some_and(|o| !o.succeeded()));
+                    if let Some(dependency) = failed_dependency {
+                        waiting.remove(&id);
+                        let outcome = ChangeOutcome {
+                            change: change.clone(),
+                            status: ChangeStatus::Skipped {
+                                reason: format!(
+                                    "change #{dependency} it depends on did not succeed"
+                                ),
+                            },
+                            duration_ms: 0,
+                        };
+                        done += 1;
+                        if let Some(report) = progress {
+                            report(&outcome, done, total);
+                        }
+                        outcomes[id] = Some(outcome);
+                        started_or_skipped = true;
+                        continue;
+                    }
+                    let ready = change.depends_on.iter().all(|d| outcomes[*d].is_some());
+                    let vnet_free = change
+                        .action
+                        .vnet()
+                        .is_none_or(|vnet| !busy_vnets.contains(vnet));
+                    if ready && vnet_free && running.len() < concurrency {
+                        waiting.remove(&id);
+                        if let Some(vnet) = change.action.vnet() {
+                            busy_vnets.insert(vnet.clone());
+                        }
+                        let client = client.clone();
+                        let change = change.clone();
+                        running.spawn(async move {
+                            let start = Instant::now();
+                            let status = execute(&client, &change).await;
+                            ChangeOutcome {
+                                change,
+                                status,
+                                duration_ms: u64::try_from(start.elapsed().as_millis())
+                                    .unwrap_or(u64::MAX),
+                            }
+                        });
+                        started_or_skipped = true;
+                    }
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let Ok(outcome) = joined else {
+                // A panicking task is a bug; the change it ran is reported as failed below.
+                continue;
+            };
+            if let Some(vnet) = outcome.change.action.vnet() {
+                busy_vnets.remove(vnet);
+            }
+            done += 1;
+            if let Some(report) = progress {
+                report(&outcome, done, total);
+            }
+            let id = outcome.change.id;
+            outcomes[id] = Some(outcome);
+        }
+        // Anything left waiting could not start (a task that panicked): report it.
+        for id in ids {
+            if outcomes[id].is_none() {
+                outcomes[id] = Some(ChangeOutcome {
+                    change: plan.changes[id].clone(),
+                    status: ChangeStatus::Skipped {
+                        reason: "the change could not be run (internal error)".into(),
+                    },
+                    duration_ms: 0,
+                });
+            }
+        }
+    }
+    outcomes.into_iter().flatten().collect()
+}
+
+/// Records every change of `plan` as planned, for a dry run.
+pub fn planned(plan: &HubPlan) -> Vec<ChangeOutcome> {
+    plan.changes
+        .iter()
+        .map(|change| ChangeOutcome {
+            change: change.clone(),
+            status: ChangeStatus::Planned,
+            duration_ms: 0,
+        })
+        .collect()
+}
+
+async fn execute(client: &ArmClient, change: &Change) -> ChangeStatus {
+    let target = change.action.target();
+    let result = match &change.action {
+        Action::AssociateRouteTable {
+            route_table,
+            subnet_as_read,
+            ..
+        } => {
+            // Re-read: the PUT replaces the whole subnet, so it must carry what is there now.
+            let current = match client.get(&target).await {
+                Ok(current) => current,
+                Err(error) => return ChangeStatus::Failed { error },
+            };
+            let already = current["properties"]["routeTable"]["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&route_table.to_string()));
+            if already {
+                tracing::info!(change = "associate_route_table", resource_id = %target, "already associated");
+                return ChangeStatus::Applied;
+            }
+            if writable_view(&current) != writable_view(subnet_as_read) {
+                return ChangeStatus::Skipped {
+                    reason: "the subnet changed since the plan was made; the next pass re-plans"
+                        .into(),
+                };
+            }
+            let mut body = current;
+            body["properties"]["routeTable"] = serde_json::json!({ "id": route_table.to_string() });
+            client.put(&target, None, &body).await.map(|_| ())
+        }
+        Action::DeleteRoute { .. } => client.delete(&target).await,
+        action => match action.request_body() {
+            Some(body) => client
+                .put(&target, action.extra_query(), &body)
+                .await
+                .map(|_| ()),
+            None => Err(ArmError {
+                kind: crate::error::ErrorKind::Rejected,
+                status: None,
+                code: "NoRequestBody".into(),
+                message: "the change has no request body".into(),
+                method: "PUT".into(),
+                url: target.clone(),
+            }),
+        },
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!(change = change.action.kind(), resource_id = %target, "applied");
+            ChangeStatus::Applied
+        }
+        Err(error) => {
+            tracing::warn!(change = change.action.kind(), resource_id = %target, code = %error.code, "failed");
+            ChangeStatus::Failed { error }
+        }
+    }
+}
+
+/// What of a subnet a PUT carries: everything but the etag and the read-only properties that
+/// change by themselves (provisioning state, the NICs and endpoints attached).
+fn writable_view(subnet: &Value) -> Value {
+    let mut view = subnet.clone();
+    if let Some(object) = view.as_object_mut() {
+        object.remove("etag");
+    }
+    if let Some(properties) = view.get_mut("properties").and_then(Value::as_object_mut) {
+        for read_only in [
+            "provisioningState",
+            "ipConfigurations",
+            "ipConfigurationProfiles",
+            "privateEndpoints",
+            "resourceNavigationLinks",
+            "serviceAssociationLinks",
+            "purpose",
+        ] {
+            properties.remove(read_only);
+        }
+    }
+    view
+}

@@ -1,0 +1,214 @@
+//! One reconcile pass: observe → plan → apply, returned as a value.
+//!
+//! # Guarantees
+//! - A pass that finds nothing to do makes zero writes (the planner's no-op rule).
+//! - Every change is attempted and reported; a failure never stops the others.
+//! - A dry run observes and plans, and writes nothing.
+//!
+//! # Assumptions
+//! - Several passes may run at once (other instances, the timer and an event): every pass
+//!   re-observes, writes are idempotent, and a pass that lost a race finds less to do next time.
+use std::time::Instant;
+
+use hubspoke_core::config::PlanConfig;
+use hubspoke_core::id::VnetId;
+use hubspoke_core::plan::{plan, HubStatus, Plan, Warning};
+use serde::Serialize;
+
+use crate::apply::{apply, planned, ChangeOutcome, ChangeStatus, Progress};
+use crate::client::{ArmClient, RequestCounts};
+use crate::observe::{observe, ObserveError, Skipped};
+
+/// How a reconcile runs.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Observe and plan only.
+    pub dry_run: bool,
+    /// Changes in flight at once.
+    pub concurrency: usize,
+    /// `HUBSPOKE_SUBSCRIPTIONS`, when set.
+    pub subscriptions: Option<Vec<String>>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            dry_run: false,
+            concurrency: 8,
+            subscriptions: None,
+        }
+    }
+}
+
+/// The result of a pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileResult {
+    pub dry_run: bool,
+    pub hubs: Vec<HubResult>,
+    /// Reads that were refused and left out of the plan.
+    pub skipped_reads: Vec<Skipped>,
+    /// ARM requests of the whole pass, observation included.
+    pub requests: RequestCounts,
+    pub duration_ms: u64,
+}
+
+/// What happened to one hub.
+#[derive(Debug, Clone, Serialize)]
+pub struct HubResult {
+    pub hub: VnetId,
+    pub status: HubOutcome,
+    pub changes: Vec<ChangeOutcome>,
+    pub warnings: Vec<Warning>,
+}
+
+/// The status of a hub after a pass (DESIGN.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HubOutcome {
+    /// Nothing to change.
+    Unchanged,
+    /// Every change applied (or, in a dry run, planned).
+    Changed,
+    /// Some changes failed or were skipped.
+    Partial,
+    /// Every change failed or was skipped, or the hub could not be read.
+    Failed,
+}
+
+impl ReconcileResult {
+    /// Whether any change failed or was skipped.
+    pub fn has_failures(&self) -> bool {
+        self.hubs
+            .iter()
+            .any(|hub| matches!(hub.status, HubOutcome::Partial | HubOutcome::Failed))
+    }
+
+    /// Changes applied in the pass.
+    pub fn applied(&self) -> usize {
+        self.hubs
+            .iter()
+            .flat_map(|hub| &hub.changes)
+            .filter(|c| c.succeeded())
+            .count()
+    }
+}
+
+/// Observes the estate of `config.hubs`, plans, and (unless a dry run) applies.
+pub async fn reconcile(
+    client: &ArmClient,
+    config: &PlanConfig,
+    options: &ReconcileOptions,
+    progress: Option<Progress<'_>>,
+) -> Result<(ReconcileResult, Plan), ObserveError> {
+    let start = Instant::now();
+    let before = client.counts();
+    let observation = observe(client, &config.hubs, options.subscriptions.as_deref()).await?;
+    let plan = plan(config, &observation.observed);
+    let mut hubs = Vec::new();
+    for hub_plan in &plan.hubs {
+        let changes = if options.dry_run {
+            planned(hub_plan)
+        } else {
+            apply(client, hub_plan, options.concurrency, progress).await
+        };
+        let status = match hub_plan.status {
+            HubStatus::HubNotFound => HubOutcome::Failed,
+            HubStatus::UpToDate => HubOutcome::Unchanged,
+            HubStatus::ChangesPending => {
+                let good = changes
+                    .iter()
+                    .filter(|c| matches!(c.status, ChangeStatus::Applied | ChangeStatus::Planned))
+                    .count();
+                if good == changes.len() {
+                    HubOutcome::Changed
+                } else if good == 0 {
+                    HubOutcome::Failed
+                } else {
+                    HubOutcome::Partial
+                }
+            }
+        };
+        hubs.push(HubResult {
+            hub: hub_plan.hub.clone(),
+            status,
+            changes,
+            warnings: hub_plan.warnings.clone(),
+        });
+    }
+    let after = client.counts();
+    let result = ReconcileResult {
+        dry_run: options.dry_run,
+        hubs,
+        skipped_reads: observation.skipped,
+        requests: RequestCounts {
+            reads: after.reads - before.reads,
+            writes: after.writes - before.writes,
+            retries: after.retries - before.retries,
+            throttled: after.throttled - before.throttled,
+        },
+        duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    Ok((result, plan))
+}
+
+impl ReconcileResult {
+    /// The result for a terminal or a log: what changed, what failed and why, the warnings, and
+    /// the request counts.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for hub in &self.hubs {
+            let _ = writeln!(out, "Hub {}: {:?}", hub.hub, hub.status);
+            for outcome in &hub.changes {
+                let (mark, detail) = match &outcome.status {
+                    ChangeStatus::Applied => ("ok", String::new()),
+                    ChangeStatus::Planned => ("planned", String::new()),
+                    ChangeStatus::Failed { error } => (
+                        "FAILED",
+                        format!(
+                            " — {error}{}",
+                            error.hint().map(|h| format!(" ({h})")).unwrap_or_default()
+                        ),
+                    ),
+                    ChangeStatus::Skipped { reason } => ("skipped", format!(" — {reason}")),
+                };
+                let _ = writeln!(
+                    out,
+                    "  [{mark}] #{} {} {}{detail}",
+                    outcome.change.id,
+                    outcome.change.action.kind(),
+                    outcome.change.action.target()
+                );
+            }
+            for warning in &hub.warnings {
+                let _ = writeln!(
+                    out,
+                    "  ! {} {}: {}",
+                    warning.code.as_str(),
+                    warning.target,
+                    warning.message
+                );
+            }
+        }
+        for skipped in &self.skipped_reads {
+            let _ = writeln!(
+                out,
+                "  ! not readable: {} — {}",
+                skipped.resource, skipped.error
+            );
+        }
+        let changes: usize = self.hubs.iter().map(|h| h.changes.len()).sum();
+        let _ = writeln!(
+            out,
+            "{} of {changes} changes {}; ARM requests: {} reads, {} writes, {} retries, {} throttled; {:.1} s",
+            if self.dry_run { changes } else { self.applied() },
+            if self.dry_run { "planned (dry run)" } else { "applied" },
+            self.requests.reads,
+            self.requests.writes,
+            self.requests.retries,
+            self.requests.throttled,
+            self.duration_ms as f64 / 1000.0
+        );
+        out
+    }
+}

@@ -1,0 +1,562 @@
+//! The reconciler end to end against the simulator over HTTPS, with the production credential
+//! path (the simulator's App Service managed identity endpoint).
+mod common;
+
+use std::time::Duration;
+
+use hubspoke_arm::client::ArmClient;
+use hubspoke_arm::reconcile::{reconcile, HubOutcome, ReconcileOptions, ReconcileResult};
+use hubspoke_arm::settings::ArmSettings;
+use hubspoke_core::config::PlanConfig;
+use hubspoke_core::plan::Plan;
+use hubspoke_core::synth::{Estate, Flags};
+use hubspoke_sim::{Seed, SimConfig, SimHandle};
+use serde_json::{json, Value};
+
+struct Bed {
+    sim: SimHandle,
+    client: ArmClient,
+    config: PlanConfig,
+}
+
+async fn bed(estate: &Estate, tweak: impl FnOnce(&mut SimConfig)) -> Bed {
+    let mut sim_config = SimConfig {
+        tls: true,
+        seed: Some(Seed::Value(estate.snapshot())),
+        ..SimConfig::default()
+    };
+    tweak(&mut sim_config);
+    let sim = hubspoke_sim::start(sim_config)
+        .await
+        .expect("simulator starts");
+    let mut settings: ArmSettings =
+        common::settings_for(&sim, &[("HUBSPOKE_ARM_MAX_ATTEMPTS", "8")]);
+    // The simulator answers `Retry-After: 0`; poll about as often as its operations take (20 ms)
+    // rather than every few milliseconds, as Azure's `Retry-After` would make the client do.
+    settings.retry.base_delay = Duration::from_millis(20);
+    let client = common::client_for(&settings);
+    let config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
+    Bed {
+        sim,
+        client,
+        config,
+    }
+}
+
+impl Bed {
+    async fn pass(&self) -> (ReconcileResult, Plan) {
+        reconcile(
+            &self.client,
+            &self.config,
+            &ReconcileOptions::default(),
+            None,
+        )
+        .await
+        .expect("the estate can be observed")
+    }
+
+    async fn get(&self, id: &str) -> Value {
+        self.client
+            .get(id)
+            .await
+            .unwrap_or_else(|e| panic!("GET {id}: {e}"))
+    }
+
+    /// Managed (gateway) routes of table `id`, sorted; none if the table does not exist.
+    async fn gateway_routes(&self, id: &str) -> Vec<String> {
+        let table = match self.client.get(id).await {
+            Ok(table) => table,
+            Err(error) if error.is_not_found() => return Vec::new(),
+            Err(error) => panic!("GET {id}: {error}"),
+        };
+        let mut routes: Vec<String> = table["properties"]["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["properties"]["nextHopType"] == "VirtualNetworkGateway")
+            .filter_map(|r| r["properties"]["addressPrefix"].as_str().map(str::to_owned))
+            .collect();
+        routes.sort();
+        routes
+    }
+
+    /// Write requests (method, path) received since the last `clear_requests`.
+    fn writes(&self) -> Vec<(String, String)> {
+        self.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PUT" || r.method == "DELETE")
+            .filter(|r| !r.path.starts_with("/_sim"))
+            .map(|r| (r.method.clone(), r.path.clone()))
+            .collect()
+    }
+}
+
+fn changes(plan: &Plan) -> usize {
+    plan.hubs.iter().map(|h| h.changes.len()).sum()
+}
+
+/// The source article: a hub with a VPN gateway and two spokes peered only from their side, with
+/// default flags.
+fn article() -> Estate {
+    let mut estate = Estate::default();
+    estate.hub("hub", "10.0.0.0/16", "10.0.255.0/27", Some("Succeeded"));
+    estate.vnet("spoke1", &["10.1.0.0/16"], &[("default", "10.1.0.0/24")]);
+    estate.vnet("spoke2", &["10.2.0.0/16"], &[("default", "10.2.0.0/24")]);
+    estate.peer("spoke1", "hub", Flags::default(), "Initiated");
+    estate.peer("spoke2", "hub", Flags::default(), "Initiated");
+    estate
+}
+
+#[tokio::test]
+async fn article_scenario_converges_in_one_pass_and_the_second_writes_nothing() {
+    let estate = article();
+    let bed = bed(&estate, |_| {}).await;
+    let (first, _) = bed.pass().await;
+    assert_eq!(
+        first.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        first.text()
+    );
+    for (spoke, other) in [("spoke1", "10.2.0.0/16"), ("spoke2", "10.1.0.0/16")] {
+        let subnet = bed
+            .get(&format!("{}/subnets/default", estate.vnet_id(spoke)))
+            .await;
+        let table = subnet["properties"]["routeTable"]["id"]
+            .as_str()
+            .expect("a route table")
+            .to_owned();
+        assert!(table.ends_with(&format!("/routeTables/hubspoke-rt-{spoke}")));
+        assert_eq!(bed.gateway_routes(&table).await, [other]);
+        let vnet = bed.get(&estate.vnet_id(spoke)).await;
+        let to_hub = &vnet["properties"]["virtualNetworkPeerings"][0]["properties"];
+        assert_eq!(to_hub["peeringState"], "Connected");
+        assert_eq!(to_hub["allowForwardedTraffic"], true);
+        assert_eq!(to_hub["useRemoteGateways"], true);
+    }
+    let hub = bed.get(&estate.vnet_id("hub")).await;
+    for peering in hub["properties"]["virtualNetworkPeerings"]
+        .as_array()
+        .expect("peerings")
+    {
+        assert_eq!(peering["properties"]["allowGatewayTransit"], true);
+        assert_eq!(peering["properties"]["allowForwardedTraffic"], true);
+    }
+    bed.sim.clear_requests();
+    let (second, plan) = bed.pass().await;
+    assert_eq!(changes(&plan), 0, "{}", second.text());
+    assert_eq!(second.requests.writes, 0);
+    assert!(bed.writes().is_empty());
+    assert_eq!(second.hubs[0].status, HubOutcome::Unchanged);
+}
+
+/// A hub and `count` spokes in every other /16, peered from their side only.
+fn estate_of(count: usize) -> Estate {
+    let mut estate = Estate::default();
+    estate.hub("hub", "10.0.0.0/16", "10.0.255.0/27", Some("Succeeded"));
+    for n in 0..count {
+        let name = format!("spoke{n:02}");
+        let prefix = format!("10.{}.0.0/16", 2 * n + 1);
+        let subnet = format!("10.{}.0.0/24", 2 * n + 1);
+        estate.vnet(&name, &[&prefix], &[("app", &subnet)]);
+        estate.peer(&name, "hub", Flags::default(), "Initiated");
+    }
+    estate
+}
+
+#[tokio::test]
+async fn a_new_spoke_costs_one_write_per_resource_whose_desired_state_changed() {
+    let estate = estate_of(30);
+    let bed = bed(&estate, |_| {}).await;
+    let started = std::time::Instant::now();
+    let (first, _) = bed.pass().await;
+    println!(
+        "first pass over 30 spokes: {:?}, {:?}",
+        started.elapsed(),
+        first.requests
+    );
+    assert_eq!(
+        first.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        first.text()
+    );
+
+    // A landing zone adds spoke 30 and peers it with the hub from its side.
+    let mut extra = Estate::default();
+    extra.vnet("spoke30", &["10.61.0.0/16"], &[("app", "10.61.0.0/24")]);
+    let mut vnet = extra.virtual_networks[0].clone();
+    vnet["properties"]["virtualNetworkPeerings"] = json!([]);
+    let spoke = extra.vnet_id("spoke30");
+    bed.client
+        .put(&spoke, None, &vnet)
+        .await
+        .expect("create spoke30");
+    let peering = json!({"properties": {
+        "allowVirtualNetworkAccess": true,
+        "remoteVirtualNetwork": {"id": estate.vnet_id("hub")},
+    }});
+    bed.client
+        .put(
+            &format!("{spoke}/virtualNetworkPeerings/spoke30-to-hub"),
+            None,
+            &peering,
+        )
+        .await
+        .expect("peer spoke30");
+
+    bed.sim.clear_requests();
+    let (second, plan) = bed.pass().await;
+    let lower_bound = changes(&plan);
+    println!(
+        "new spoke in an estate of 30: {} ARM writes, {} resources whose desired state changed, {} reads",
+        second.requests.writes, lower_bound, second.requests.reads
+    );
+    // Two peerings, the new spoke's table and association, one route in each of the 30 tables.
+    assert_eq!(lower_bound, 34, "{}", second.text());
+    assert_eq!(second.requests.writes as usize, lower_bound);
+    assert_eq!(bed.writes().len(), lower_bound);
+    for n in 0..30 {
+        let table = estate.table_id(&format!("hubspoke-rt-spoke{n:02}"));
+        assert!(
+            bed.gateway_routes(&table)
+                .await
+                .contains(&"10.61.0.0/16".to_owned()),
+            "spoke{n:02}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_resized_spoke_is_synced_and_routed_and_a_deleted_one_leaves_every_table_first() {
+    let estate = estate_of(4);
+    let bed = bed(&estate, |_| {}).await;
+    bed.pass().await;
+
+    // Spoke 1 grows by 10.50.0.0/16.
+    let id = estate.vnet_id("spoke01");
+    let mut vnet = bed.get(&id).await;
+    vnet["properties"]["addressSpace"]["addressPrefixes"] = json!(["10.3.0.0/16", "10.50.0.0/16"]);
+    bed.client
+        .put(&id, None, &vnet)
+        .await
+        .expect("resize spoke01");
+    let (resized, plan) = bed.pass().await;
+    let kinds: Vec<&str> = plan.hubs[0]
+        .changes
+        .iter()
+        .map(|c| c.action.kind())
+        .collect();
+    assert!(kinds.contains(&"sync_peering"), "{}", resized.text());
+    assert_eq!(
+        resized.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        resized.text()
+    );
+    for n in [0, 2, 3] {
+        let table = estate.table_id(&format!("hubspoke-rt-spoke{n:02}"));
+        assert!(bed
+            .gateway_routes(&table)
+            .await
+            .contains(&"10.50.0.0/16".to_owned()));
+    }
+    let hub = bed.get(&estate.vnet_id("hub")).await;
+    for peering in hub["properties"]["virtualNetworkPeerings"]
+        .as_array()
+        .expect("peerings")
+    {
+        assert_eq!(peering["properties"]["peeringSyncLevel"], "FullyInSync");
+    }
+
+    // Spoke 2 is deleted: its routes leave every table before anything else is written.
+    bed.client
+        .delete(&estate.vnet_id("spoke02"))
+        .await
+        .expect("delete spoke02");
+    bed.sim.clear_requests();
+    let (deleted, _) = bed.pass().await;
+    let writes = bed.writes();
+    let first_other = writes
+        .iter()
+        .position(|(method, path)| !(method == "DELETE" && path.contains("/routes/")));
+    let route_deletes: Vec<usize> = writes
+        .iter()
+        .enumerate()
+        .filter(|(_, (method, path))| {
+            method == "DELETE" && path.contains("/routes/hubspoke-10-5-0-0-16")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(route_deletes.len(), 3, "{writes:?}\n{}", deleted.text());
+    if let Some(first_other) = first_other {
+        assert!(route_deletes.iter().all(|&i| i < first_other), "{writes:?}");
+    }
+    for n in [0, 1, 3] {
+        let table = estate.table_id(&format!("hubspoke-rt-spoke{n:02}"));
+        assert!(!bed
+            .gateway_routes(&table)
+            .await
+            .contains(&"10.5.0.0/16".to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_table_and_an_nsg_survive_byte_for_byte() {
+    let mut estate = article();
+    let nsg = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-network/providers/Microsoft.Network/networkSecurityGroups/spoke1-nsg";
+    estate.table(
+        "spoke1-own",
+        &[
+            ("to-onprem", "192.168.0.0/16", "VirtualNetworkGateway", None),
+            (
+                "to-inspect",
+                "172.16.0.0/12",
+                "VirtualAppliance",
+                Some("10.1.0.4"),
+            ),
+        ],
+        json!({"owner": "app-team"}),
+    );
+    estate.associate("spoke1", "default", "spoke1-own");
+    estate.subnet_mut("spoke1", "default")["properties"]["networkSecurityGroup"] =
+        json!({ "id": nsg });
+    let bed = bed(&estate, |_| {}).await;
+    let table_id = estate.table_id("spoke1-own");
+    let before = bed.get(&table_id).await;
+    let subnet_id = format!("{}/subnets/default", estate.vnet_id("spoke1"));
+    let (result, _) = bed.pass().await;
+    assert_eq!(
+        result.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        result.text()
+    );
+    let after = bed.get(&table_id).await;
+    for name in ["to-onprem", "to-inspect"] {
+        let find = |table: &Value| {
+            table["properties"]["routes"]
+                .as_array()
+                .and_then(|routes| routes.iter().find(|r| r["name"] == name).cloned())
+        };
+        let (old, new) = (
+            find(&before).expect("route before"),
+            find(&after).expect("route after"),
+        );
+        assert_eq!(old["properties"], new["properties"], "{name}");
+        assert_eq!(old["id"], new["id"]);
+    }
+    assert_eq!(after["tags"], before["tags"]);
+    // hubspoke added its own route to the foreign table, and nothing else.
+    assert_eq!(
+        bed.gateway_routes(&table_id).await,
+        ["10.2.0.0/16", "192.168.0.0/16"]
+    );
+    let subnet = bed.get(&subnet_id).await;
+    assert_eq!(subnet["properties"]["networkSecurityGroup"]["id"], nsg);
+    assert!(subnet["properties"]["routeTable"]["id"]
+        .as_str()
+        .is_some_and(|id| id.ends_with("/spoke1-own")));
+}
+
+#[tokio::test]
+async fn a_provisioning_gateway_gets_peerings_without_transit_then_the_next_pass_finishes() {
+    let mut estate = article();
+    estate.gateways.clear();
+    if let Some(subnet) = estate.subnet_mut("hub", "GatewaySubnet")["properties"].as_object_mut() {
+        subnet.remove("ipConfigurations");
+    }
+    let bed = bed(&estate, |config| {
+        config.latency.gateway = Duration::from_millis(1500)
+    })
+    .await;
+    let gateway_id = format!(
+        "{}/providers/Microsoft.Network/virtualNetworkGateways/hub-vpngw",
+        estate
+            .vnet_id("hub")
+            .split("/providers/")
+            .next()
+            .unwrap_or_default()
+    );
+    let body = json!({
+        "location": "westeurope",
+        "properties": {
+            "gatewayType": "Vpn",
+            "vpnType": "RouteBased",
+            "sku": {"name": "VpnGw1", "tier": "VpnGw1"},
+            "ipConfigurations": [{
+                "name": "default",
+                "properties": {"subnet": {"id": format!("{}/subnets/GatewaySubnet", estate.vnet_id("hub"))}}
+            }]
+        }
+    });
+    let client = bed.client.clone();
+    let creating = tokio::spawn(async move { client.put(&gateway_id, None, &body).await });
+    // Wait (bounded) until the simulator shows the gateway being provisioned.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let hub = bed.get(&estate.vnet_id("hub")).await;
+        if hub["properties"]["subnets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                s["properties"]["ipConfigurations"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
+            })
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never appeared"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (first, plan) = bed.pass().await;
+    let codes: Vec<&str> = first.hubs[0]
+        .warnings
+        .iter()
+        .map(|w| w.code.as_str())
+        .collect();
+    assert!(codes.contains(&"gateway_not_ready"), "{}", first.text());
+    assert!(
+        plan.hubs[0]
+            .changes
+            .iter()
+            .all(|c| c.action.kind().ends_with("_peering")),
+        "{}",
+        first.text()
+    );
+    assert_eq!(
+        bed.gateway_routes(&estate.table_id("hubspoke-rt-spoke1"))
+            .await
+            .len(),
+        0
+    );
+    let vnet = bed.get(&estate.vnet_id("spoke1")).await;
+    assert_eq!(
+        vnet["properties"]["virtualNetworkPeerings"][0]["properties"]["useRemoteGateways"],
+        false
+    );
+    creating
+        .await
+        .expect("task")
+        .expect("the gateway provisions");
+    let (second, _) = bed.pass().await;
+    assert_eq!(
+        second.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        second.text()
+    );
+    assert_eq!(
+        bed.gateway_routes(&estate.table_id("hubspoke-rt-spoke1"))
+            .await,
+        ["10.2.0.0/16"]
+    );
+    let (third, plan) = bed.pass().await;
+    assert_eq!(changes(&plan), 0, "{}", third.text());
+}
+
+#[tokio::test]
+async fn a_working_estate_whose_gateway_is_updating_or_failed_is_left_alone() {
+    for state in ["Updating", "Failed"] {
+        let estate = article();
+        let bed = bed(&estate, |_| {}).await;
+        bed.pass().await;
+        let mut snapshot = bed.sim.state();
+        for gateway in snapshot["virtualNetworkGateways"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            gateway["properties"]["provisioningState"] = state.into();
+        }
+        bed.sim.load(&snapshot).expect("reload");
+        bed.sim.clear_requests();
+        let (result, plan) = bed.pass().await;
+        assert_eq!(changes(&plan), 0, "{state}: {}", result.text());
+        assert!(bed.writes().is_empty(), "{state}");
+        let codes: Vec<&str> = result.hubs[0]
+            .warnings
+            .iter()
+            .map(|w| w.code.as_str())
+            .collect();
+        assert_eq!(codes, ["gateway_not_ready"], "{state}");
+    }
+}
+
+#[tokio::test]
+async fn no_route_is_written_around_a_firewall_and_the_outcome_says_why() {
+    let mut estate = article();
+    estate.vnet("spoke3", &["10.3.0.0/16"], &[("default", "10.3.0.0/24")]);
+    estate.peer("spoke3", "hub", Flags::default(), "Initiated");
+    estate.table(
+        "spoke3-fw",
+        &[("default", "0.0.0.0/0", "VirtualAppliance", Some("10.0.1.4"))],
+        json!({}),
+    );
+    estate.associate("spoke3", "default", "spoke3-fw");
+    let bed = bed(&estate, |_| {}).await;
+    let (result, _) = bed.pass().await;
+    // Spoke 3 gets no route to the others, and they get none to spoke 3.
+    assert_eq!(
+        bed.gateway_routes(&estate.table_id("spoke3-fw"))
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        bed.gateway_routes(&estate.table_id("hubspoke-rt-spoke1"))
+            .await,
+        ["10.2.0.0/16"]
+    );
+    let conflict = result.hubs[0]
+        .warnings
+        .iter()
+        .find(|w| w.code.as_str() == "route_conflict")
+        .unwrap_or_else(|| panic!("a route_conflict warning: {}", result.text()));
+    assert_eq!(conflict.details["detail"], "covered_by_foreign");
+    assert!(conflict.target.ends_with("/routeTables/spoke3-fw"));
+    let text = result.text();
+    assert!(
+        text.contains("route_conflict") && text.contains("appliance"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_fifth_of_writes_failing_and_throttling_on_the_reconcile_still_converges() {
+    let estate = estate_of(8);
+    let faults = hubspoke_sim::FaultSpec::parse("PUT /subscriptions/*=429@0.07;PUT /subscriptions/*=409@0.07;PUT /subscriptions/*=500@0.06;DELETE /subscriptions/*=500@0.2")
+        .expect("fault spec");
+    let bed = bed(&estate, |config| config.faults = faults).await;
+    let mut passes = Vec::new();
+    for _ in 0..3 {
+        let (result, plan) = bed.pass().await;
+        let done = changes(&plan) == 0;
+
+        passes.push(result);
+        if done {
+            break;
+        }
+    }
+    let last = passes.last().expect("a pass");
+    assert_eq!(
+        last.hubs[0].status,
+        HubOutcome::Unchanged,
+        "{}",
+        last.text()
+    );
+    let retries: u64 = passes.iter().map(|p| p.requests.retries).sum();
+    let throttled: u64 = passes.iter().map(|p| p.requests.throttled).sum();
+    println!(
+        "converged in {} passes; retries {retries}, throttled {throttled}",
+        passes.len()
+    );
+    assert!(retries > 0, "the faults were retried: {}", passes[0].text());
+    assert!(throttled > 0);
+}

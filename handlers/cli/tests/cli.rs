@@ -1,0 +1,241 @@
+//! The `hubspoke` binary as a user runs it: real processes, real sockets on 127.0.0.1.
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use hubspoke_core::synth::{Estate, Flags};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hubspoke");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hubspoke-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn run(args: &[&str], env: &[(String, String)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("HUBSPOKE_HUBS");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("hubspoke runs")
+}
+
+fn article() -> Estate {
+    let mut estate = Estate::default();
+    estate.hub("hub", "10.0.0.0/16", "10.0.255.0/27", Some("Succeeded"));
+    for (n, name) in ["spoke1", "spoke2", "spoke3", "spoke4"].iter().enumerate() {
+        let prefix = format!("10.{}.0.0/16", 2 * n + 1);
+        let subnet = format!("10.{}.0.0/24", 2 * n + 1);
+        estate.vnet(
+            name,
+            &[&prefix],
+            &[
+                ("default", &subnet),
+                ("data", &format!("10.{}.1.0/24", 2 * n + 1)),
+            ],
+        );
+        estate.peer(name, "hub", Flags::default(), "Initiated");
+    }
+    estate
+}
+
+#[test]
+fn a_malformed_snapshot_is_an_error_naming_the_file_and_the_json_path() {
+    let dir = temp_dir("malformed");
+    let path = dir.join("bad.json");
+    let mut snapshot = article().snapshot();
+    snapshot["virtualNetworks"][1]["properties"]["addressSpace"]["addressPrefixes"][0] =
+        "10.300.0.0/16".into();
+    std::fs::write(&path, snapshot.to_string()).expect("write");
+    let hub = article().vnet_id("hub");
+    let output = run(
+        &[
+            "plan",
+            "--snapshot",
+            path.to_str().unwrap_or_default(),
+            "--hub",
+            &hub,
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing is printed as a plan");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.json"), "{stderr}");
+    assert!(
+        stderr.contains("$.virtualNetworks[1].properties.addressSpace.addressPrefixes[0]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CIDR"), "{stderr}");
+
+    std::fs::write(&path, "{\"virtualNetworks\": [").expect("write");
+    let output = run(
+        &[
+            "plan",
+            "--snapshot",
+            path.to_str().unwrap_or_default(),
+            "--hub",
+            &hub,
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not valid JSON"));
+
+    let output = run(
+        &[
+            "plan",
+            "--snapshot",
+            path.to_str().unwrap_or_default(),
+            "--hub",
+            "/subscriptions/x",
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("HUBSPOKE_HUBS"));
+}
+
+#[test]
+fn plan_from_a_snapshot_prints_text_and_json() {
+    let dir = temp_dir("plan");
+    let path = dir.join("estate.json");
+    std::fs::write(&path, article().snapshot().to_string()).expect("write");
+    let hub = article().vnet_id("hub");
+    let text = run(
+        &[
+            "plan",
+            "--snapshot",
+            path.to_str().unwrap_or_default(),
+            "--hub",
+            &hub,
+        ],
+        &[],
+    );
+    assert!(
+        text.status.success(),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("+ create_peering") && text.contains("Plan: "),
+        "{text}"
+    );
+    let json = run(
+        &[
+            "plan",
+            "--snapshot",
+            path.to_str().unwrap_or_default(),
+            "--hub",
+            &hub,
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json output");
+    assert_eq!(value["hubs"][0]["status"], "changes_pending");
+}
+
+/// `hubspoke sim` as a child process, killed when dropped.
+struct Sim {
+    child: Child,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(seed: &std::path::Path, dir: &std::path::Path) -> Sim {
+    let mut child = Command::new(BIN)
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--latency",
+            "lro=50ms,delete=50ms,retry-after=0",
+        ])
+        .arg("--seed")
+        .arg(seed)
+        .arg("--ca-cert-out")
+        .arg(dir.join("ca.pem"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hubspoke sim starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut env = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if line == "ready" {
+            break;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            env.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    assert!(
+        env.iter().any(|(k, _)| k == "HUBSPOKE_ARM_ENDPOINT"),
+        "{env:?}"
+    );
+    Sim { child, env }
+}
+
+#[test]
+fn two_reconciles_at_once_end_in_the_same_correct_state() {
+    let dir = temp_dir("race");
+    let seed = dir.join("seed.json");
+    let estate = article();
+    std::fs::write(&seed, estate.snapshot().to_string()).expect("write");
+    let sim = start_sim(&seed, &dir);
+    let mut env = sim.env.clone();
+    env.push(("HUBSPOKE_HUBS".into(), estate.vnet_id("hub")));
+    env.push(("HUBSPOKE_ARM_MAX_ATTEMPTS".into(), "12".into()));
+
+    let spawn = || {
+        let mut command = Command::new(BIN);
+        command
+            .args(["reconcile", "--output", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in &env {
+            command.env(key, value);
+        }
+        command.spawn().expect("reconcile starts")
+    };
+    let first = spawn();
+    let second = spawn();
+    let outputs = [
+        first.wait_with_output().expect("first ends"),
+        second.wait_with_output().expect("second ends"),
+    ];
+    for output in &outputs {
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    // A third pass finds a converged estate: nothing to change, nothing written.
+    let check = run(&["reconcile", "--output", "json"], &env);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json result");
+    assert_eq!(result["hubs"][0]["status"], "unchanged", "{result:#}");
+    assert_eq!(result["requests"]["writes"], 0);
+    let plan = run(&["plan", "--output", "json"], &env);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("json plan");
+    assert_eq!(plan["hubs"][0]["changes"].as_array().map(Vec::len), Some(0));
+}
