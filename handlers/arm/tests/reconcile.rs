@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use hubspoke_arm::apply::ChangeStatus;
 use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::reconcile::{reconcile, HubOutcome, ReconcileOptions, ReconcileResult};
 use hubspoke_arm::settings::ArmSettings;
@@ -559,4 +560,75 @@ async fn with_a_fifth_of_writes_failing_and_throttling_on_the_reconcile_still_co
     );
     assert!(retries > 0, "the faults were retried: {}", passes[0].text());
     assert!(throttled > 0);
+}
+
+#[tokio::test]
+async fn a_refused_change_is_reported_its_dependents_skipped_and_the_rest_applied() {
+    let estate = article();
+    // Policy denies every write into spoke2's VNet: its peering update is refused.
+    let faults = hubspoke_sim::FaultSpec::parse("PUT */virtualNetworks/spoke2/*=403-policy")
+        .expect("fault spec");
+    let bed = bed(&estate, |config| config.faults = faults).await;
+    let (result, plan) = bed.pass().await;
+    let hub = &result.hubs[0];
+    assert_eq!(hub.status, HubOutcome::Partial, "{}", result.text());
+    let refused: Vec<&hubspoke_arm::apply::ChangeOutcome> = hub
+        .changes
+        .iter()
+        .filter(|c| matches!(&c.status, ChangeStatus::Failed { error } if error.code == "RequestDisallowedByPolicy"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{}", result.text());
+    assert!(refused[0]
+        .change
+        .action
+        .target()
+        .contains("/virtualNetworks/spoke2/virtualNetworkPeerings/"));
+    // Exactly one request for it: a policy refusal is never retried.
+    let attempts = bed
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/virtualNetworks/spoke2/"))
+        .count();
+    assert_eq!(attempts, 1);
+    // What depends on it is skipped, with the reason; spoke1's side and the hub side applied.
+    let failed_id = refused[0].change.id;
+    for outcome in &hub.changes {
+        if outcome.change.depends_on.contains(&failed_id) {
+            assert!(
+                matches!(&outcome.status, ChangeStatus::Skipped { reason } if reason.contains(&format!("#{failed_id}"))),
+                "{outcome:?}"
+            );
+        }
+    }
+    let applied = hub.changes.iter().filter(|c| c.succeeded()).count();
+    assert!(applied >= 4, "{}", result.text());
+    assert!(
+        result.text().contains("deny-udr"),
+        "the policy is named: {}",
+        result.text()
+    );
+    assert!(result.has_failures());
+    assert!(changes(&plan) > applied);
+}
+
+#[tokio::test]
+async fn a_dry_run_observes_and_plans_and_writes_nothing() {
+    let estate = article();
+    let bed = bed(&estate, |_| {}).await;
+    let options = ReconcileOptions {
+        dry_run: true,
+        ..ReconcileOptions::default()
+    };
+    let (result, plan) = reconcile(&bed.client, &bed.config, &options, None)
+        .await
+        .expect("observed");
+    assert!(changes(&plan) > 0);
+    assert_eq!(result.requests.writes, 0);
+    assert!(bed.writes().is_empty());
+    assert!(result.hubs[0]
+        .changes
+        .iter()
+        .all(|c| matches!(c.status, ChangeStatus::Planned)));
+    assert!(result.requests.reads > 0);
 }
