@@ -5,7 +5,8 @@
 //!   starts; within a phase a change starts once every change it depends on has succeeded, and
 //!   is skipped, with the reason, when one of them did not.
 //! - Independent changes run in parallel, at most `concurrency` at once, and never two writes to
-//!   the peerings and subnets of one VNet at the same time (Azure refuses concurrent ones).
+//!   the peerings and subnets of one VNet, or to the routes of one table, at the same time
+//!   (Azure locks the parent while a child is written and refuses concurrent writes).
 //! - Every change is attempted; a failure is recorded with its ARM error and the others go on.
 //! - A subnet is re-read right before its PUT and written exactly as read with only
 //!   `routeTable` set; if it changed since the plan was made, the change is skipped and the
@@ -18,7 +19,6 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
-use hubspoke_core::id::VnetId;
 use hubspoke_core::plan::{Action, Change, HubPlan};
 use serde::Serialize;
 use serde_json::Value;
@@ -79,7 +79,7 @@ pub async fn apply(
             .map(|c| c.id)
             .collect();
         let mut waiting: BTreeSet<usize> = ids.iter().copied().collect();
-        let mut busy_vnets: HashSet<VnetId> = HashSet::new();
+        let mut busy: HashSet<String> = HashSet::new();
         let mut running = JoinSet::new();
         loop {
             // Skip what can no longer run, start what can.
@@ -113,15 +113,11 @@ pub async fn apply(
                         continue;
                     }
                     let ready = change.depends_on.iter().all(|d| outcomes[*d].is_some());
-                    let vnet_free = change
-                        .action
-                        .vnet()
-                        .is_none_or(|vnet| !busy_vnets.contains(vnet));
-                    if ready && vnet_free && running.len() < concurrency {
+                    let key = lock_key(&change.action);
+                    let free = !busy.contains(&key);
+                    if ready && free && running.len() < concurrency {
                         waiting.remove(&id);
-                        if let Some(vnet) = change.action.vnet() {
-                            busy_vnets.insert(vnet.clone());
-                        }
+                        busy.insert(key);
                         let client = client.clone();
                         let change = change.clone();
                         running.spawn(async move {
@@ -145,9 +141,7 @@ pub async fn apply(
                 // A panicking task is a bug; the change it ran is reported as failed below.
                 continue;
             };
-            if let Some(vnet) = outcome.change.action.vnet() {
-                busy_vnets.remove(vnet);
-            }
+            busy.remove(&lock_key(&outcome.change.action));
             done += 1;
             if let Some(report) = progress {
                 report(&outcome, done, total);
@@ -169,6 +163,22 @@ pub async fn apply(
         }
     }
     outcomes.into_iter().flatten().collect()
+}
+
+/// The parent Azure locks while the change is written: the VNet of a peering or subnet, the
+/// table of a route (or the table itself), lower-cased as ARM compares ids.
+fn lock_key(action: &Action) -> String {
+    let parent = match action {
+        Action::UpsertRoute { target, .. } | Action::DeleteRoute { target, .. } => {
+            target.route_table().to_string()
+        }
+        Action::CreateRouteTable { target, .. } => target.to_string(),
+        other => match other.vnet() {
+            Some(vnet) => vnet.to_string(),
+            None => other.target(),
+        },
+    };
+    parent.to_ascii_lowercase()
 }
 
 /// Records every change of `plan` as planned, for a dry run.
