@@ -205,27 +205,35 @@ async fn list_one(client: &ArmClient, subscription: &str) -> Result<Lists, Obser
     let tables_path =
         format!("/subscriptions/{subscription}/providers/Microsoft.Network/routeTables");
     let (vnets, tables) = tokio::join!(client.list(&vnets_path), client.list(&tables_path));
-    let mut parsed_vnets = Vec::new();
-    for (position, value) in vnets?.iter().enumerate() {
-        let label = format!("GET {vnets_path} item {position}");
-        parsed_vnets.push(VirtualNetwork::from_arm(value, &label).map_err(|error| {
-            ObserveError::Shape {
+    Ok((
+        parse_items(
+            &vnets?,
+            &vnets_path,
+            "virtual network",
+            VirtualNetwork::from_arm,
+        )?,
+        parse_items(&tables?, &tables_path, "route table", RouteTable::from_arm)?,
+    ))
+}
+
+/// Reads each listed item into the model; a malformed one stops the observation, naming the
+/// list, the item and the JSON path inside it.
+fn parse_items<T>(
+    items: &[serde_json::Value],
+    path: &str,
+    expected: &'static str,
+    parse: fn(&serde_json::Value, &str) -> Result<T, hubspoke_core::model::ModelError>,
+) -> Result<Vec<T>, ObserveError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(position, value)| {
+            let label = format!("GET {path} item {position}");
+            parse(value, &label).map_err(|error| ObserveError::Shape {
                 what: label,
-                expected: "virtual network",
+                expected,
                 error,
-            }
-        })?);
-    }
-    let mut parsed_tables = Vec::new();
-    for (position, value) in tables?.iter().enumerate() {
-        let label = format!("GET {tables_path} item {position}");
-        parsed_tables.push(RouteTable::from_arm(value, &label).map_err(|error| {
-            ObserveError::Shape {
-                what: label,
-                expected: "route table",
-                error,
-            }
-        })?);
-    }
-    Ok((parsed_vnets, parsed_tables))
+            })
+        })
+        .collect()
 }

@@ -632,3 +632,86 @@ async fn a_dry_run_observes_and_plans_and_writes_nothing() {
         .all(|c| matches!(c.status, ChangeStatus::Planned)));
     assert!(result.requests.reads > 0);
 }
+
+#[tokio::test]
+async fn spokes_in_other_subscriptions_are_found_through_the_hub_with_list_calls_only() {
+    let mut estate = article();
+    // Spoke 3 lives in its own landing-zone subscription, peered with the hub from its side
+    // and from the hub's.
+    let mut landing = Estate::new(
+        "00000000-0000-0000-0000-00000000000b",
+        "rg-lz",
+        "westeurope",
+    );
+    landing.vnet("spoke3", &["10.3.0.0/16"], &[("default", "10.3.0.0/24")]);
+    let spoke3 = landing.vnet_id("spoke3");
+    let hub_id = estate.vnet_id("hub");
+    let peering = |from: &str, to: &str, name: &str| {
+        json!({
+            "name": name,
+            "id": format!("{from}/virtualNetworkPeerings/{name}"),
+            "properties": {"peeringState": "Connected", "allowVirtualNetworkAccess": true, "remoteVirtualNetwork": {"id": to}}
+        })
+    };
+    landing.vnet_mut("spoke3")["properties"]["virtualNetworkPeerings"] =
+        json!([peering(&spoke3, &hub_id, "to-hub")]);
+    estate.vnet_mut("hub")["properties"]["virtualNetworkPeerings"]
+        .as_array_mut()
+        .expect("peerings")
+        .push(peering(&hub_id, &spoke3, "to-spoke3"));
+    estate
+        .virtual_networks
+        .extend(landing.virtual_networks.clone());
+    let bed = bed(&estate, |config| config.page_size = 2).await;
+    bed.sim.clear_requests();
+    let observation = hubspoke_arm::observe::observe(&bed.client, &bed.config.hubs, None)
+        .await
+        .expect("observed");
+    assert!(observation
+        .observed
+        .virtual_networks
+        .iter()
+        .any(|v| v.id.name() == "spoke3"));
+    assert_eq!(
+        observation.subscriptions.len(),
+        2,
+        "{:?}",
+        observation.subscriptions
+    );
+    let gets: Vec<String> = bed
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path)
+        .collect();
+    // Lists (with their next pages) per subscription, one GET of the hub's gateway: no GET of
+    // any VNet.
+    assert!(
+        gets.iter().all(|path| !path.contains("/virtualNetworks/")),
+        "{gets:#?}"
+    );
+    assert!(
+        gets.iter()
+            .any(|p| p.contains("00000000000b/providers/Microsoft.Network/virtualNetworks")),
+        "{gets:#?}"
+    );
+    assert_eq!(
+        gets.iter()
+            .filter(|p| p.contains("/virtualNetworkGateways/"))
+            .count(),
+        1
+    );
+    // And the pass routes spoke 3 like any other spoke.
+    let (result, _) = bed.pass().await;
+    assert_eq!(
+        result.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        result.text()
+    );
+    assert_eq!(
+        bed.gateway_routes("/subscriptions/00000000-0000-0000-0000-00000000000b/resourceGroups/rg-lz/providers/Microsoft.Network/routeTables/hubspoke-rt-spoke3").await,
+        ["10.1.0.0/16", "10.2.0.0/16"]
+    );
+}
