@@ -8,7 +8,8 @@
 //! 20) and ARM's throttling (time compressed by the same factor). A landing zone adds one spoke
 //! peered from its side; hubspoke reconciles. Printed: the writes against the lower bound (the
 //! resources whose desired state differs), the reads, the retries and throttled answers, and the
-//! wall time, measured and scaled back to Azure time.
+//! wall time, measured and scaled back to Azure time. Operations are polled every 10 s (scaled),
+//! as Azure's `Retry-After` has the client do.
 use std::time::{Duration, Instant};
 
 use hubspoke_arm::client::ArmClient;
@@ -35,14 +36,16 @@ fn estate(spokes: usize) -> Estate {
     estate
 }
 
-async fn client_for(sim: &SimHandle) -> anyhow::Result<ArmClient> {
+async fn client_for(sim: &SimHandle, poll: Duration) -> anyhow::Result<ArmClient> {
     let env = sim.env();
     let mut settings = ArmSettings::from_settings(|name| {
         env.iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.clone())
     })?;
-    settings.retry.base_delay = Duration::from_millis(50);
+    // The simulator answers `Retry-After: 0` (whole seconds cannot be compressed); the client
+    // then waits `base_delay` between polls, set to what Azure's `Retry-After: 10` becomes.
+    settings.retry.base_delay = poll;
     let credential = hubspoke_arm::credential::credential(&settings)?;
     Ok(ArmClient::new(&settings, credential)?)
 }
@@ -91,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             ..SimConfig::default()
         })
         .await?;
-        let fast_client = client_for(&fast).await?;
+        let fast_client = client_for(&fast, Duration::from_millis(20)).await?;
         reconcile(&fast_client, &config, &options, None).await?;
         let converged = fast.state();
         fast.shutdown().await;
@@ -114,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             ..SimConfig::default()
         })
         .await?;
-        let client = client_for(&sim).await?;
+        let client = client_for(&sim, scale(10.0)).await?;
 
         // The landing zone's new spoke, peered from its side.
         let mut extra = Estate::default();

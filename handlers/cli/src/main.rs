@@ -1,4 +1,6 @@
 //! The `hubspoke` binary: subcommands that only wire the crates together.
+mod demo;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,10 +79,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan(args),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(hubspoke_sim::cli::run(args))),
-        Command::Demo => {
-            println!("The demo is not yet available: it comes with the Functions app.");
-            Ok(())
-        }
+        Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

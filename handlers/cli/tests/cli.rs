@@ -239,3 +239,25 @@ fn two_reconciles_at_once_end_in_the_same_correct_state() {
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("json plan");
     assert_eq!(plan["hubs"][0]["changes"].as_array().map(Vec::len), Some(0));
 }
+
+#[test]
+fn the_demo_runs_the_whole_job_on_the_embedded_simulator() {
+    let output = run(&["demo"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("10 of 10 changes applied"), "{stdout}");
+    assert!(
+        stdout.contains("0 of 0 changes applied; ARM requests: 3 reads, 0 writes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("6 of 6 changes applied"), "{stdout}");
+    assert!(stdout.contains("covered_by_foreign"), "{stdout}");
+    assert!(
+        stdout.contains("hubspoke-10-4-0-0-16     10.4.0.0/16        -> VirtualNetworkGateway"),
+        "{stdout}"
+    );
+}
