@@ -140,6 +140,21 @@ async fn main() -> anyhow::Result<()> {
         let (result, plan) = reconcile(&client, &config, &options, None).await?;
         let elapsed = start.elapsed();
         let lower_bound: usize = plan.hubs.iter().map(|h| h.changes.len()).sum();
+        if std::env::var("BENCH_DETAIL").is_ok() {
+            let mut kinds = std::collections::BTreeMap::new();
+            for change in plan.hubs.iter().flat_map(|h| &h.changes) {
+                *kinds.entry(change.action.kind()).or_insert(0) += 1;
+            }
+            eprintln!(
+                "{size}: {kinds:?}\n{}",
+                result
+                    .text()
+                    .lines()
+                    .filter(|l| !l.contains("[ok]"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
         let (_, again) = reconcile(&client, &config, &options, None).await?;
         let leftover: usize = again.hubs.iter().map(|h| h.changes.len()).sum();
         println!(

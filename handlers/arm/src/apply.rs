@@ -6,7 +6,10 @@
 //!   is skipped, with the reason, when one of them did not.
 //! - Independent changes run in parallel, at most `concurrency` at once, and never two writes to
 //!   the peerings and subnets of one VNet, or to the routes of one table, at the same time
-//!   (Azure locks the parent while a child is written and refuses concurrent writes).
+//!   (Azure locks the parent while a child is written and refuses concurrent writes). A write
+//!   also waits for the resources it references: a peering for its remote VNet, a subnet for
+//!   the route table it is given (Azure refuses a write that references a resource being
+//!   updated, `ReferencedResourceNotProvisioned`).
 //! - Every change is attempted; a failure is recorded with its ARM error and the others go on.
 //! - A subnet is re-read right before its PUT and written exactly as read with only
 //!   `routeTable` set; if it changed since the plan was made, the change is skipped and the
@@ -113,11 +116,11 @@ pub async fn apply(
                         continue;
                     }
                     let ready = change.depends_on.iter().all(|d| outcomes[*d].is_some());
-                    let key = lock_key(&change.action);
-                    let free = !busy.contains(&key);
+                    let keys = lock_keys(&change.action);
+                    let free = keys.iter().all(|key| !busy.contains(key));
                     if ready && free && running.len() < concurrency {
                         waiting.remove(&id);
-                        busy.insert(key);
+                        busy.extend(keys);
                         let client = client.clone();
                         let change = change.clone();
                         running.spawn(async move {
@@ -141,7 +144,9 @@ pub async fn apply(
                 // A panicking task is a bug; the change it ran is reported as failed below.
                 continue;
             };
-            busy.remove(&lock_key(&outcome.change.action));
+            for key in lock_keys(&outcome.change.action) {
+                busy.remove(&key);
+            }
             done += 1;
             if let Some(report) = progress {
                 report(&outcome, done, total);
@@ -165,20 +170,33 @@ pub async fn apply(
     outcomes.into_iter().flatten().collect()
 }
 
-/// The parent Azure locks while the change is written: the VNet of a peering or subnet, the
-/// table of a route (or the table itself), lower-cased as ARM compares ids.
-fn lock_key(action: &Action) -> String {
-    let parent = match action {
+/// What Azure locks, or must find settled, while the change is written: the VNet of a peering
+/// or subnet, the table of a route (or the table itself), and what the write references (a
+/// peering's remote VNet, a subnet's new route table). Lower-cased, as ARM compares ids.
+fn lock_keys(action: &Action) -> Vec<String> {
+    let mut keys = match action {
         Action::UpsertRoute { target, .. } | Action::DeleteRoute { target, .. } => {
-            target.route_table().to_string()
+            vec![target.route_table().to_string()]
         }
-        Action::CreateRouteTable { target, .. } => target.to_string(),
-        other => match other.vnet() {
-            Some(vnet) => vnet.to_string(),
-            None => other.target(),
-        },
+        Action::CreateRouteTable { target, .. } => vec![target.to_string()],
+        Action::AssociateRouteTable {
+            target,
+            route_table,
+            ..
+        } => vec![target.vnet().to_string(), route_table.to_string()],
+        other => {
+            let mut keys: Vec<String> = other.vnet().map(ToString::to_string).into_iter().collect();
+            keys.extend(other.remote_vnet().map(|vnet| vnet.to_string()));
+            if keys.is_empty() {
+                keys.push(other.target());
+            }
+            keys
+        }
     };
-    parent.to_ascii_lowercase()
+    for key in &mut keys {
+        key.make_ascii_lowercase();
+    }
+    keys
 }
 
 /// Records every change of `plan` as planned, for a dry run.

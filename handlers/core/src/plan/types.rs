@@ -137,6 +137,22 @@ impl Action {
         }
     }
 
+    /// The VNet a peering change points at (Azure refuses a peering write while that VNet is
+    /// `Updating`, so the executor keeps the two from being written at once).
+    pub fn remote_vnet(&self) -> Option<VnetId> {
+        match self {
+            Action::CreatePeering {
+                remote_virtual_network,
+                ..
+            } => Some(remote_virtual_network.clone()),
+            Action::UpdatePeering { as_read, .. } | Action::SyncPeering { as_read, .. } => as_read
+                ["properties"]["remoteVirtualNetwork"]["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok()),
+            _ => None,
+        }
+    }
+
     /// The body of the PUT this change sends (`None` for a delete). Peering and subnet bodies
     /// carry back everything read, with only what the change is about altered: a PUT replaces
     /// the whole resource.
