@@ -715,3 +715,46 @@ async fn spokes_in_other_subscriptions_are_found_through_the_hub_with_list_calls
         ["10.1.0.0/16", "10.2.0.0/16"]
     );
 }
+
+/// Where Azure's behaviour is unconfirmed the simulator has a knob, strict by default; hubspoke
+/// must be right under the other reading too.
+#[tokio::test]
+async fn the_scenarios_hold_under_the_lax_reading_of_every_unconfirmed_behaviour() {
+    let mut estate = estate_of(6);
+    estate.table(
+        "spoke00-fw",
+        &[("default", "0.0.0.0/0", "VirtualAppliance", Some("10.0.1.4"))],
+        json!({}),
+    );
+    estate.associate("spoke00", "app", "spoke00-fw");
+    let bed = bed(&estate, |config| {
+        let strictness = &mut config.strictness;
+        strictness.honour_if_match = false;
+        strictness.use_remote_gateways_needs_remote_peering = false;
+        strictness.reject_ipv6_gateway_routes = false;
+        strictness.refuse_disconnected_peering_update = false;
+        strictness.check_referenced_provisioning = false;
+        strictness.route_limit = 1000;
+        strictness.lock_conflict = hubspoke_sim::LockConflict::Alternate;
+    })
+    .await;
+    let (first, _) = bed.pass().await;
+    assert_eq!(
+        first.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        first.text()
+    );
+    let (second, plan) = bed.pass().await;
+    assert_eq!(changes(&plan), 0, "{}", second.text());
+    assert!(bed
+        .gateway_routes(&estate.table_id("spoke00-fw"))
+        .await
+        .is_empty());
+    assert_eq!(
+        bed.gateway_routes(&estate.table_id("hubspoke-rt-spoke01"))
+            .await
+            .len(),
+        4
+    );
+}
