@@ -1,6 +1,7 @@
 //! The ARM front end of the Network RP: maps paths (case-insensitively) to the estate's
 //! operations, parses bodies, pages lists with `nextLink`, and serves the operation status
-//! resources. Also serves Network Watcher's next hop minimally, from the routes the estate holds.
+//! resources. Also serves Network Watcher's next hop minimally, from the routes the estate holds,
+//! a NIC's effective routes (`effective.rs`) and a minimal Azure Resource Graph (`graph.rs`).
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ fn kind_of(segment: &str) -> Option<Kind> {
         "virtualnetworks" => Some(Kind::Vnet),
         "routetables" => Some(Kind::RouteTable),
         "virtualnetworkgateways" => Some(Kind::Gateway),
+        "networkinterfaces" => Some(Kind::Nic),
         _ => None,
     }
 }
@@ -124,6 +126,7 @@ pub(crate) fn handle(
             let kind = match *list {
                 "virtualnetworks" => Kind::Vnet,
                 "routetables" => Kind::RouteTable,
+                "networkinterfaces" => Kind::Nic,
                 _ => return Err(invalid_type(path)),
             };
             let items = world.list(kind, segments[1], None);
@@ -146,6 +149,24 @@ pub(crate) fn handle(
                     format!("Operation {op_id} not found."),
                 ))
             })
+        }
+        ["providers", "microsoft.resourcegraph", "resources"] => {
+            if method != "POST" {
+                return Err(method_not_allowed(method));
+            }
+            let snapshot = world.snapshot();
+            let resources: Vec<Value> = [
+                "virtualNetworks",
+                "routeTables",
+                "virtualNetworkGateways",
+                "networkInterfaces",
+            ]
+            .iter()
+            .filter_map(|field| snapshot.get(*field).and_then(Value::as_array))
+            .flatten()
+            .cloned()
+            .collect();
+            crate::graph::query(&parse_body(body)?, &resources).map(Reply::ok)
         }
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", rest @ ..] => {
             let (sub, rg) = (segments[1].to_string(), segments[3].to_string());
@@ -178,6 +199,28 @@ fn handle_rg(
             return Err(method_not_allowed(method));
         }
         return next_hop(world, &parse_body(body)?);
+    }
+    if let ["networkinterfaces", _, "effectiveroutetable"] = rest {
+        if method != "POST" {
+            return Err(method_not_allowed(method));
+        }
+        let nic_path = ResPath {
+            sub,
+            rg,
+            kind: Kind::Nic,
+            name: raw[1].to_string(),
+            child: None,
+        };
+        return effective_route_table(world, ctx, &nic_path);
+    }
+    if let ["networkinterfaces", _, "operationresults", _] = rest {
+        if method != "GET" {
+            return Err(method_not_allowed(method));
+        }
+        let op_id = raw[3];
+        return world.route_result(op_id, ctx.now).ok_or_else(|| {
+            ArmError::new(404, "NotFound", format!("Operation {op_id} not found."))
+        });
     }
     if let [type_segment, _, "providers", "microsoft.resources", "tags", "default"] = rest {
         let kind = kind_of(type_segment).ok_or_else(|| invalid_type(path))?;
@@ -224,6 +267,7 @@ fn handle_rg(
                         Kind::Vnet => world.put_vnet(ctx, &res_path, body),
                         Kind::RouteTable => world.put_route_table(ctx, &res_path, body),
                         Kind::Gateway => world.put_gateway(ctx, &res_path, body),
+                        Kind::Nic => world.put_nic(ctx, &res_path, body),
                     }
                 }
                 "PATCH" => {
@@ -269,6 +313,37 @@ fn handle_rg(
         }
         _ => Err(invalid_type(path)),
     }
+}
+
+/// `POST …/networkInterfaces/{nic}/effectiveRouteTable`: as the Network RP does, 202 with a
+/// `Location` (`…/networkInterfaces/{nic}/operationResults/{id}`) that answers 202 until the
+/// operation's time has come, then 200 with the routes. They are computed now, from the estate
+/// as it is when asked.
+fn effective_route_table(
+    world: &mut World,
+    ctx: &Ctx,
+    nic_path: &ResPath,
+) -> Result<Reply, ArmError> {
+    let nic = world.get(nic_path)?;
+    let routes = crate::effective::effective_routes(&nic, &world.snapshot())?;
+    let due = ctx.now + world.latency.lro;
+    world.store_route_result(&ctx.request_id, due, routes);
+    let mut reply = Reply::empty(202);
+    reply.headers.push((
+        "Location".to_string(),
+        format!(
+            "{}{}/operationResults/{}?api-version={}",
+            ctx.base_url,
+            nic_path.id(),
+            ctx.request_id,
+            ctx.api_version
+        ),
+    ));
+    reply.headers.push((
+        "Retry-After".to_string(),
+        world.latency.retry_after_secs.to_string(),
+    ));
+    Ok(reply)
 }
 
 /// Network Watcher next hop, minimally: finds the subnet holding `sourceIPAddress`, then the

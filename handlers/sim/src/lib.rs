@@ -14,8 +14,10 @@ pub mod json;
 
 mod arm;
 mod control;
+mod effective;
 mod events;
 mod faults;
+mod graph;
 mod server;
 mod throttle;
 mod tls;

@@ -1,5 +1,6 @@
 //! The simulated estate and the Network RP's rules: virtual networks with their subnets and
-//! peerings, route tables with their routes, virtual network gateways, and the long-running
+//! peerings, route tables with their routes, virtual network gateways, network interfaces
+//! (minimal: enough to tie an effective route table to a subnet), and the long-running
 //! operations that change them. Everything is kept as ARM JSON, as Azure returns it.
 //!
 //! This module knows nothing of HTTP: the ARM front end (`arm.rs`) parses requests into
@@ -89,6 +90,7 @@ pub(crate) enum Kind {
     Vnet,
     RouteTable,
     Gateway,
+    Nic,
 }
 
 impl Kind {
@@ -97,6 +99,7 @@ impl Kind {
             Kind::Vnet => "virtualNetworks",
             Kind::RouteTable => "routeTables",
             Kind::Gateway => "virtualNetworkGateways",
+            Kind::Nic => "networkInterfaces",
         }
     }
 }
@@ -249,6 +252,10 @@ pub(crate) struct World {
     vnets: BTreeMap<String, Res>,
     tables: BTreeMap<String, Res>,
     gateways: BTreeMap<String, Res>,
+    nics: BTreeMap<String, Res>,
+    /// Results of `effectiveRouteTable` operations: id -> (due, routes), polled through the
+    /// NIC's `operationResults`.
+    route_results: HashMap<String, (Instant, Value)>,
     ops: HashMap<String, Op>,
     locks: HashMap<String, String>,
     pub strict: Strictness,
@@ -354,6 +361,7 @@ impl World {
             Kind::Vnet => &self.vnets,
             Kind::RouteTable => &self.tables,
             Kind::Gateway => &self.gateways,
+            Kind::Nic => &self.nics,
         }
     }
 
@@ -362,6 +370,7 @@ impl World {
             Kind::Vnet => &mut self.vnets,
             Kind::RouteTable => &mut self.tables,
             Kind::Gateway => &mut self.gateways,
+            Kind::Nic => &mut self.nics,
         }
     }
 
@@ -705,6 +714,11 @@ impl World {
                         set_state(subnet, "Succeeded");
                     }
                 }
+                if path.kind == Kind::Nic {
+                    for config in prop_arr_mut(&mut res.body, "ipConfigurations").iter_mut() {
+                        set_state(config, "Succeeded");
+                    }
+                }
             }
         }
         restamp(&mut res.body, path.kind);
@@ -717,6 +731,7 @@ impl World {
                 self.tables.remove(&path.parent_key());
             }
             (None, Kind::Gateway) => self.remove_gateway(&path.parent_key()),
+            (None, Kind::Nic) => self.remove_nic(&path.parent_key()),
             (Some((ChildKind::Peering, name)), _) => self.remove_peering(&path.parent_key(), name),
             (Some((kind, name)), _) => {
                 let key = path.parent_key();
@@ -2107,6 +2122,241 @@ impl World {
         Ok(self.lro_reply(created, body, headers, scheduled))
     }
 
+    // ------------------------------------------------------------------ writes: NICs
+
+    /// PUT of a network interface, minimal: its ip configurations must name existing subnets,
+    /// which then list them (read-only `ipConfigurations`, as for gateways); a configuration
+    /// without `privateIPAddress` gets the first free one of its subnet. No NSG, VM or
+    /// accelerated-networking semantics.
+    pub(crate) fn put_nic(
+        &mut self,
+        ctx: &Ctx,
+        path: &ResPath,
+        mut body: Value,
+    ) -> Result<Reply, ArmError> {
+        let key = path.parent_key();
+        let superseded = self.check_lock(ctx, &key, &key, OpKind::Put)?;
+        self.check_if_match(ctx, path)?;
+        let location = body
+            .get("location")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                )
+            })?;
+        let existing = self.nics.get(&key).cloned();
+        let created = existing.is_none();
+        if prop_arr(&body, "ipConfigurations").is_empty() {
+            return Err(ArmError::bad_request(
+                "NetworkInterfaceMustHaveAtLeastOneIpConfiguration",
+                format!(
+                    "Network interface {} must have at least one IP configuration.",
+                    path.id()
+                ),
+            ));
+        }
+        let old_ids: Vec<String> = existing
+            .as_ref()
+            .map(|e| config_ids_of(&e.body))
+            .unwrap_or_default();
+        // Addresses held by the other NICs, so a new configuration gets a free one.
+        let mut taken: BTreeSet<String> = self
+            .nics
+            .iter()
+            .filter(|(k, _)| **k != key)
+            .flat_map(|(_, n)| {
+                prop_arr(&n.body, "ipConfigurations")
+                    .iter()
+                    .filter_map(|c| prop_str(c, "privateIPAddress").map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let has_primary = prop_arr(&body, "ipConfigurations")
+            .iter()
+            .any(|c| prop_bool(c, "primary"));
+        let mut links = Vec::new();
+        for (index, config) in prop_arr_mut(&mut body, "ipConfigurations")
+            .iter_mut()
+            .enumerate()
+        {
+            let subnet_id = prop_ref_id(config, "subnet").unwrap_or("").to_string();
+            let vnet_key = vnet_key_of(&subnet_id);
+            let subnet_name = subnet_id.rsplit('/').next().unwrap_or("").to_string();
+            let subnet = self
+                .vnets
+                .get(&vnet_key)
+                .and_then(|v| find_child(&v.body, ChildKind::Subnet, &subnet_name))
+                .cloned();
+            let Some(subnet) =
+                subnet.filter(|_| subnet_id.to_ascii_lowercase().contains("/subnets/"))
+            else {
+                return Err(ArmError::bad_request(
+                    "InvalidResourceReference",
+                    format!(
+                        "Resource {subnet_id} referenced by resource {} was not found. Please make sure that the referenced resource exists, and that both resources are in the same region.",
+                        path.id()
+                    ),
+                ));
+            };
+            self.check_referenced(&vnet_key, &subnet_id, &path.id())?;
+            let name = match name_of(config) {
+                "" => format!("ipconfig{}", index + 1),
+                given => given.to_string(),
+            };
+            let id = format!("{}/ipConfigurations/{name}", path.id());
+            let previous = existing.as_ref().and_then(|e| {
+                prop_arr(&e.body, "ipConfigurations")
+                    .iter()
+                    .find(|c| name_of(c).eq_ignore_ascii_case(&name))
+                    .and_then(|c| prop_str(c, "privateIPAddress").map(str::to_string))
+            });
+            let address = match prop_str(config, "privateIPAddress") {
+                Some(given) => Some(given.to_string()),
+                None => previous.or_else(|| first_free_address(&subnet, &taken)),
+            };
+            {
+                let top = obj(config);
+                top.insert("name".into(), json!(name));
+                top.insert("id".into(), json!(id));
+                top.insert(
+                    "type".into(),
+                    json!("Microsoft.Network/networkInterfaces/ipConfigurations"),
+                );
+            }
+            let static_given = prop_str(config, "privateIPAddress").is_some();
+            let p = props(config);
+            p.insert("provisioningState".into(), json!("Updating"));
+            p.entry("privateIPAllocationMethod")
+                .or_insert(json!(if static_given { "Static" } else { "Dynamic" }));
+            if let Some(address) = address {
+                taken.insert(address.clone());
+                p.insert("privateIPAddress".into(), json!(address));
+                p.entry("privateIPAddressVersion").or_insert(json!("IPv4"));
+            }
+            p.entry("primary")
+                .or_insert(json!(!has_primary && index == 0));
+            links.push((subnet_id, id));
+        }
+        let guid = existing
+            .as_ref()
+            .and_then(|e| prop_str(&e.body, "resourceGuid").map(str::to_string))
+            .unwrap_or_else(new_guid);
+        {
+            let top = obj(&mut body);
+            top.insert("name".into(), json!(path.name));
+            top.insert("id".into(), json!(path.id()));
+            top.insert("type".into(), json!("Microsoft.Network/networkInterfaces"));
+            top.insert("location".into(), json!(location));
+        }
+        {
+            let p = props(&mut body);
+            p.insert("provisioningState".into(), json!("Updating"));
+            p.insert("resourceGuid".into(), json!(guid));
+            p.entry("enableAcceleratedNetworking")
+                .or_insert(json!(false));
+            p.entry("enableIPForwarding").or_insert(json!(false));
+        }
+        restamp(&mut body, Kind::Nic);
+        self.nics.insert(key.clone(), Res { body });
+        self.unlink_ip_configs(&old_ids);
+        for (subnet_id, config_id) in &links {
+            self.link_ip_config(subnet_id, config_id);
+        }
+        let (_, headers, scheduled) = self.begin(
+            ctx,
+            path,
+            OpKind::Put,
+            "PutNetworkInterfaceOperation",
+            superseded,
+            created,
+            self.latency.lro,
+        );
+        let body = self.get(path)?;
+        Ok(self.lro_reply(created, body, headers, scheduled))
+    }
+
+    fn remove_nic(&mut self, key: &str) {
+        if let Some(res) = self.nics.remove(key) {
+            self.unlink_ip_configs(&config_ids_of(&res.body));
+        }
+    }
+
+    /// Adds `config_id` to the read-only `ipConfigurations` of the subnet `subnet_id`.
+    fn link_ip_config(&mut self, subnet_id: &str, config_id: &str) {
+        let vnet_key = vnet_key_of(subnet_id);
+        let subnet_name = subnet_id.rsplit('/').next().unwrap_or("");
+        if let Some(vnet) = self.vnets.get_mut(&vnet_key) {
+            if let Some(subnet) = find_child_mut(&mut vnet.body, ChildKind::Subnet, subnet_name) {
+                let configs = prop_arr_mut(subnet, "ipConfigurations");
+                if !configs.iter().any(|c| {
+                    c.get("id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|i| i.eq_ignore_ascii_case(config_id))
+                }) {
+                    configs.push(json!({"id": config_id}));
+                }
+            }
+            restamp(&mut vnet.body, Kind::Vnet);
+        }
+    }
+
+    /// Removes these ip configuration ids (lower-cased) from every subnet that lists them.
+    fn unlink_ip_configs(&mut self, config_ids: &[String]) {
+        if config_ids.is_empty() {
+            return;
+        }
+        for vnet in self.vnets.values_mut() {
+            let mut changed = false;
+            for subnet in prop_arr_mut(&mut vnet.body, "subnets").iter_mut() {
+                let p = props(subnet);
+                if let Some(Value::Array(configs)) = p.get_mut("ipConfigurations") {
+                    let before = configs.len();
+                    configs.retain(|c| {
+                        !c.get("id")
+                            .and_then(Value::as_str)
+                            .is_some_and(|id| config_ids.contains(&lower(id)))
+                    });
+                    changed |= configs.len() != before;
+                    if configs.is_empty() {
+                        p.remove("ipConfigurations");
+                    }
+                }
+            }
+            if changed {
+                restamp(&mut vnet.body, Kind::Vnet);
+            }
+        }
+    }
+
+    /// Keeps the result of an `effectiveRouteTable` operation until it is polled.
+    pub(crate) fn store_route_result(&mut self, op_id: &str, due: Instant, routes: Value) {
+        // A long-running simulator forgets results older than ten minutes past their due time.
+        if self.route_results.len() > 1_000 {
+            let horizon = Duration::from_secs(600);
+            self.route_results
+                .retain(|_, (d, _)| d.checked_add(horizon).is_some_and(|end| end > due));
+        }
+        self.route_results.insert(op_id.to_string(), (due, routes));
+    }
+
+    /// `GET …/networkInterfaces/{nic}/operationResults/{id}`: 202 until due, then 200 with
+    /// the effective routes.
+    pub(crate) fn route_result(&self, op_id: &str, now: Instant) -> Option<Reply> {
+        let (due, routes) = self.route_results.get(op_id)?;
+        if now < *due {
+            let mut reply = Reply::empty(202);
+            reply.headers.push((
+                "Retry-After".to_string(),
+                self.latency.retry_after_secs.to_string(),
+            ));
+            return Some(reply);
+        }
+        Some(Reply::ok(routes.clone()))
+    }
+
     // ------------------------------------------------------------------ PATCH (tags), DELETE
 
     /// PATCH of a top-level resource's tags (synchronous, 200).
@@ -2256,6 +2506,7 @@ impl World {
                 "DeleteRouteTableOperation"
             }
             (None, Kind::Gateway) => "DeleteVirtualNetworkGatewayOperation",
+            (None, Kind::Nic) => "DeleteNetworkInterfaceOperation",
             (Some((ChildKind::Subnet, _)), _) => {
                 check_subnet_deletable(&target)?;
                 "DeleteSubnetOperation"
@@ -2291,11 +2542,19 @@ impl World {
 
     /// The estate in the snapshot format of `hubspoke plan --snapshot`.
     pub(crate) fn snapshot(&self) -> Value {
-        json!({
+        let mut snapshot = json!({
             "virtualNetworks": self.vnets.values().map(|r| r.body.clone()).collect::<Vec<_>>(),
             "routeTables": self.tables.values().map(|r| r.body.clone()).collect::<Vec<_>>(),
             "virtualNetworkGateways": self.gateways.values().map(|r| r.body.clone()).collect::<Vec<_>>(),
-        })
+        });
+        // Only when there are some: the snapshot format of `hubspoke plan` predates NICs.
+        if !self.nics.is_empty() {
+            obj(&mut snapshot).insert(
+                "networkInterfaces".into(),
+                Value::Array(self.nics.values().map(|r| r.body.clone()).collect()),
+            );
+        }
+        snapshot
     }
 
     /// Loads an estate (replacing the current one). Seeded peerings keep their given
@@ -2304,10 +2563,12 @@ impl World {
         let mut vnets = BTreeMap::new();
         let mut tables = BTreeMap::new();
         let mut gateways = BTreeMap::new();
+        let mut nics = BTreeMap::new();
         for (field, kind) in [
             ("virtualNetworks", Kind::Vnet),
             ("routeTables", Kind::RouteTable),
             ("virtualNetworkGateways", Kind::Gateway),
+            ("networkInterfaces", Kind::Nic),
         ] {
             let items = seed
                 .get(field)
@@ -2343,6 +2604,10 @@ impl World {
                     ],
                     Kind::RouteTable => &[("routes", "Microsoft.Network/routeTables/routes")],
                     Kind::Gateway => &[],
+                    Kind::Nic => &[(
+                        "ipConfigurations",
+                        "Microsoft.Network/networkInterfaces/ipConfigurations",
+                    )],
                 };
                 for (array, type_name) in child_arrays {
                     for child in prop_arr_mut(&mut item, array).iter_mut() {
@@ -2371,6 +2636,7 @@ impl World {
                     Kind::Vnet => &mut vnets,
                     Kind::RouteTable => &mut tables,
                     Kind::Gateway => &mut gateways,
+                    Kind::Nic => &mut nics,
                 };
                 target.insert(lower(&id), Res { body: item });
             }
@@ -2378,6 +2644,8 @@ impl World {
         self.vnets = vnets;
         self.tables = tables;
         self.gateways = gateways;
+        self.nics = nics;
+        self.route_results.clear();
         self.ops.clear();
         self.locks.clear();
         // Peering states not given: Connected when the other side exists, else Initiated.
@@ -2424,10 +2692,11 @@ impl World {
             }
         }
         self.refresh_peerings(&keys.iter().cloned().collect(), true);
-        // Gateway subnets list their gateways' ip configurations.
+        // Subnets list the ip configurations of the gateways and NICs in them.
         let links: Vec<(String, String)> = self
             .gateways
             .values()
+            .chain(self.nics.values())
             .flat_map(|g| {
                 let gid = g
                     .body
@@ -2472,6 +2741,36 @@ impl World {
     }
 }
 
+/// The lower-case ids of a gateway's or NIC's ip configurations.
+fn config_ids_of(body: &Value) -> Vec<String> {
+    prop_arr(body, "ipConfigurations")
+        .iter()
+        .filter_map(|c| c.get("id").and_then(Value::as_str).map(lower))
+        .collect()
+}
+
+/// The first IPv4 address of the subnet Azure would hand out (it reserves the network address,
+/// the next three and the broadcast address) that is not `taken`; `None` for IPv6 or a full
+/// subnet.
+fn first_free_address(subnet: &Value, taken: &BTreeSet<String>) -> Option<String> {
+    let prefix = prop_str(subnet, "addressPrefix")
+        .map(str::to_string)
+        .or_else(|| {
+            prop_arr(subnet, "addressPrefixes")
+                .first()
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })?;
+    let IpNet::V4(net) = IpNet::from_str(&prefix).ok()? else {
+        return None;
+    };
+    let first = u32::from(net.network()).checked_add(4)?;
+    let last = u32::from(net.broadcast()).checked_sub(1)?;
+    (first..=last)
+        .map(|n| std::net::Ipv4Addr::from(n).to_string())
+        .find(|a| !taken.contains(a))
+}
+
 fn precondition_failed(path: &ResPath) -> ArmError {
     ArmError::new(
         412,
@@ -2507,7 +2806,7 @@ fn restamp(body: &mut Value, kind: Kind) {
     let arrays: &[&str] = match kind {
         Kind::Vnet => &["subnets", "virtualNetworkPeerings"],
         Kind::RouteTable => &["routes"],
-        Kind::Gateway => &["ipConfigurations"],
+        Kind::Gateway | Kind::Nic => &["ipConfigurations"],
     };
     for array in arrays {
         if let Some(Value::Array(items)) = obj(body)
