@@ -369,7 +369,7 @@ async fn a_provisioning_gateway_gets_peerings_without_transit_then_the_next_pass
         subnet.remove("ipConfigurations");
     }
     let bed = bed(&estate, |config| {
-        config.latency.gateway = Duration::from_millis(1500)
+        config.latency.gateway = Duration::from_secs(3)
     })
     .await;
     let gateway_id = format!(
@@ -532,7 +532,11 @@ async fn no_route_is_written_around_a_firewall_and_the_outcome_says_why() {
 #[tokio::test]
 async fn with_a_fifth_of_writes_failing_and_throttling_on_the_reconcile_still_converges() {
     let estate = estate_of(8);
-    let faults = hubspoke_sim::FaultSpec::parse("PUT /subscriptions/*=429@0.07;PUT /subscriptions/*=409@0.07;PUT /subscriptions/*=500@0.06;DELETE /subscriptions/*=500@0.2")
+    // The first three writes are answered 429, 409 and 500 for certain; after that a fifth of
+    // the writes fail at random.
+    let faults = hubspoke_sim::FaultSpec::parse(
+        "PUT /subscriptions/*=script:429,409,500;PUT /subscriptions/*=429@0.07;PUT /subscriptions/*=409@0.07;PUT /subscriptions/*=500@0.06;DELETE /subscriptions/*=500@0.2",
+    )
         .expect("fault spec");
     let bed = bed(&estate, |config| config.faults = faults).await;
     let mut passes = Vec::new();
@@ -558,8 +562,12 @@ async fn with_a_fifth_of_writes_failing_and_throttling_on_the_reconcile_still_co
         "converged in {} passes; retries {retries}, throttled {throttled}",
         passes.len()
     );
-    assert!(retries > 0, "the faults were retried: {}", passes[0].text());
-    assert!(throttled > 0);
+    assert!(
+        retries >= 3,
+        "the faults were retried: {}",
+        passes[0].text()
+    );
+    assert!(throttled >= 1, "the 429 counts as throttling");
 }
 
 #[tokio::test]
