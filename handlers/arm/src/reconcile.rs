@@ -158,7 +158,14 @@ impl ReconcileResult {
         use std::fmt::Write;
         let mut out = String::new();
         for hub in &self.hubs {
-            let _ = writeln!(out, "Hub {}: {:?}", hub.hub, hub.status);
+            let status = match hub.status {
+                HubOutcome::Unchanged => "unchanged",
+                HubOutcome::Changed if self.dry_run => "changes planned",
+                HubOutcome::Changed => "changed",
+                HubOutcome::Partial => "partial: some changes failed or were skipped",
+                HubOutcome::Failed => "failed",
+            };
+            let _ = writeln!(out, "Hub {}: {status}", hub.hub);
             for outcome in &hub.changes {
                 let (mark, detail) = match &outcome.status {
                     ChangeStatus::Applied => ("ok", String::new()),

@@ -99,6 +99,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Reads the planner's settings from the environment; `--hub` flags replace `HUBSPOKE_HUBS`.
 fn plan_config(hubs: &[String]) -> anyhow::Result<PlanConfig> {
+    if hubs.is_empty() && std::env::var("HUBSPOKE_HUBS").map_or(true, |v| v.trim().is_empty()) {
+        bail!("no hub given: pass --hub <hub VNet resource id> (repeatable) or set HUBSPOKE_HUBS");
+    }
     let joined = hubs.join(",");
     let config = PlanConfig::from_settings(|name| {
         if name == "HUBSPOKE_HUBS" && !hubs.is_empty() {

@@ -261,3 +261,14 @@ fn the_demo_runs_the_whole_job_on_the_embedded_simulator() {
         "{stdout}"
     );
 }
+
+#[test]
+fn without_a_hub_the_error_says_how_to_give_one() {
+    let output = run(&["plan", "--snapshot", "whatever.json"], &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--hub") && stderr.contains("HUBSPOKE_HUBS"),
+        "{stderr}"
+    );
+}
