@@ -18,7 +18,6 @@ use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::PlanConfig;
 use hubspoke_core::synth::{Estate, Flags};
 use hubspoke_sim::{LatencySpec, Seed, SimConfig, SimHandle, ThrottleSpec};
-use serde_json::json;
 
 fn estate(spokes: usize) -> Estate {
     let mut estate = Estate::default();
@@ -120,21 +119,12 @@ async fn main() -> anyhow::Result<()> {
         let client = client_for(&sim, scale(10.0)).await?;
 
         // The landing zone's new spoke, peered from its side.
-        let mut extra = Estate::default();
         let block = 2 * size;
         let prefix = format!("10.{}.{}.0/24", 1 + block / 256, block % 256);
         let subnet = format!("10.{}.{}.0/26", 1 + block / 256, block % 256);
-        extra.vnet("newspoke", &[&prefix], &[("app", &subnet)]);
-        let mut vnet = extra.virtual_networks[0].clone();
-        vnet["properties"]["virtualNetworkPeerings"] = json!([]);
-        client.put(&extra.vnet_id("newspoke"), None, &vnet).await?;
-        let peering = format!(
-            "{}/virtualNetworkPeerings/newspoke-to-hub",
-            extra.vnet_id("newspoke")
-        );
-        client
-            .put(&peering, None, &json!({"properties": {"allowVirtualNetworkAccess": true, "remoteVirtualNetwork": {"id": estate.vnet_id("hub")}}}))
-            .await?;
+        for (path, body) in estate.landing_zone_spoke("newspoke", &prefix, &subnet, "hub") {
+            client.put(&path, None, &body).await?;
+        }
 
         let start = Instant::now();
         let (result, plan) = reconcile(&client, &config, &options, None).await?;

@@ -93,6 +93,24 @@ impl Bed {
     }
 }
 
+/// The warning codes of the first hub's result.
+fn codes(result: &ReconcileResult) -> Vec<&'static str> {
+    result.hubs[0]
+        .warnings
+        .iter()
+        .map(|w| w.code.as_str())
+        .collect()
+}
+
+/// The kinds of the first hub's planned changes.
+fn kinds(plan: &Plan) -> Vec<&'static str> {
+    plan.hubs[0]
+        .changes
+        .iter()
+        .map(|c| c.action.kind())
+        .collect()
+}
+
 fn changes(plan: &Plan) -> usize {
     plan.hubs.iter().map(|h| h.changes.len()).sum()
 }
@@ -185,27 +203,13 @@ async fn a_new_spoke_costs_one_write_per_resource_whose_desired_state_changed() 
     );
 
     // A landing zone adds spoke 30 and peers it with the hub from its side.
-    let mut extra = Estate::default();
-    extra.vnet("spoke30", &["10.61.0.0/16"], &[("app", "10.61.0.0/24")]);
-    let mut vnet = extra.virtual_networks[0].clone();
-    vnet["properties"]["virtualNetworkPeerings"] = json!([]);
-    let spoke = extra.vnet_id("spoke30");
-    bed.client
-        .put(&spoke, None, &vnet)
-        .await
-        .expect("create spoke30");
-    let peering = json!({"properties": {
-        "allowVirtualNetworkAccess": true,
-        "remoteVirtualNetwork": {"id": estate.vnet_id("hub")},
-    }});
-    bed.client
-        .put(
-            &format!("{spoke}/virtualNetworkPeerings/spoke30-to-hub"),
-            None,
-            &peering,
-        )
-        .await
-        .expect("peer spoke30");
+    for (path, body) in estate.landing_zone_spoke("spoke30", "10.61.0.0/16", "10.61.0.0/24", "hub")
+    {
+        bed.client
+            .put(&path, None, &body)
+            .await
+            .expect("landing zone write");
+    }
 
     bed.sim.clear_requests();
     let (second, plan) = bed.pass().await;
@@ -244,11 +248,7 @@ async fn a_resized_spoke_is_synced_and_routed_and_a_deleted_one_leaves_every_tab
         .await
         .expect("resize spoke01");
     let (resized, plan) = bed.pass().await;
-    let kinds: Vec<&str> = plan.hubs[0]
-        .changes
-        .iter()
-        .map(|c| c.action.kind())
-        .collect();
+    let kinds = kinds(&plan);
     assert!(kinds.contains(&"sync_peering"), "{}", resized.text());
     assert_eq!(
         resized.hubs[0].status,
@@ -417,11 +417,7 @@ async fn a_provisioning_gateway_gets_peerings_without_transit_then_the_next_pass
         tokio::task::yield_now().await;
     }
     let (first, plan) = bed.pass().await;
-    let codes: Vec<&str> = first.hubs[0]
-        .warnings
-        .iter()
-        .map(|w| w.code.as_str())
-        .collect();
+    let codes = codes(&first);
     assert!(codes.contains(&"gateway_not_ready"), "{}", first.text());
     assert!(
         plan.hubs[0]
@@ -481,11 +477,7 @@ async fn a_working_estate_whose_gateway_is_updating_or_failed_is_left_alone() {
         let (result, plan) = bed.pass().await;
         assert_eq!(changes(&plan), 0, "{state}: {}", result.text());
         assert!(bed.writes().is_empty(), "{state}");
-        let codes: Vec<&str> = result.hubs[0]
-            .warnings
-            .iter()
-            .map(|w| w.code.as_str())
-            .collect();
+        let codes = codes(&result);
         assert_eq!(codes, ["gateway_not_ready"], "{state}");
     }
 }

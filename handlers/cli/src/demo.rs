@@ -90,20 +90,9 @@ pub async fn run() -> anyhow::Result<()> {
     print!("{}", again.text());
 
     heading("a landing zone adds spoke4 (10.4.0.0/16), peered from its side");
-    let mut extra = Estate::default();
-    extra.vnet("spoke4", &["10.4.0.0/16"], &[("workload", "10.4.0.0/24")]);
-    let spoke4 = extra.vnet_id("spoke4");
-    let mut vnet = extra.virtual_networks[0].clone();
-    vnet["properties"]["virtualNetworkPeerings"] = json!([]);
-    client.put(&spoke4, None, &vnet).await?;
-    let peering = json!({"properties": {"allowVirtualNetworkAccess": true, "remoteVirtualNetwork": {"id": estate.vnet_id("hub")}}});
-    client
-        .put(
-            &format!("{spoke4}/virtualNetworkPeerings/spoke4-to-hub"),
-            None,
-            &peering,
-        )
-        .await?;
+    for (path, body) in estate.landing_zone_spoke("spoke4", "10.4.0.0/16", "10.4.0.0/24", "hub") {
+        client.put(&path, None, &body).await?;
+    }
     let (added, _) = reconcile(&client, &config, &options, None).await?;
     print!("{}", added.text());
     print_tables(&client, &estate).await?;

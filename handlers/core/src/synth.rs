@@ -286,6 +286,32 @@ impl Estate {
         }
     }
 
+    /// The two PUTs (path, body), in order, by which a landing zone adds VNet `name` with one
+    /// subnet to this estate's subscription and peers it with `hub` from its side only, with
+    /// default flags.
+    pub fn landing_zone_spoke(
+        &self,
+        name: &str,
+        prefix: &str,
+        subnet: &str,
+        hub: &str,
+    ) -> [(String, Value); 2] {
+        let vnet_id = self.vnet_id(name);
+        let vnet = json!({
+            "location": self.location,
+            "properties": {
+                "addressSpace": {"addressPrefixes": [prefix]},
+                "subnets": [{"name": "workload", "properties": {"addressPrefix": subnet}}],
+            }
+        });
+        let peering = json!({"properties": {
+            "allowVirtualNetworkAccess": true,
+            "remoteVirtualNetwork": {"id": self.vnet_id(hub)},
+        }});
+        let peering_id = format!("{vnet_id}/virtualNetworkPeerings/{name}-to-{hub}");
+        [(vnet_id, vnet), (peering_id, peering)]
+    }
+
     /// The snapshot document.
     pub fn snapshot(&self) -> Value {
         json!({

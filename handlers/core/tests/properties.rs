@@ -3,7 +3,7 @@
 //! half-open, disconnected and out-of-sync peerings, gateways in every state.
 mod support;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use hubspoke_core::config::PlanConfig;
 use hubspoke_core::id::VnetId;
@@ -744,6 +744,5 @@ proptest! {
                 prop_assert_eq!(has_route(v, w), has_route(w, v), "asymmetric: {} / {}", spokes[v].id, spokes[w].id);
             }
         }
-        let _ = BTreeSet::<u8>::new();
     }
 }
