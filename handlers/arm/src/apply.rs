@@ -26,6 +26,7 @@ use hubspoke_core::plan::{Action, Change, HubPlan};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::client::ArmClient;
 use crate::error::ArmError;
@@ -123,16 +124,20 @@ pub async fn apply(
                         busy.extend(keys);
                         let client = client.clone();
                         let change = change.clone();
-                        running.spawn(async move {
-                            let start = Instant::now();
-                            let status = execute(&client, &change).await;
-                            ChangeOutcome {
-                                change,
-                                status,
-                                duration_ms: u64::try_from(start.elapsed().as_millis())
-                                    .unwrap_or(u64::MAX),
+                        running.spawn(
+                            async move {
+                                let start = Instant::now();
+                                let status = execute(&client, &change).await;
+                                ChangeOutcome {
+                                    change,
+                                    status,
+                                    duration_ms: u64::try_from(start.elapsed().as_millis())
+                                        .unwrap_or(u64::MAX),
+                                }
                             }
-                        });
+                            // The caller's span (an invocation, a hub) goes with the task.
+                            .in_current_span(),
+                        );
                         started_or_skipped = true;
                     }
                 }

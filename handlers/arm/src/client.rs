@@ -53,10 +53,12 @@ pub struct RequestCounts {
 }
 
 /// A client of Azure Resource Manager. Cheap to clone; clones share the connection pool, the
-/// credential and the counts.
+/// credential and the counts. [`ArmClient::with_own_counts`] makes one that shares everything
+/// but the counts, so that passes running at once each count their own requests.
 #[derive(Clone)]
 pub struct ArmClient {
     inner: Arc<Inner>,
+    counters: Arc<Counters>,
 }
 
 struct Inner {
@@ -66,10 +68,27 @@ struct Inner {
     api_version: String,
     retry: RetryPolicy,
     operation_timeout: Duration,
+}
+
+/// Request counts; a client made by [`ArmClient::with_own_counts`] adds to its parent's too, so
+/// that the first client still counts everything.
+#[derive(Default)]
+struct Counters {
     reads: AtomicU64,
     writes: AtomicU64,
     retries: AtomicU64,
     throttled: AtomicU64,
+    parent: Option<Arc<Counters>>,
+}
+
+impl Counters {
+    fn add(&self, counter: fn(&Counters) -> &AtomicU64) {
+        let mut current = Some(self);
+        while let Some(counters) = current {
+            counter(counters).fetch_add(1, Ordering::Relaxed);
+            current = counters.parent.as_deref();
+        }
+    }
 }
 
 impl std::fmt::Debug for ArmClient {
@@ -146,21 +165,30 @@ impl ArmClient {
                 api_version: settings.api_version.clone(),
                 retry: settings.retry,
                 operation_timeout: settings.operation_timeout,
-                reads: AtomicU64::new(0),
-                writes: AtomicU64::new(0),
-                retries: AtomicU64::new(0),
-                throttled: AtomicU64::new(0),
             }),
+            counters: Arc::default(),
         })
+    }
+
+    /// A client sharing this one's connections and credential, whose requests are counted apart
+    /// (from zero) by it and its clones, and still added to this client's counts.
+    pub fn with_own_counts(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            counters: Arc::new(Counters {
+                parent: Some(self.counters.clone()),
+                ..Counters::default()
+            }),
+        }
     }
 
     /// The requests made so far by this client and its clones.
     pub fn counts(&self) -> RequestCounts {
         RequestCounts {
-            reads: self.inner.reads.load(Ordering::Relaxed),
-            writes: self.inner.writes.load(Ordering::Relaxed),
-            retries: self.inner.retries.load(Ordering::Relaxed),
-            throttled: self.inner.throttled.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            retries: self.counters.retries.load(Ordering::Relaxed),
+            throttled: self.counters.throttled.load(Ordering::Relaxed),
         }
     }
 
@@ -533,7 +561,7 @@ impl ArmClient {
         loop {
             state.attempts += 1;
             if state.attempts > 1 {
-                self.inner.retries.fetch_add(1, Ordering::Relaxed);
+                self.counters.add(|c| &c.retries);
             }
             let token = self
                 .inner
@@ -575,9 +603,9 @@ impl ArmClient {
                     .body(body.to_string());
             }
             if method == Method::GET {
-                self.inner.reads.fetch_add(1, Ordering::Relaxed);
+                self.counters.add(|c| &c.reads);
             } else {
-                self.inner.writes.fetch_add(1, Ordering::Relaxed);
+                self.counters.add(|c| &c.writes);
             }
             let started = Instant::now();
             let outcome = match request.send().await {
@@ -677,7 +705,7 @@ impl ArmClient {
                 Disposition::Stop(kind) => return Err(error(kind)),
                 Disposition::Retry { throttled } => {
                     if throttled {
-                        self.inner.throttled.fetch_add(1, Ordering::Relaxed);
+                        self.counters.add(|c| &c.throttled);
                     }
                     match next_delay(&self.inner.retry, state, answer.retry_after()) {
                         Some(delay) => {

@@ -15,6 +15,7 @@ use hubspoke_core::id::{GatewayId, VnetId};
 use hubspoke_core::model::{Gateway, Observed, RouteTable, VirtualNetwork};
 use serde::Serialize;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::client::ArmClient;
 use crate::error::{ArmError, ErrorKind};
@@ -122,10 +123,13 @@ pub async fn observe(
     let mut gets = JoinSet::new();
     for id in gateway_ids {
         let client = client.clone();
-        gets.spawn(async move {
-            let path = id.to_string();
-            (id, client.get(&path).await)
-        });
+        gets.spawn(
+            async move {
+                let path = id.to_string();
+                (id, client.get(&path).await)
+            }
+            .in_current_span(),
+        );
     }
     let mut gateways: Vec<(GatewayId, Gateway)> = Vec::new();
     while let Some(joined) = gets.join_next().await {
@@ -172,7 +176,9 @@ async fn list_subscriptions(
     for (position, subscription) in subscriptions.iter().enumerate() {
         let client = client.clone();
         let subscription = subscription.clone();
-        tasks.spawn(async move { (position, list_one(&client, &subscription).await) });
+        tasks.spawn(
+            async move { (position, list_one(&client, &subscription).await) }.in_current_span(),
+        );
     }
     let mut results: Vec<Option<Result<Lists, ObserveError>>> =
         subscriptions.iter().map(|_| None).collect();

@@ -101,7 +101,8 @@ pub async fn reconcile(
     progress: Option<Progress<'_>>,
 ) -> Result<(ReconcileResult, Plan), ObserveError> {
     let start = Instant::now();
-    let before = client.counts();
+    // Counted apart: other passes may share the client's connections at the same time.
+    let client = &client.with_own_counts();
     let observation = observe(client, &config.hubs, options.subscriptions.as_deref()).await?;
     let plan = plan(config, &observation.observed);
     let mut hubs = Vec::new();
@@ -135,17 +136,11 @@ pub async fn reconcile(
             warnings: hub_plan.warnings.clone(),
         });
     }
-    let after = client.counts();
     let result = ReconcileResult {
         dry_run: options.dry_run,
         hubs,
         skipped_reads: observation.skipped,
-        requests: RequestCounts {
-            reads: after.reads - before.reads,
-            writes: after.writes - before.writes,
-            retries: after.retries - before.retries,
-            throttled: after.throttled - before.throttled,
-        },
+        requests: client.counts(),
         duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     Ok((result, plan))

@@ -98,6 +98,23 @@ async fn list_follows_next_link_through_every_page() {
 }
 
 #[tokio::test]
+async fn a_client_with_its_own_counts_counts_apart_and_adds_to_its_parent() {
+    let (sim, client) = sim_and_client(SimConfig::default()).await;
+    sim.load(&vnets_snapshot("rg", 1)).unwrap();
+    let path = vnet_id("rg", "vnet-0");
+    client.get(&path).await.unwrap();
+    let first = client.with_own_counts();
+    let second = client.with_own_counts();
+    first.get(&path).await.unwrap();
+    second.get(&path).await.unwrap();
+    second.get(&path).await.unwrap();
+    assert_eq!(first.counts().reads, 1);
+    assert_eq!(second.counts().reads, 2);
+    assert_eq!(client.counts().reads, 4, "the parent counts everything");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn put_follows_the_operation_and_returns_the_succeeded_resource() {
     let (sim, client) = sim_and_client(SimConfig::default()).await;
     let vnet = client

@@ -758,7 +758,7 @@ mod tests {
 
     fn fixture(name: &str) -> Value {
         let path = format!(
-            "{}/../../../shared/fixtures/azure-rest-api-specs/network-2026-01-01/examples/{name}",
+            "{}/../../tests/fixtures/azure-rest-api-specs/network-2026-01-01/examples/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 fn examples_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/azure-rest-api-specs/network-2026-01-01/examples"
+        "/../../tests/fixtures/azure-rest-api-specs/network-2026-01-01/examples"
     ))
 }
 
@@ -219,7 +219,7 @@ fn plan(file: &str, example: &Value) -> (String, String, Option<Value>, Value) {
 #[tokio::test]
 async fn every_network_example_is_served_with_its_documented_status_and_shape() {
     let mut files: Vec<String> = std::fs::read_dir(examples_dir())
-        .expect("the fixtures are a sibling of the repository")
+        .expect("tests/fixtures holds the Network RP examples")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".json"))
         .collect();
