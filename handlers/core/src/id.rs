@@ -114,6 +114,12 @@ fn split_network_id<'a>(text: &'a str, expected: &'static str) -> Result<Segment
     if parts.iter().any(|part| part.is_empty()) {
         return Err(fail("it has an empty segment"));
     }
+    if let Some(part) = parts.iter().find(|part| !is_safe_segment(part)) {
+        return Err(fail(&format!(
+            "the name {part:?} is not a resource name: `.` and `..`, whitespace, control \
+             characters and `?`, `#`, `%`, `\\` are not allowed"
+        )));
+    }
     let keyword = |index: usize, word: &str| {
         parts
             .get(index)
@@ -137,6 +143,18 @@ fn split_network_id<'a>(text: &'a str, expected: &'static str) -> Result<Segment
         resource_group: parts[3],
         type_and_names: parts[6..].to_vec(),
     })
+}
+
+/// Whether `segment` can stand in a resource id as it is. An id is sent as a URL path, so a
+/// segment that a URL would resolve (`.`, `..`), end (`?`, `#`), decode (`%`) or that some
+/// servers split on (`\\`) would name another resource than the one read; Azure allows none of
+/// these in resource names, nor whitespace or control characters.
+fn is_safe_segment(segment: &str) -> bool {
+    segment != "."
+        && segment != ".."
+        && !segment
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%' | '\\'))
 }
 
 /// Checks that `segments` are exactly `[types[0], name, types[1], name, ...]` and returns the
@@ -443,6 +461,28 @@ mod tests {
         }
         assert!(format!("{VNET}/subnets").parse::<SubnetId>().is_err());
         assert!(VNET.parse::<SubnetId>().is_err());
+    }
+
+    #[test]
+    fn names_that_would_change_the_url_are_refused() {
+        // An id becomes a URL path: `..` would be resolved to another resource, `?` and `#`
+        // would end the path, `%` would be decoded, `\\` is a separator to some servers.
+        let base = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks";
+        for name in [
+            "..", ".", "a?b", "a#b", "a%2Fb", "a\\b", "a b", "a\tb", "x\u{7f}",
+        ] {
+            let text = format!("{base}/{name}");
+            let error = text.parse::<VnetId>().expect_err(&text);
+            assert!(error.reason.contains("name"), "{text}: {error}");
+        }
+        let text = format!("{VNET}/subnets/..");
+        assert!(text.parse::<SubnetId>().is_err(), "{text}");
+        let text =
+            "/subscriptions/../resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v";
+        assert!(text.parse::<VnetId>().is_err(), "{text}");
+        // Names Azure allows stay accepted: letters, digits, `-`, `_`, `.`, `(`, `)`.
+        let fine = format!("{base}/vnet-1_a.b(2)");
+        assert!(fine.parse::<VnetId>().is_ok());
     }
 
     #[test]
