@@ -110,6 +110,40 @@ fn json_output_has_the_documented_shape() {
     );
 }
 
+#[test]
+fn every_change_says_what_it_was_and_what_it_becomes() {
+    let estate = article();
+    let first = plan(
+        &config(&[&estate.vnet_id("Hub")]),
+        &observed(&estate.snapshot()),
+    );
+    for change in &first.hubs[0].changes {
+        let (before, after) = change.action.before_after();
+        match change.action.kind() {
+            "create_peering" => {
+                assert!(before.is_null());
+                assert_eq!(after["flags"]["allowForwardedTraffic"], true);
+                assert!(after["remoteVirtualNetwork"].is_string());
+            }
+            "update_peering" => {
+                assert_eq!(before["flags"]["useRemoteGateways"], false);
+                assert_eq!(after["flags"]["useRemoteGateways"], true);
+            }
+            "create_route_table" => {
+                assert!(before.is_null());
+                assert!(after["routes"].is_array());
+            }
+            "associate_route_table" => {
+                assert!(before["routeTable"].is_null());
+                assert!(after["routeTable"]
+                    .as_str()
+                    .is_some_and(|id| id.contains("/routeTables/hubspoke-rt-Spoke")));
+            }
+            other => panic!("unexpected change {other}"),
+        }
+    }
+}
+
 /// Writes the article's snapshot where the CLI tests and the docs can use it.
 #[test]
 fn article_snapshot_is_kept_in_the_docs() {

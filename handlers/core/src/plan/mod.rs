@@ -1213,6 +1213,3 @@ fn unwritable(
         json!({ "otherSubnets": others, "usedByHub": hub_uses }),
     ))
 }
-
-#[cfg(test)]
-mod tests;

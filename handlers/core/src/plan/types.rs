@@ -215,6 +215,64 @@ impl Action {
         }
     }
 
+    /// What the target looked like before the change and what it looks like after, as data for
+    /// people and logs (`null` where there was or will be nothing): a peering's flags (and the
+    /// remote address space of a sync), a route, a subnet's route table, a new table.
+    pub fn before_after(&self) -> (Value, Value) {
+        use serde_json::json;
+        let flags = |flags: &PeeringFlags| serde_json::to_value(flags).unwrap_or(Value::Null);
+        match self {
+            Action::CreatePeering {
+                remote_virtual_network,
+                after,
+                ..
+            } => (
+                Value::Null,
+                json!({ "remoteVirtualNetwork": remote_virtual_network.to_string(), "flags": flags(after) }),
+            ),
+            Action::UpdatePeering { before, after, .. } => (
+                json!({ "flags": flags(before) }),
+                json!({ "flags": flags(after) }),
+            ),
+            Action::SyncPeering {
+                before,
+                after,
+                remote_address_space_before,
+                remote_address_space_after,
+                ..
+            } => (
+                json!({ "flags": flags(before), "remoteAddressSpace": remote_address_space_before }),
+                json!({ "flags": flags(after), "remoteAddressSpace": remote_address_space_after }),
+            ),
+            Action::CreateRouteTable {
+                location,
+                disable_bgp_route_propagation,
+                routes,
+                ..
+            } => (
+                Value::Null,
+                json!({
+                    "location": location,
+                    "disableBgpRoutePropagation": disable_bgp_route_propagation,
+                    "routes": routes,
+                }),
+            ),
+            Action::AssociateRouteTable {
+                route_table,
+                subnet_as_read,
+                ..
+            } => (
+                json!({ "routeTable": subnet_as_read["properties"]["routeTable"]["id"] }),
+                json!({ "routeTable": route_table.to_string() }),
+            ),
+            Action::UpsertRoute { before, after, .. } => (
+                before.as_ref().map_or(Value::Null, |route| json!(route)),
+                json!(after),
+            ),
+            Action::DeleteRoute { before, .. } => (json!(before), Value::Null),
+        }
+    }
+
     /// The query the write needs besides `api-version`, if any.
     pub fn extra_query(&self) -> Option<(&'static str, &'static str)> {
         match self {
