@@ -10,7 +10,7 @@
 //!   re-observes, writes are idempotent, and a pass that lost a race finds less to do next time.
 use std::time::Instant;
 
-use hubspoke_core::config::PlanConfig;
+use hubspoke_core::config::{parse_bool, PlanConfig, SettingError};
 use hubspoke_core::id::VnetId;
 use hubspoke_core::plan::{plan, HubStatus, Plan, Warning};
 use serde::Serialize;
@@ -37,6 +37,42 @@ impl Default for ReconcileOptions {
             concurrency: 8,
             subscriptions: None,
         }
+    }
+}
+
+impl ReconcileOptions {
+    /// The defaults, with `HUBSPOKE_SUBSCRIPTIONS` and `HUBSPOKE_DRY_RUN` read through `lookup`
+    /// (empty values count as unset). A bad value is an error naming the setting.
+    pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let mut options = ReconcileOptions::default();
+        if let Some(value) = get("HUBSPOKE_SUBSCRIPTIONS") {
+            let mut subscriptions: Vec<String> = Vec::new();
+            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                // Subscription ids are GUIDs; anything that could change a URL path is refused.
+                if !item.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    return Err(SettingError {
+                        setting: "HUBSPOKE_SUBSCRIPTIONS",
+                        value: value.clone(),
+                        reason: format!(
+                            "{item:?} is not a subscription id (a comma-separated list of subscription GUIDs is expected)"
+                        ),
+                    });
+                }
+                if !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(item)) {
+                    subscriptions.push(item.to_string());
+                }
+            }
+            options.subscriptions = Some(subscriptions);
+        }
+        if let Some(value) = get("HUBSPOKE_DRY_RUN") {
+            options.dry_run = parse_bool(&value).ok_or_else(|| SettingError {
+                setting: "HUBSPOKE_DRY_RUN",
+                value,
+                reason: "expected true or false".into(),
+            })?;
+        }
+        Ok(options)
     }
 }
 
@@ -212,5 +248,48 @@ impl ReconcileResult {
             self.duration_ms as f64 / 1000.0
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> Result<ReconcileOptions, SettingError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ReconcileOptions::from_settings(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn subscriptions_and_dry_run_are_read_and_bad_values_named() {
+        let read = options(&[
+            ("HUBSPOKE_SUBSCRIPTIONS", " a-1, B-2 ,a-1"),
+            ("HUBSPOKE_DRY_RUN", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            read.subscriptions,
+            Some(vec!["a-1".to_string(), "B-2".to_string()])
+        );
+        assert!(read.dry_run);
+        let unset = options(&[("HUBSPOKE_SUBSCRIPTIONS", " ")]).expect("valid");
+        assert_eq!(unset.subscriptions, None);
+        assert!(!unset.dry_run);
+        for (setting, value) in [
+            ("HUBSPOKE_SUBSCRIPTIONS", "a/../b"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "a b"),
+            ("HUBSPOKE_DRY_RUN", "perhaps"),
+        ] {
+            let error = options(&[(setting, value)]).expect_err(value);
+            assert_eq!(error.setting, setting);
+        }
     }
 }

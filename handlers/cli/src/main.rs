@@ -143,19 +143,7 @@ fn connect() -> anyhow::Result<(ArmClient, ReconcileOptions)> {
     let settings = ArmSettings::from_settings(lookup)?;
     let credential = hubspoke_arm::credential::credential(&settings)?;
     let client = ArmClient::new(&settings, credential)?;
-    let subscriptions = std::env::var("HUBSPOKE_SUBSCRIPTIONS")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.split(',')
-                .map(|x| x.trim().to_owned())
-                .filter(|x| !x.is_empty())
-                .collect()
-        });
-    let options = ReconcileOptions {
-        subscriptions,
-        ..ReconcileOptions::default()
-    };
+    let options = ReconcileOptions::from_settings(lookup)?;
     Ok((client, options))
 }
 
@@ -176,16 +164,7 @@ async fn live_plan(config: &PlanConfig) -> anyhow::Result<hubspoke_core::plan::P
 async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
     let config = plan_config(&args.hubs)?;
     let (client, mut options) = connect()?;
-    let dry_run_setting = match std::env::var("HUBSPOKE_DRY_RUN") {
-        Ok(value) if !value.trim().is_empty() => hubspoke_core::config::parse_bool(&value)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "setting HUBSPOKE_DRY_RUN={value:?} is invalid: expected true or false"
-                )
-            })?,
-        _ => false,
-    };
-    options.dry_run = args.dry_run || dry_run_setting;
+    options.dry_run |= args.dry_run;
     options.concurrency = args.concurrency.max(1);
     let terminal = std::io::stderr().is_terminal();
     let report = move |outcome: &ChangeOutcome, done: usize, total: usize| {
