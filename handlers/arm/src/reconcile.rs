@@ -28,6 +28,9 @@ pub struct ReconcileOptions {
     pub concurrency: usize,
     /// `HUBSPOKE_SUBSCRIPTIONS`, when set.
     pub subscriptions: Option<Vec<String>>,
+    /// Apply and report only these hubs' plans. Every configured hub is still planned: a spoke
+    /// peered with two hubs is a conflict only the whole configuration reveals.
+    pub only_hubs: Option<Vec<VnetId>>,
 }
 
 impl Default for ReconcileOptions {
@@ -36,6 +39,7 @@ impl Default for ReconcileOptions {
             dry_run: false,
             concurrency: 8,
             subscriptions: None,
+            only_hubs: None,
         }
     }
 }
@@ -142,7 +146,13 @@ pub async fn reconcile(
     let observation = observe(client, &config.hubs, options.subscriptions.as_deref()).await?;
     let plan = plan(config, &observation.observed);
     let mut hubs = Vec::new();
-    for hub_plan in &plan.hubs {
+    let selected = |hub: &VnetId| {
+        options
+            .only_hubs
+            .as_ref()
+            .is_none_or(|only| only.contains(hub))
+    };
+    for hub_plan in plan.hubs.iter().filter(|hub_plan| selected(&hub_plan.hub)) {
         let changes = if options.dry_run {
             planned(hub_plan)
         } else {

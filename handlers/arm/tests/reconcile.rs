@@ -758,3 +758,63 @@ async fn the_scenarios_hold_under_the_lax_reading_of_every_unconfirmed_behaviour
         4
     );
 }
+
+#[tokio::test]
+async fn only_the_selected_hub_is_applied_while_every_hub_is_planned() {
+    let mut estate = article();
+    estate.hub(
+        "hub2",
+        "10.100.0.0/16",
+        "10.100.255.0/27",
+        Some("Succeeded"),
+    );
+    estate.vnet("spoke3", &["10.3.0.0/16"], &[("default", "10.3.0.0/24")]);
+    estate.vnet("spoke4", &["10.4.0.0/16"], &[("default", "10.4.0.0/24")]);
+    estate.peer("spoke3", "hub2", Flags::default(), "Initiated");
+    estate.peer("spoke4", "hub2", Flags::default(), "Initiated");
+    // spoke2 is peered with both hubs: a conflict only a plan of both hubs reveals.
+    estate.peer("spoke2", "hub2", Flags::default(), "Initiated");
+    let mut bed = bed(&estate, |_| {}).await;
+    let hub2 = estate.vnet_id("hub2");
+    bed.config = PlanConfig::new(vec![
+        estate.vnet_id("hub").parse().expect("hub"),
+        hub2.parse().expect("hub2"),
+    ]);
+    let options = ReconcileOptions {
+        only_hubs: Some(vec![hub2.parse().expect("hub2")]),
+        ..ReconcileOptions::default()
+    };
+    bed.sim.clear_requests();
+    let (result, plan) = reconcile(&bed.client, &bed.config, &options, None)
+        .await
+        .expect("observed");
+    assert_eq!(plan.hubs.len(), 2, "both hubs are planned");
+    assert_eq!(result.hubs.len(), 1, "only hub2 is reported");
+    assert_eq!(result.hubs[0].hub.to_string(), hub2);
+    assert!(result.hubs[0]
+        .warnings
+        .iter()
+        .any(|w| w.code.as_str() == "multi_hub_spoke"));
+    let writes = bed.writes();
+    assert!(!writes.is_empty());
+    for (_, path) in &writes {
+        let lower = path.to_ascii_lowercase();
+        assert!(
+            !lower.contains("/virtualnetworks/spoke1") && !lower.contains("/virtualnetworks/hub/"),
+            "hub1's estate is left to its own pass: {path}"
+        );
+        assert!(
+            !lower.contains("/virtualnetworks/spoke2"),
+            "the conflict is left alone: {path}"
+        );
+    }
+    assert_eq!(
+        bed.gateway_routes(&estate.table_id("hubspoke-rt-spoke3"))
+            .await,
+        ["10.4.0.0/16"]
+    );
+    assert!(bed
+        .gateway_routes(&estate.table_id("hubspoke-rt-spoke1"))
+        .await
+        .is_empty());
+}
