@@ -187,7 +187,10 @@ module app 'modules/app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     logRetentionDays: logRetentionDays
-    hubspokeSettings: hubspokeSettings
+    hubspokeSettings: [for setting in items(hubspokeSettings): {
+      name: setting.key
+      value: setting.value
+    }]
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
   }
@@ -280,6 +283,7 @@ output resourceGroupName string = group.name
 output functionAppName string = app.outputs.appName
 output backfillUrl string = 'https://${app.outputs.defaultHostName}/api/backfill'
 output outcomesQueueUrl string = app.outputs.outcomesQueueUrl
+output storageAccountName string = app.outputs.storageAccountName
 output identityPrincipalId string = app.outputs.identityPrincipalId
 output identityClientId string = app.outputs.identityClientId
 output subscriptionsInScope array = scopeSubscriptions

@@ -30,8 +30,8 @@ param maximumInstanceCount int
 param instanceMemoryMB int
 @description('Days Log Analytics keeps the logs.')
 param logRetentionDays int
-@description('The hubspoke settings (HUBSPOKE_*), as strings, built by main.bicep.')
-param hubspokeSettings object
+@description('The hubspoke settings (HUBSPOKE_*) as app settings ({ name, value }), built by main.bicep.')
+param hubspokeSettings array
 @description('Object id of a person or group that reads outcomes and dead-lettered events; empty: none.')
 param operatorPrincipalId string
 @allowed(['User', 'Group', 'ServicePrincipal'])
@@ -273,18 +273,44 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 // Identity-based host storage: the service URIs, the credential and the user-assigned identity's
 // client id; no connection string, no key anywhere (Learn, "Connecting to host storage with an
 // identity"). The handler reads AzureWebJobsStorage__queueServiceUri to write outcomes itself.
-var platformSettings = {
-  AzureWebJobsStorage__credential: 'managedidentity'
-  AzureWebJobsStorage__clientId: identity.properties.clientId
-  AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
-  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
-  AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
-  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-  AZURE_CLIENT_ID: identity.properties.clientId
-  HUBSPOKE_SELF_PRINCIPAL_ID: identity.properties.principalId
-}
-var allSettings = union(platformSettings, hubspokeSettings)
+var platformSettings = [
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storage.properties.primaryEndpoints.blob
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: storage.properties.primaryEndpoints.queue
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storage.properties.primaryEndpoints.table
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'HUBSPOKE_SELF_PRINCIPAL_ID'
+    value: identity.properties.principalId
+  }
+]
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
@@ -307,10 +333,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       // checkov:skip=CKV_AZURE_78: Flex Consumption refuses siteConfig.ftpsState ("invalid for Flex Consumption sites", azure-pipelines-tasks#21032); it has no FTP deployment: the package goes to the blob container below.
       // checkov:skip=CKV_AZURE_212: numberOfWorkers is a dedicated-plan setting; Flex Consumption scales each function from zero, and the drift check covers a pause.
       // checkov:skip=CKV_AZURE_213: no health check path: it applies to App Service instances behind a load balancer; the Functions host restarts a dead custom handler itself.
-      appSettings: [for setting in items(allSettings): {
-        name: setting.key
-        value: setting.value
-      }]
+      appSettings: concat(platformSettings, hubspokeSettings)
       // checkov:skip=CKV_AZURE_67: http20Enabled left unset: Flex Consumption refuses siteConfig properties it manages (ftpsState, use32BitWorkerProcess...) and whether this is one is unconfirmed; the callers (Event Grid, an operator's POST) need nothing beyond HTTP/1.1.
       // checkov:skip=CKV_AZURE_18: same as CKV_AZURE_67.
     }

@@ -312,11 +312,15 @@ class AppSettings(unittest.TestCase):
 
     def test_storage_is_reached_with_the_identity_and_the_runtime_is_custom(self):
         app = code_only((INFRA / "modules" / "app.bicep").read_text())
-        block = re.search(r"var platformSettings = \{(.*?)\n\}", app, re.S)
+        block = re.search(r"var platformSettings = \[(.*?)\n\]", app, re.S)
         self.assertIsNotNone(block)
-        keys = set(re.findall(r"^\s*([A-Za-z_]+):", block.group(1), re.M))
-        self.assertEqual(keys, PLATFORM_SETTINGS)
-        self.assertIn("AzureWebJobsStorage__credential: 'managedidentity'", app)
+        names = re.findall(r"name: '([A-Za-z_]+)'", block.group(1))
+        self.assertEqual(len(names), len(set(names)), "a setting is repeated")
+        self.assertEqual(set(names), PLATFORM_SETTINGS)
+        self.assertRegex(
+            block.group(1), r"name: 'AzureWebJobsStorage__credential'\s*value: 'managedidentity'"
+        )
+        self.assertIn("appSettings: concat(platformSettings, hubspokeSettings)", app)
         self.assertRegex(app, r"runtime:\s*\{\s*name: 'custom'")
         # Flex Consumption sets the worker runtime in functionAppConfig and refuses the setting.
         self.assertNotIn("FUNCTIONS_WORKER_RUNTIME", app)
