@@ -338,8 +338,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       // checkov:skip=CKV_AZURE_18: same as CKV_AZURE_67.
     }
     // FUNCTIONS_WORKER_RUNTIME=custom: on Flex Consumption the runtime is set here, not as an app
-    // setting (the setting is deprecated on Flex and the platform refuses it; Learn, "App settings
-    // reference", Flex Consumption plan deprecations). Same for FUNCTIONS_EXTENSION_VERSION.
+    // setting (deprecated on Flex, Learn "App settings reference"; the platform refuses it,
+    // azure-functions-core-tools#4645). Same for FUNCTIONS_EXTENSION_VERSION.
     functionAppConfig: {
       runtime: {
         name: 'custom'
