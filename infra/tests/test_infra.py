@@ -2,7 +2,7 @@
 filter against its limit, and the settings the app needs. Python standard library only; run by
 infra/check (python -m unittest discover -s infra/tests).
 
-The Bicep files are read as text: Bicep cannot be compiled here. The few helpers below understand
+The Bicep files are read as text: Bicep cannot be compiled here. The few functions below understand
 exactly as much Bicep as these tests need (single-quoted strings, // comments, arrays of strings).
 """
 
