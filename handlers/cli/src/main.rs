@@ -35,6 +35,9 @@ enum Command {
     Sim(hubspoke_sim::cli::SimArgs),
     /// Run the end-to-end demo on the embedded simulator.
     Demo,
+    /// Serve the Azure Functions custom handler (the Functions host starts this, with
+    /// FUNCTIONS_CUSTOMHANDLER_PORT set).
+    Serve,
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +83,10 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(hubspoke_sim::cli::run(args))),
         Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())),
+        Command::Serve => runtime().and_then(|rt| {
+            rt.block_on(hubspoke_functions::serve(|name| std::env::var(name).ok()))
+                .map_err(anyhow::Error::from)
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,241 @@
+//! `Backfill` (HTTP trigger, `POST /api/backfill`): bring an existing estate under hubspoke.
+//!
+//! Parameters: `hub=<hub VNet id>` (repeatable; default every configured hub; a hub that is not
+//! configured is refused) and `dryRun=true|false` (default false). Names are matched ignoring
+//! case, as the host does; any other parameter is refused, so that a misspelt `dryrun` never
+//! turns a dry run into a real one.
+//!
+//! A dry run observes and answers 200 with the plan. Otherwise the answer is 202 with the plan
+//! it expects and the work items it queued: the work itself runs in `ReconcileHub`, because an
+//! HTTP call is cut after 230 seconds and converging a hub takes longer. Any bad parameter: 400
+//! with a message naming it, and nothing queued. An estate that cannot be observed: 502 with
+//! ARM's error, nothing queued.
+use hubspoke_arm::reconcile::{reconcile, ReconcileOptions};
+use hubspoke_core::id::VnetId;
+use hubspoke_core::plan::Plan;
+use serde_json::json;
+
+use super::{hub_records, observe_error, skipped_reads};
+use crate::adapter::{AppState, Failure, HttpReply, Invocation, Reply};
+use crate::envelope::HttpInput;
+use crate::outcome::{RequestRef, Status};
+use crate::work::{Reason, RequestedBy, WorkItem};
+
+/// Backfill's parameters, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pub hubs: Vec<VnetId>,
+    pub dry_run: bool,
+}
+
+impl Params {
+    /// Checks the query against the configured hubs; the error names the bad parameter.
+    pub fn parse(query: &[(String, String)], configured: &[VnetId]) -> Result<Self, String> {
+        let mut hubs: Vec<VnetId> = Vec::new();
+        let mut dry_run: Option<bool> = None;
+        for (name, value) in query {
+            if name.eq_ignore_ascii_case("hub") {
+                let hub: VnetId = value
+                    .trim()
+                    .parse()
+                    .map_err(|error| format!("parameter hub: {error}"))?;
+                if !configured.contains(&hub) {
+                    return Err(format!(
+                        "parameter hub: {hub} is not a configured hub (HUBSPOKE_HUBS lists {})",
+                        configured
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if !hubs.contains(&hub) {
+                    hubs.push(hub);
+                }
+            } else if name.eq_ignore_ascii_case("dryRun") {
+                if dry_run.is_some() {
+                    return Err("parameter dryRun is given more than once".into());
+                }
+                dry_run = Some(match value.trim().to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("parameter dryRun: {value:?} is not true or false")),
+                });
+            } else {
+                return Err(format!(
+                    "parameter {name:?} is not known: Backfill takes hub (repeatable) and dryRun"
+                ));
+            }
+        }
+        if hubs.is_empty() {
+            hubs = configured.to_vec();
+        }
+        Ok(Self {
+            hubs,
+            dry_run: dry_run.unwrap_or(false),
+        })
+    }
+}
+
+pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<Reply, Failure> {
+    let Invocation {
+        id,
+        input,
+        mut outcome,
+    } = invocation;
+    outcome.trigger.request = Some(RequestRef {
+        method: input.method.clone(),
+        path: input.path.clone(),
+        query: input.query.clone(),
+    });
+    let refuse =
+        |mut outcome: crate::outcome::Outcome, status: u16, code: &str, message: String| {
+            outcome.reject(code, message.clone());
+            Reply {
+                outcome,
+                work: Vec::new(),
+                http: Some(HttpReply {
+                    status,
+                    body: json!({"error": message}),
+                }),
+            }
+        };
+    if input.method != "POST" {
+        let message = format!("Backfill takes POST, not {}", input.method);
+        return Ok(refuse(outcome, 405, "method_not_allowed", message));
+    }
+    let params = match Params::parse(&input.query, &state.settings.plan.hubs) {
+        Ok(params) => params,
+        Err(message) => return Ok(refuse(outcome, 400, "invalid_parameter", message)),
+    };
+    outcome.dry_run = params.dry_run;
+
+    // Observe and plan now (nothing is written here), so the caller sees what to expect.
+    let options = ReconcileOptions {
+        dry_run: true,
+        only_hubs: Some(params.hubs.clone()),
+        ..state.settings.reconcile.clone()
+    };
+    let (result, plan) = match reconcile(&state.arm, &state.settings.plan, &options, None).await {
+        Ok(done) => done,
+        Err(error) => {
+            let record = observe_error(&error);
+            outcome.fail(record.clone());
+            return Ok(Reply {
+                outcome,
+                work: Vec::new(),
+                http: Some(HttpReply {
+                    status: 502,
+                    body: json!({"error": format!("the estate could not be observed: {error}"), "arm": record}),
+                }),
+            });
+        }
+    };
+    outcome.requests = result.requests;
+    outcome.hubs = hub_records(&result);
+    outcome.errors.extend(skipped_reads(&result));
+    let plan = Plan {
+        hubs: plan
+            .hubs
+            .into_iter()
+            .filter(|hub_plan| params.hubs.contains(&hub_plan.hub))
+            .collect(),
+    };
+    if params.dry_run {
+        let body = json!({"invocation_id": id, "dry_run": true, "plan": plan});
+        return Ok(Reply {
+            outcome,
+            work: Vec::new(),
+            http: Some(HttpReply { status: 200, body }),
+        });
+    }
+    let mut work = Vec::new();
+    for record in &mut outcome.hubs {
+        record.detail = Some(format!(
+            "{} change(s) expected; queued for ReconcileHub",
+            record.changes.len()
+        ));
+        record.status = Status::Queued;
+        // The changes listed are expected, not made: keep them as `planned`.
+    }
+    for hub in &params.hubs {
+        work.push(WorkItem::new(
+            hub,
+            Reason::Backfill,
+            RequestedBy {
+                function: outcome.function.clone(),
+                invocation_id: id.clone(),
+                event_id: None,
+                subject: None,
+            },
+        ));
+    }
+    let items: Vec<serde_json::Value> = work
+        .iter()
+        .map(|item| json!({"id": item.id, "hub": item.hub}))
+        .collect();
+    let body = json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
+    Ok(Reply {
+        outcome,
+        work,
+        http: Some(HttpReply { status: 202, body }),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn hubs() -> Vec<VnetId> {
+        ["a", "b"]
+            .iter()
+            .map(|n| {
+                format!("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/{n}")
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn hubs_default_to_every_configured_one_and_dry_run_to_false() {
+        let params = Params::parse(&[], &hubs()).unwrap();
+        assert_eq!(params.hubs, hubs());
+        assert!(!params.dry_run);
+        let params = Params::parse(
+            &query(&[("HUB", &hubs()[1].to_string()), ("dryrun", "TRUE")]),
+            &hubs(),
+        )
+        .unwrap();
+        assert_eq!(params.hubs, [hubs()[1].clone()]);
+        assert!(params.dry_run);
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named() {
+        let other =
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/c";
+        let cases = [
+            (query(&[("hub", other)]), "not a configured hub"),
+            (query(&[("hub", "nonsense")]), "parameter hub"),
+            (query(&[("dryRun", "yes")]), "parameter dryRun"),
+            (
+                query(&[("dryRun", "true"), ("dryRun", "false")]),
+                "more than once",
+            ),
+            (query(&[("dry_run", "true")]), "\"dry_run\" is not known"),
+        ];
+        for (query, expected) in cases {
+            let error = Params::parse(&query, &hubs()).unwrap_err();
+            assert!(error.contains(expected), "{query:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The four functions of DESIGN.md section 3, each a plain async fn from an invocation of its
+//! typed input to a reply. The adapter does the rest.
+pub mod backfill;
+pub mod drift_check;
+pub mod on_network_event;
+pub mod reconcile_hub;
+
+use hubspoke_arm::observe::ObserveError;
+use hubspoke_arm::reconcile::{HubOutcome, ReconcileResult};
+
+use crate::outcome::{ChangeRecord, ErrorRecord, HubRecord, Status};
+
+/// The outcome's record of a hub reconciled (or planned) by a pass.
+pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
+    result
+        .hubs
+        .iter()
+        .map(|hub| HubRecord {
+            hub: hub.hub.to_string(),
+            status: match hub.status {
+                HubOutcome::Unchanged => Status::Unchanged,
+                HubOutcome::Changed => Status::Changed,
+                HubOutcome::Partial => Status::Partial,
+                HubOutcome::Failed => Status::Failed,
+            },
+            detail: None,
+            changes: hub.changes.iter().map(ChangeRecord::from_outcome).collect(),
+            warnings: hub.warnings.clone(),
+            errors: Vec::new(),
+        })
+        .collect()
+}
+
+/// Reads that were refused, as errors of the outcome.
+pub(crate) fn skipped_reads(result: &ReconcileResult) -> Vec<ErrorRecord> {
+    result
+        .skipped_reads
+        .iter()
+        .map(|skipped| {
+            let mut record = ErrorRecord::from_arm(&skipped.error);
+            record.target = Some(skipped.resource.clone());
+            record
+        })
+        .collect()
+}
+
+/// An observation that failed, as an error of the outcome.
+pub(crate) fn observe_error(error: &ObserveError) -> ErrorRecord {
+    match error {
+        ObserveError::Arm(error) => ErrorRecord::from_arm(error),
+        ObserveError::Shape { .. } => ErrorRecord::new("unreadable_answer", error.to_string()),
+    }
+}

@@ -1,0 +1,524 @@
+//! The outcome message (`hubspoke.outcome/v1`, DESIGN.md section 4): one JSON object per
+//! invocation, written to the `outcome` queue output. Its JSON Schema is
+//! `docs/outcome.schema.json`; keep the two in step.
+//!
+//! An outcome is handed to the host as a JSON object, never a string (the host would decode a
+//! string that looks like base64). The host re-indents it and base64-encodes it into a queue
+//! message of at most 64 KiB, so [`Outcome::fit`] summarizes one that would not fit: counts by
+//! status, kind and code, the failures first, as many entries as fit — never cut mid-JSON and
+//! never dropped.
+use std::collections::BTreeMap;
+
+use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
+use hubspoke_arm::client::RequestCounts;
+use hubspoke_arm::error::ArmError;
+use hubspoke_core::plan::Warning;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// The schema name every outcome carries.
+pub const SCHEMA: &str = "hubspoke.outcome/v1";
+
+/// The largest outcome, as indented JSON, that is sure to fit a queue message once
+/// base64-encoded: 64 KiB of base64 holds 48 KiB; 1 KiB is kept back for the differences between
+/// our indentation and the host's (Json.NET may rewrite numbers and dates).
+pub const MAX_INDENTED_BYTES: usize = 47 * 1024;
+
+/// One invocation's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub schema: &'static str,
+    pub function: String,
+    pub invocation_id: String,
+    /// The invocation as a whole: the worst of its hubs', or `ignored`/`rejected` when it did
+    /// nothing on purpose or refused its input.
+    pub status: Status,
+    /// Why, in a sentence, when `ignored`, `rejected` or `failed` without a hub.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub trigger: Trigger,
+    pub start_time: String,
+    pub end_time: String,
+    pub duration_ms: u64,
+    pub dry_run: bool,
+    pub requests: RequestCounts,
+    /// The reconcile pass this invocation ran or joined (several work items for a hub that
+    /// arrive while it is being reconciled share the next pass; their outcomes share the id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass: Option<PassInfo>,
+    pub hubs: Vec<HubRecord>,
+    /// Errors not tied to one change: a failed read, bad input, a panic.
+    pub errors: Vec<ErrorRecord>,
+    /// Ids of the work items queued to `hubspoke-work`.
+    pub work_items: Vec<String>,
+    /// Present when the outcome was too large for a queue message and was summarized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+/// Statuses of DESIGN.md section 4, plus `rejected` for input that is not valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ignored,
+    Unchanged,
+    Queued,
+    Changed,
+    Partial,
+    Rejected,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ignored => "ignored",
+            Status::Unchanged => "unchanged",
+            Status::Queued => "queued",
+            Status::Changed => "changed",
+            Status::Partial => "partial",
+            Status::Rejected => "rejected",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// What started the invocation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trigger {
+    /// `event_grid`, `queue`, `http` or `timer`.
+    pub kind: &'static str,
+    /// The events served (Event Grid).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventRef>,
+    /// The queue message (queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageRef>,
+    /// The request (HTTP), without its key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRef>,
+    /// The timer (timer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRef {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dequeue_count: Option<u32>,
+    /// The work item's id, when the message is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_item: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRef {
+    pub method: String,
+    pub path: String,
+    /// The parameters (the key is never among them).
+    pub query: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimerRef {
+    pub past_due: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PassInfo {
+    pub id: String,
+    /// True when this invocation joined a pass another invocation asked for.
+    pub shared: bool,
+}
+
+/// What happened to one hub.
+#[derive(Debug, Clone, Serialize)]
+pub struct HubRecord {
+    pub hub: String,
+    pub status: Status,
+    /// Why the hub was queued, ignored or failed, when it says more than the status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub changes: Vec<ChangeRecord>,
+    pub warnings: Vec<Warning>,
+    pub errors: Vec<ErrorRecord>,
+}
+
+impl HubRecord {
+    /// A hub with a status and nothing else.
+    pub fn bare(hub: impl Into<String>, status: Status, detail: Option<String>) -> Self {
+        Self {
+            hub: hub.into(),
+            status,
+            detail,
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// One change and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeRecord {
+    pub id: usize,
+    pub kind: &'static str,
+    pub target: String,
+    pub reason: String,
+    pub before: Value,
+    pub after: Value,
+    /// `applied`, `planned`, `failed` or `skipped`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorRecord>,
+    /// Why a skipped change was not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl ChangeRecord {
+    pub fn from_outcome(outcome: &ChangeOutcome) -> Self {
+        let action = &outcome.change.action;
+        let (before, after) = action.before_after();
+        let (status, error, skipped_because) = match &outcome.status {
+            ChangeStatus::Applied => ("applied", None, None),
+            ChangeStatus::Planned => ("planned", None, None),
+            ChangeStatus::Failed { error } => ("failed", Some(ErrorRecord::from_arm(error)), None),
+            ChangeStatus::Skipped { reason } => ("skipped", None, Some(reason.clone())),
+        };
+        Self {
+            id: outcome.change.id,
+            kind: action.kind(),
+            target: action.target(),
+            reason: outcome.change.reason.clone(),
+            before,
+            after,
+            status,
+            error,
+            skipped_because,
+            duration_ms: outcome.duration_ms,
+        }
+    }
+
+    fn failed_or_skipped(&self) -> bool {
+        matches!(self.status, "failed" | "skipped")
+    }
+}
+
+/// An error, with ARM's code when ARM gave one.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRecord {
+    pub code: String,
+    pub message: String,
+    /// The HTTP status of ARM's last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// For a refusal: the missing permission, the policy or the lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The resource or request concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl ErrorRecord {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            http_status: None,
+            hint: None,
+            target: None,
+        }
+    }
+
+    pub fn from_arm(error: &ArmError) -> Self {
+        Self {
+            code: error.code.clone(),
+            message: error.message.clone(),
+            http_status: error.status,
+            hint: error.hint(),
+            target: Some(format!("{} {}", error.method, path_of(&error.url))),
+        }
+    }
+}
+
+/// The path of an ARM URL (ids and api-version only; kept short for people).
+fn path_of(url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = without_scheme
+        .find('/')
+        .map_or(without_scheme, |at| &without_scheme[at..]);
+    path.split('?').next().unwrap_or(path).to_string()
+}
+
+/// Counts kept when an outcome is summarized.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Changes per status, over every hub.
+    pub changes_by_status: BTreeMap<String, usize>,
+    /// Changes per kind.
+    pub changes_by_kind: BTreeMap<String, usize>,
+    /// Warnings per code.
+    pub warnings_by_code: BTreeMap<String, usize>,
+    /// Entries left out of `hubs[].changes` and `hubs[].warnings`.
+    pub omitted_changes: usize,
+    pub omitted_warnings: usize,
+}
+
+impl Outcome {
+    /// An outcome in progress: status `unchanged` and no hub until the function says more.
+    pub fn begin(function: &str, invocation_id: &str, trigger: Trigger, dry_run: bool) -> Self {
+        let now = now();
+        Self {
+            schema: SCHEMA,
+            function: function.to_string(),
+            invocation_id: invocation_id.to_string(),
+            status: Status::Unchanged,
+            reason: None,
+            trigger,
+            start_time: now.clone(),
+            end_time: now,
+            duration_ms: 0,
+            dry_run,
+            requests: RequestCounts::default(),
+            pass: None,
+            hubs: Vec::new(),
+            errors: Vec::new(),
+            work_items: Vec::new(),
+            summary: None,
+        }
+    }
+
+    /// Marks the outcome as ignoring its input on purpose.
+    pub fn ignore(&mut self, reason: impl Into<String>) {
+        self.status = Status::Ignored;
+        self.reason = Some(reason.into());
+    }
+
+    /// Marks the outcome as refusing invalid input.
+    pub fn reject(&mut self, code: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.status = Status::Rejected;
+        self.errors.push(ErrorRecord::new(code, reason.clone()));
+        self.reason = Some(reason);
+    }
+
+    /// Marks the outcome as failed as a whole.
+    pub fn fail(&mut self, error: ErrorRecord) {
+        self.status = Status::Failed;
+        self.reason = Some(error.message.clone());
+        self.errors.push(error);
+    }
+
+    /// Sets the overall status from the hubs' (the worst one), unless the function already set
+    /// `ignored`, `rejected` or `failed`.
+    pub fn settle_status(&mut self) {
+        if matches!(
+            self.status,
+            Status::Ignored | Status::Rejected | Status::Failed
+        ) {
+            return;
+        }
+        if let Some(worst) = self.hubs.iter().map(|hub| hub.status).max() {
+            self.status = worst;
+        }
+    }
+
+    /// Stamps the end time and duration.
+    pub fn finish(&mut self, started: std::time::Instant) {
+        self.end_time = now();
+        self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    }
+
+    /// The outcome as a JSON object that fits one queue message (summarized if it must be).
+    pub fn fit(&self) -> Value {
+        let full = serde_json::to_value(self).unwrap_or(Value::Null);
+        if indented_len(&full) <= MAX_INDENTED_BYTES {
+            return full;
+        }
+        self.summarized()
+    }
+
+    /// The summarized form: counts, then as many failed or skipped changes and warnings as fit
+    /// (failures first), halving what is kept until it fits.
+    fn summarized(&self) -> Value {
+        let mut summary = Summary {
+            changes_by_status: BTreeMap::new(),
+            changes_by_kind: BTreeMap::new(),
+            warnings_by_code: BTreeMap::new(),
+            omitted_changes: 0,
+            omitted_warnings: 0,
+        };
+        for hub in &self.hubs {
+            for change in &hub.changes {
+                *summary
+                    .changes_by_status
+                    .entry(change.status.to_string())
+                    .or_default() += 1;
+                *summary
+                    .changes_by_kind
+                    .entry(change.kind.to_string())
+                    .or_default() += 1;
+            }
+            for warning in &hub.warnings {
+                *summary
+                    .warnings_by_code
+                    .entry(warning.code.as_str().to_string())
+                    .or_default() += 1;
+            }
+        }
+        let total_changes: usize = self.hubs.iter().map(|hub| hub.changes.len()).sum();
+        let total_warnings: usize = self.hubs.iter().map(|hub| hub.warnings.len()).sum();
+        let mut keep_changes = usize::MAX;
+        let mut keep_warnings = usize::MAX;
+        loop {
+            let mut trimmed = self.clone();
+            let mut kept_changes = 0;
+            let mut kept_warnings = 0;
+            for hub in &mut trimmed.hubs {
+                let mut failures: Vec<ChangeRecord> = hub
+                    .changes
+                    .drain(..)
+                    .filter(ChangeRecord::failed_or_skipped)
+                    .collect();
+                failures.sort_by_key(|change| change.status != "failed");
+                failures.truncate(keep_changes.saturating_sub(kept_changes));
+                kept_changes += failures.len();
+                hub.changes = failures;
+                hub.warnings
+                    .truncate(keep_warnings.saturating_sub(kept_warnings));
+                kept_warnings += hub.warnings.len();
+            }
+            summary.omitted_changes = total_changes - kept_changes;
+            summary.omitted_warnings = total_warnings - kept_warnings;
+            trimmed.summary = Some(summary.clone());
+            let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
+            if indented_len(&value) <= MAX_INDENTED_BYTES
+                || (kept_changes == 0 && kept_warnings == 0)
+            {
+                return value;
+            }
+            // Warnings go first: failures are what an operator must see.
+            if kept_warnings > 0 {
+                keep_warnings = kept_warnings / 2;
+            } else {
+                keep_changes = kept_changes / 2;
+            }
+        }
+    }
+}
+
+/// The size of `value` as indented JSON (two spaces, as the host writes it).
+pub fn indented_len(value: &Value) -> usize {
+    serde_json::to_vec_pretty(value).map_or(usize::MAX, |bytes| bytes.len())
+}
+
+/// Now, as RFC 3339 in UTC with milliseconds and a `Z`.
+pub fn now() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// `time` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339(time: OffsetDateTime) -> String {
+    let time = time.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.millisecond()
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use hubspoke_core::plan::WarningCode;
+    use serde_json::json;
+
+    fn change(id: usize, status: &'static str) -> ChangeRecord {
+        ChangeRecord {
+            id,
+            kind: "upsert_route",
+            target: format!("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/routeTables/t/routes/hubspoke-10-{}-0-0-16", id % 250),
+            reason: "spoke W is routed through the hub's VPN gateway; this is a long reason to make the outcome big".into(),
+            before: Value::Null,
+            after: json!({"name": "r", "addressPrefix": "10.0.0.0/16", "nextHopType": "VirtualNetworkGateway"}),
+            status,
+            error: (status == "failed").then(|| ErrorRecord::new("InternalServerError", "boom")),
+            skipped_because: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds_and_z() {
+        let time = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        assert_eq!(rfc3339(time), "2023-11-14T22:13:20.123Z");
+        assert!(now().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_large_outcome_is_summarized_with_failures_first_and_fits() {
+        let mut outcome = Outcome::begin("ReconcileHub", "i-1", Trigger::default(), false);
+        let mut hub = HubRecord::bare("/hub", Status::Partial, None);
+        for id in 0..3000 {
+            hub.changes
+                .push(change(id, if id % 100 == 7 { "failed" } else { "applied" }));
+        }
+        for _ in 0..500 {
+            hub.warnings.push(Warning {
+                code: WarningCode::RouteConflict,
+                target: "/x".into(),
+                message: "a warning that takes some room in the message".into(),
+                details: json!({}),
+            });
+        }
+        outcome.hubs.push(hub);
+        let value = outcome.fit();
+        assert!(indented_len(&value) <= MAX_INDENTED_BYTES);
+        let summary = &value["summary"];
+        assert_eq!(summary["changes_by_status"]["failed"], 30);
+        assert_eq!(summary["changes_by_status"]["applied"], 2970);
+        assert_eq!(summary["warnings_by_code"]["route_conflict"], 500);
+        let kept = value["hubs"][0]["changes"].as_array().unwrap();
+        assert!(kept.iter().all(|c| c["status"] == "failed"));
+        assert_eq!(kept.len(), 30, "every failure fits here");
+        assert_eq!(
+            summary["omitted_changes"].as_u64().unwrap() as usize + kept.len(),
+            3000
+        );
+    }
+
+    #[test]
+    fn a_small_outcome_is_kept_whole() {
+        let mut outcome = Outcome::begin("DriftCheck", "i-2", Trigger::default(), false);
+        outcome
+            .hubs
+            .push(HubRecord::bare("/hub", Status::Queued, None));
+        outcome.settle_status();
+        let value = outcome.fit();
+        assert_eq!(value["status"], "queued");
+        assert!(value.get("summary").is_none());
+        assert_eq!(value["schema"], SCHEMA);
+    }
+}

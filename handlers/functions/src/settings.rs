@@ -1,0 +1,184 @@
+//! The handler's settings, read once at start-up from a lookup (the binary passes the process
+//! environment: in Azure, the app settings). A bad value stops start-up with a message naming
+//! the setting (DESIGN.md section 5); nothing half-starts.
+//!
+//! | Setting | Meaning |
+//! | --- | --- |
+//! | `FUNCTIONS_CUSTOMHANDLER_PORT` | the port the host calls (set by the host; required) |
+//! | `HUBSPOKE_HUBS` and the planner's settings | [`PlanConfig::from_settings`] |
+//! | `HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
+//! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
+//! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |
+//! | `HUBSPOKE_DRIFT_SCHEDULE` | read by the host for `DriftCheck`; checked here so a typo stops start-up |
+use hubspoke_arm::reconcile::ReconcileOptions;
+use hubspoke_arm::settings::ArmSettings;
+use hubspoke_core::config::{PlanConfig, SettingError};
+
+/// Everything the handler needs, parsed once.
+#[derive(Debug, Clone)]
+pub struct HandlerSettings {
+    /// `FUNCTIONS_CUSTOMHANDLER_PORT`.
+    pub port: u16,
+    pub plan: PlanConfig,
+    pub reconcile: ReconcileOptions,
+    pub arm: ArmSettings,
+    /// `HUBSPOKE_SELF_PRINCIPAL_ID`, lower-cased.
+    pub self_principal_id: Option<String>,
+    /// `HUBSPOKE_DRIFT_SCHEDULE`, when set (checked, not used: the host fires the timer).
+    pub drift_schedule: Option<String>,
+}
+
+impl HandlerSettings {
+    /// Parses every setting through `lookup`; empty values count as unset.
+    pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_string())
+                .filter(|value| !value.is_empty())
+        };
+        let port_text = get("FUNCTIONS_CUSTOMHANDLER_PORT").ok_or_else(|| SettingError {
+            setting: "FUNCTIONS_CUSTOMHANDLER_PORT",
+            value: String::new(),
+            reason: "it is required: the Functions host sets it to the port it will call \
+                     (run `hubspoke serve` from a Functions host, or set it by hand)"
+                .into(),
+        })?;
+        let port = port_text
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port != 0)
+            .ok_or_else(|| SettingError {
+                setting: "FUNCTIONS_CUSTOMHANDLER_PORT",
+                value: port_text.clone(),
+                reason: "expected a port number from 1 to 65535".into(),
+            })?;
+        let plan = PlanConfig::from_settings(&lookup)?;
+        let reconcile = ReconcileOptions::from_settings(&lookup)?;
+        let arm = ArmSettings::from_settings(&lookup)?;
+        let self_principal_id = match get("HUBSPOKE_SELF_PRINCIPAL_ID") {
+            None => None,
+            Some(value) => Some(
+                uuid::Uuid::parse_str(&value)
+                    .map_err(|_| SettingError {
+                        setting: "HUBSPOKE_SELF_PRINCIPAL_ID",
+                        value: value.clone(),
+                        reason: "expected the object (principal) id of hubspoke's managed \
+                                 identity, a GUID"
+                            .into(),
+                    })?
+                    .to_string(),
+            ),
+        };
+        let drift_schedule = match get("HUBSPOKE_DRIFT_SCHEDULE") {
+            None => None,
+            Some(value) => {
+                check_ncrontab(&value).map_err(|reason| SettingError {
+                    setting: "HUBSPOKE_DRIFT_SCHEDULE",
+                    value: value.clone(),
+                    reason,
+                })?;
+                Some(value)
+            }
+        };
+        Ok(Self {
+            port,
+            plan,
+            reconcile,
+            arm,
+            self_principal_id,
+            drift_schedule,
+        })
+    }
+}
+
+/// Checks a six-field NCRONTAB expression (`second minute hour day month day-of-week`), the
+/// form the Functions timer trigger takes.
+pub fn check_ncrontab(expression: &str) -> Result<(), String> {
+    let fields = expression.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "expected six fields (second minute hour day month day-of-week), found {fields}; \
+             e.g. \"0 */15 * * * *\" for every 15 minutes"
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(expression)
+        .map(|_| ())
+        .map_err(|error| format!("not a valid schedule: {error}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const HUB: &str =
+        "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/hub";
+
+    fn read(pairs: &[(&str, &str)]) -> Result<HandlerSettings, SettingError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HandlerSettings::from_settings(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn a_complete_configuration_is_read() {
+        let settings = read(&[
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("HUBSPOKE_HUBS", HUB),
+            (
+                "HUBSPOKE_SELF_PRINCIPAL_ID",
+                "5E1F0000-0000-4000-8000-0000000051A0",
+            ),
+            ("HUBSPOKE_DRIFT_SCHEDULE", "0 */15 * * * *"),
+            ("HUBSPOKE_DRY_RUN", "true"),
+        ])
+        .unwrap();
+        assert_eq!(settings.port, 7071);
+        assert_eq!(settings.plan.hubs.len(), 1);
+        assert!(settings.reconcile.dry_run);
+        assert_eq!(
+            settings.self_principal_id.as_deref(),
+            Some("5e1f0000-0000-4000-8000-0000000051a0")
+        );
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let base = [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("HUBSPOKE_HUBS", HUB),
+        ];
+        let cases = [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "seventy"),
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "0"),
+            ("HUBSPOKE_HUBS", "not-an-id"),
+            ("HUBSPOKE_SELF_PRINCIPAL_ID", "me"),
+            ("HUBSPOKE_DRIFT_SCHEDULE", "*/15 * * * *"),
+            ("HUBSPOKE_DRIFT_SCHEDULE", "0 61 * * * *"),
+            ("HUBSPOKE_ROUTE_LIMIT", "many"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "a/b"),
+            ("HUBSPOKE_ARM_ENDPOINT", "ftp://x"),
+        ];
+        for (setting, value) in cases {
+            let mut pairs: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != setting)
+                .collect();
+            pairs.push((setting, value));
+            let error = read(&pairs).unwrap_err();
+            assert_eq!(error.setting, setting, "{value}: {error}");
+        }
+        assert_eq!(
+            read(&[("HUBSPOKE_HUBS", HUB)]).unwrap_err().setting,
+            "FUNCTIONS_CUSTOMHANDLER_PORT"
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! The four functions through the router, against the simulator over HTTPS: events in, work
+//! items out, passes that converge, Backfill and DriftCheck, refusals and retries. Every outcome
+//! is checked against `docs/outcome.schema.json`.
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use hubspoke_sim::FaultSpec;
+use serde_json::{json, Value};
+
+const PEERING_WRITE: &str = "Microsoft.Network/virtualNetworks/virtualNetworkPeerings/write";
+const WRITE: &str = "Microsoft.Resources.ResourceWriteSuccess";
+const DELETE: &str = "Microsoft.Resources.ResourceDeleteSuccess";
+
+fn peering_id(estate: &hubspoke_core::synth::Estate, vnet: &str, peering: &str) -> String {
+    format!("{}/virtualNetworkPeerings/{peering}", estate.vnet_id(vnet))
+}
+
+/// The routes (prefix → next hop type) of table `name`.
+async fn routes(bed: &Bed, name: &str) -> Vec<String> {
+    let table = bed
+        .state
+        .arm
+        .get(&bed.estate.table_id(name))
+        .await
+        .unwrap_or(Value::Null);
+    let mut routes: Vec<String> = table["properties"]["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["properties"]["addressPrefix"].as_str().unwrap_or(""),
+                r["properties"]["nextHopType"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+#[tokio::test]
+async fn a_peering_event_queues_its_hub_and_the_work_item_converges_the_estate() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    let subject = peering_id(&estate, "spoke1", "spoke1-to-hub");
+    let event = arm_event(WRITE, PEERING_WRITE, &subject, SOMEONE);
+    let answer = invoke(&bed.app, "OnNetworkEvent", &event_body(&event)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let outcome = answer.outcome();
+    assert_eq!(outcome["status"], "queued", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["kind"], "event_grid");
+    assert_eq!(outcome["trigger"]["events"][0]["id"], event["id"]);
+    assert_eq!(
+        outcome["requests"]["writes"], 0,
+        "OnNetworkEvent never writes"
+    );
+    let work = answer.work();
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0]["hub"], estate.vnet_id("hub"));
+    assert_eq!(work[0]["requested_by"]["event_id"], event["id"]);
+    assert_eq!(outcome["work_items"][0], work[0]["id"]);
+    assert!(writes(&bed.sim).is_empty());
+
+    let answer = invoke(&bed.app, "ReconcileHub", &work_body(&work[0])).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:#}", answer.body);
+    let outcome = answer.outcome();
+    assert_eq!(outcome["status"], "changed", "{outcome:#}");
+    assert_eq!(outcome["trigger"]["message"]["work_item"], work[0]["id"]);
+    let hub = &outcome["hubs"][0];
+    assert_eq!(hub["hub"], estate.vnet_id("hub"));
+    let changes = hub["changes"].as_array().unwrap();
+    assert!(changes.iter().all(|c| c["status"] == "applied"));
+    let update = changes
+        .iter()
+        .find(|c| c["kind"] == "update_peering")
+        .unwrap();
+    assert_eq!(update["before"]["flags"]["useRemoteGateways"], false);
+    assert_eq!(update["after"]["flags"]["useRemoteGateways"], true);
+    assert_eq!(
+        outcome["requests"]["writes"].as_u64().unwrap() as usize,
+        changes.len()
+    );
+    assert_eq!(
+        routes(&bed, "hubspoke-rt-spoke1").await,
+        ["10.2.0.0/16 VirtualNetworkGateway"]
+    );
+    assert_eq!(
+        routes(&bed, "hubspoke-rt-spoke2").await,
+        ["10.1.0.0/16 VirtualNetworkGateway"]
+    );
+
+    // The same item again (at least once): a read-only pass.
+    bed.sim.clear_requests();
+    let again = invoke(&bed.app, "ReconcileHub", &work_body(&work[0])).await;
+    assert_eq!(again.outcome()["status"], "unchanged");
+    assert!(writes(&bed.sim).is_empty());
+}
+
+#[tokio::test]
+async fn cloudevents_and_event_grid_events_are_understood_alike() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    let subject = peering_id(&estate, "spoke2", "spoke2-to-hub");
+    let grid = arm_event(WRITE, PEERING_WRITE, &subject, SOMEONE);
+    let cloud = json!({
+        "specversion": "1.0", "type": grid["eventType"], "source": grid["topic"], "id": grid["id"],
+        "time": grid["eventTime"], "subject": grid["subject"], "data": grid["data"]
+    });
+    let from_grid = invoke(&bed.app, "OnNetworkEvent", &event_body(&grid)).await;
+    let from_cloud = invoke(&bed.app, "OnNetworkEvent", &event_body(&cloud)).await;
+    for answer in [&from_grid, &from_cloud] {
+        assert_eq!(answer.outcome()["status"], "queued");
+        assert_eq!(answer.work()[0]["hub"], estate.vnet_id("hub"));
+    }
+}
+
+#[tokio::test]
+async fn the_published_wire_fixtures_decode() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    for (function, file) in [
+        ("OnNetworkEvent", "OnNetworkEvent.eventgrid.json"),
+        ("OnNetworkEvent", "OnNetworkEvent.cloudevents.json"),
+        ("DriftCheck", "DriftCheck.timer.json"),
+        ("Backfill", "Backfill.http.json"),
+        ("ReconcileHub", "ReconcileHub.queue.json"),
+    ] {
+        let path = format!(
+            "{}/../../tests/fixtures/functions/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(&path).unwrap();
+        let answer = invoke_raw(&bed.app, function, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{file}: {:#}", answer.body);
+        let outcome = answer.outcome();
+        assert!(
+            !matches!(outcome["status"].as_str(), Some("rejected" | "failed")),
+            "{file}: {outcome:#}"
+        );
+        assert!(answer.body["ReturnValue"].is_null());
+        assert!(answer.body["Logs"].is_array());
+    }
+}
+
+#[tokio::test]
+async fn events_hubspoke_caused_itself_start_no_pass() {
+    let estate = article();
+    let me = "5e1f0000-0000-4000-8000-0000000051a0";
+    let bed = bed(&estate, &[("HUBSPOKE_SELF_PRINCIPAL_ID", me)], |_| {}).await;
+    let subject = peering_id(&estate, "spoke1", "spoke1-to-hub");
+    let answer = invoke(
+        &bed.app,
+        "OnNetworkEvent",
+        &event_body(&arm_event(WRITE, PEERING_WRITE, &subject, me)),
+    )
+    .await;
+    let outcome = answer.outcome();
+    assert_eq!(outcome["status"], "ignored");
+    assert!(outcome["reason"].as_str().unwrap().contains("own identity"));
+    assert!(answer.work().is_empty());
+    assert_eq!(outcome["requests"]["reads"], 0, "not even a read");
+}
+
+#[tokio::test]
+async fn unrelated_out_of_scope_and_unwatched_events_are_ignored_with_the_reason() {
+    let mut estate = article();
+    estate.vnet("lonely", &["10.50.0.0/16"], &[("default", "10.50.0.0/24")]);
+    let bed = bed(
+        &estate,
+        &[(
+            "HUBSPOKE_SUBSCRIPTIONS",
+            "00000000-0000-0000-0000-000000000001",
+        )],
+        |_| {},
+    )
+    .await;
+    let other_subscription = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v";
+    let nsg = format!(
+        "/subscriptions/{}/resourceGroups/rg-network/providers/Microsoft.Network/networkSecurityGroups/nsg",
+        estate.subscription
+    );
+    let cases = [
+        (
+            arm_event(
+                WRITE,
+                "Microsoft.Network/virtualNetworks/write",
+                &estate.vnet_id("lonely"),
+                SOMEONE,
+            ),
+            "no peering with a hub",
+        ),
+        (
+            arm_event(
+                WRITE,
+                "Microsoft.Network/virtualNetworks/write",
+                other_subscription,
+                SOMEONE,
+            ),
+            "outside HUBSPOKE_SUBSCRIPTIONS",
+        ),
+        (
+            arm_event(
+                WRITE,
+                "Microsoft.Network/networkSecurityGroups/write",
+                &nsg,
+                SOMEONE,
+            ),
+            "not one hubspoke watches",
+        ),
+        (
+            arm_event(
+                "Microsoft.Resources.ResourceWriteFailure",
+                PEERING_WRITE,
+                &peering_id(&estate, "spoke1", "spoke1-to-hub"),
+                SOMEONE,
+            ),
+            "not acted upon",
+        ),
+        (
+            arm_event(
+                WRITE,
+                "Microsoft.Network/virtualNetworks/write",
+                &estate.vnet_id("never-existed"),
+                SOMEONE,
+            ),
+            "no hub has a peering",
+        ),
+    ];
+    for (event, expected) in cases {
+        let answer = invoke(&bed.app, "OnNetworkEvent", &event_body(&event)).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        let outcome = answer.outcome();
+        assert_eq!(outcome["status"], "ignored", "{expected}: {outcome:#}");
+        assert!(
+            outcome["reason"].as_str().unwrap().contains(expected),
+            "{expected}: {outcome:#}"
+        );
+        assert!(answer.work().is_empty());
+    }
+    assert!(writes(&bed.sim).is_empty());
+}
+
+#[tokio::test]
+async fn deleted_resources_are_mapped_through_the_hub_and_tables_through_their_subnets() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    // Converge first, so that the hub has its side of every pair.
+    let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": estate.vnet_id("hub"),
+        "reason": "backfill", "requested_by": {"function": "Backfill", "invocation_id": "i"},
+        "queued_at": "2026-11-30T00:00:00.000Z"});
+    assert_eq!(
+        invoke(&bed.app, "ReconcileHub", &work_body(&item))
+            .await
+            .outcome()["status"],
+        "changed"
+    );
+    bed.state
+        .arm
+        .delete(&estate.vnet_id("spoke2"))
+        .await
+        .unwrap();
+    let hub = estate.vnet_id("hub");
+    let cases = [
+        arm_event(DELETE, "Microsoft.Network/virtualNetworks/delete", &estate.vnet_id("spoke2"), SOMEONE),
+        arm_event(
+            DELETE,
+            "Microsoft.Network/virtualNetworks/virtualNetworkPeerings/delete",
+            &peering_id(&estate, "spoke2", "spoke2-to-hub"),
+            SOMEONE,
+        ),
+        arm_event(
+            WRITE,
+            "Microsoft.Network/routeTables/routes/write",
+            &format!("{}/routes/mine", estate.table_id("hubspoke-rt-spoke1")),
+            SOMEONE,
+        ),
+        arm_event(
+            WRITE,
+            "Microsoft.Resources/tags/write",
+            &format!("{}/providers/Microsoft.Resources/tags/default", estate.vnet_id("spoke1")),
+            SOMEONE,
+        ),
+        arm_event(
+            WRITE,
+            "Microsoft.Network/virtualNetworkGateways/write",
+            &format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/virtualNetworkGateways/hub-vpngw",
+                estate.subscription, estate.resource_group
+            ),
+            SOMEONE,
+        ),
+    ];
+    for event in cases {
+        let answer = invoke(&bed.app, "OnNetworkEvent", &event_body(&event)).await;
+        let outcome = answer.outcome();
+        assert_eq!(outcome["status"], "queued", "{outcome:#}");
+        assert_eq!(answer.work()[0]["hub"], hub, "{outcome:#}");
+    }
+    let unused_table = arm_event(
+        DELETE,
+        "Microsoft.Network/routeTables/delete",
+        &estate.table_id("gone"),
+        SOMEONE,
+    );
+    let answer = invoke(&bed.app, "OnNetworkEvent", &event_body(&unused_table)).await;
+    assert_eq!(answer.outcome()["status"], "ignored");
+}
+
+#[tokio::test]
+async fn backfill_dry_run_answers_the_plan_and_writes_nothing() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    let hub = estate.vnet_id("hub");
+    let answer = invoke(
+        &bed.app,
+        "Backfill",
+        &backfill_body("POST", &format!("hub={}&dryRun=true", encode(&hub))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let res = &answer.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 200);
+    assert!(res["headers"]["Content-Type"]
+        .as_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let plan = &res["body"]["plan"];
+    assert_eq!(plan["hubs"][0]["hub"], hub);
+    assert!(!plan["hubs"][0]["changes"].as_array().unwrap().is_empty());
+    let outcome = answer.outcome();
+    assert_eq!(outcome["dry_run"], true);
+    assert!(outcome["hubs"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["status"] == "planned"));
+    assert!(answer.work().is_empty(), "a dry run queues nothing");
+    assert!(writes(&bed.sim).is_empty(), "a dry run writes nothing");
+}
+
+#[tokio::test]
+async fn backfill_queues_every_hub_and_answers_the_plan_it_expects() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    let answer = invoke(&bed.app, "Backfill", &backfill_body("POST", "")).await;
+    let res = &answer.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 202, "{:#}", answer.body);
+    let work = answer.work();
+    assert_eq!(work.len(), 1);
+    assert_eq!(res["body"]["work_items"][0]["id"], work[0]["id"]);
+    assert_eq!(work[0]["reason"], "backfill");
+    let outcome = answer.outcome();
+    assert_eq!(outcome["status"], "queued");
+    assert_eq!(outcome["dry_run"], false);
+    assert!(writes(&bed.sim).is_empty(), "the work is ReconcileHub's");
+    let converged = invoke(&bed.app, "ReconcileHub", &work_body(&work[0])).await;
+    assert_eq!(converged.outcome()["status"], "changed");
+}
+
+#[tokio::test]
+async fn backfill_refuses_bad_parameters_and_queues_nothing() {
+    let estate = article();
+    let bed = bed(&estate, &[], |_| {}).await;
+    let other = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-network/providers/Microsoft.Network/virtualNetworks/spoke1";
+    let cases = [
+        ("POST", format!("hub={}", encode(other)), 400, "not a configured hub"),
+        ("POST", "hub=nonsense".to_string(), 400, "parameter hub"),
+        ("POST", format!("hub={}", encode("/subscriptions/x/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/.."), ), 400, "parameter hub"),
+        ("POST", "dryRun=maybe".to_string(), 400, "parameter dryRun"),
+        ("POST", "dryrun=true&dryRun=false".to_string(), 400, "more than once"),
+        ("POST", "dry_run=true".to_string(), 400, "\"dry_run\" is not known"),
+        ("GET", String::new(), 405, "takes POST"),
+    ];
+    for (method, query, status, expected) in cases {
+        let answer = invoke(&bed.app, "Backfill", &backfill_body(method, &query)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "the invocation itself succeeds"
+        );
+        let res = &answer.body["Outputs"]["res"];
+        assert_eq!(res["statusCode"], status, "{query}");
+        assert!(
+            res["body"]["error"].as_str().unwrap().contains(expected),
+            "{query}: {res:#}"
+        );
+        assert!(answer.work().is_empty(), "{query}: nothing queued");
+        assert_eq!(answer.outcome()["status"], "rejected");
+    }
+    assert!(bed.sim.requests().is_empty(), "not even a read");
+}
+
+#[tokio::test]
+async fn drift_check_queues_every_configured_hub() {
+    let mut estate = article();
+    estate.hub(
+        "hub2",
+        "10.100.0.0/16",
+        "10.100.255.0/27",
+        Some("Succeeded"),
+    );
+    let hubs = format!("{},{}", estate.vnet_id("hub"), estate.vnet_id("hub2"));
+    let bed = bed(&estate, &[("HUBSPOKE_HUBS", &hubs)], |_| {}).await;
+    let answer = invoke(&bed.app, "DriftCheck", &timer_body()).await;
+    let outcome = answer.outcome();
+    assert_eq!(outcome["status"], "queued");
+    let hubs: Vec<Value> = answer.work().iter().map(|w| w["hub"].clone()).collect();
+    assert_eq!(hubs, [estate.vnet_id("hub"), estate.vnet_id("hub2")]);
+    assert!(bed.sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_write_ends_in_the_outcome_not_in_a_retry() {
+    let estate = article();
+    let bed = bed(&estate, &[], |config| {
+        config.faults = FaultSpec::parse("PUT */routeTables/hubspoke-rt-spoke1=403").unwrap();
+    })
+    .await;
+    let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": estate.vnet_id("hub"),
+        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
+        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
+    assert_eq!(answer.status, StatusCode::OK, "a refusal is not retried");
+    let outcome = answer.outcome();
+    assert_eq!(outcome["status"], "partial", "{outcome:#}");
+    let changes = outcome["hubs"][0]["changes"].as_array().unwrap();
+    let refused = changes.iter().find(|c| c["status"] == "failed").unwrap();
+    assert_eq!(refused["error"]["code"], "AuthorizationFailed");
+    assert!(refused["error"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("Microsoft.Network/routeTables/write"));
+    let skipped = changes.iter().find(|c| c["status"] == "skipped").unwrap();
+    assert!(skipped["skipped_because"]
+        .as_str()
+        .unwrap()
+        .contains("depends on"));
+}
+
+#[tokio::test]
+async fn a_write_still_throttled_after_the_retries_fails_the_invocation_for_the_queue_to_retry() {
+    let estate = article();
+    let bed = bed(&estate, &[("HUBSPOKE_ARM_MAX_ATTEMPTS", "2")], |config| {
+        config.faults = FaultSpec::parse("PUT */routeTables/*=429").unwrap();
+    })
+    .await;
+    let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": estate.vnet_id("hub"),
+        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
+        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let error = answer.body["error"].as_str().unwrap();
+    assert!(error.contains("failed"), "{error}");
+    // The host drops a failed invocation's outputs; the adapter still produced the outcome.
+    let outcome = &answer.body["outcome"];
+    assert_valid_outcome(outcome);
+    assert_eq!(outcome["status"], "partial");
+    assert!(outcome["requests"]["throttled"].as_u64().unwrap() >= 2);
+}
+
+#[tokio::test]
+async fn work_items_for_a_busy_hub_collapse_into_one_more_pass() {
+    let estate = article();
+    let bed = bed(&estate, &[], |config| {
+        // Slow operations, so that the items arrive while the first pass runs.
+        config.latency.lro = std::time::Duration::from_millis(150);
+    })
+    .await;
+    let item = |n: usize| {
+        json!({"schema": "hubspoke.work/v1", "id": format!("w{n}"), "hub": estate.vnet_id("hub"),
+            "reason": "event", "requested_by": {"function": "OnNetworkEvent", "invocation_id": "i"},
+            "queued_at": "2026-11-30T00:00:00.000Z"})
+    };
+    let mut tasks = Vec::new();
+    for n in 0..6 {
+        let app = bed.app.clone();
+        let body = work_body(&item(n));
+        tasks.push(tokio::spawn(async move {
+            invoke(&app, "ReconcileHub", &body).await
+        }));
+    }
+    let mut passes = std::collections::BTreeSet::new();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        let outcome = answer.outcome();
+        passes.insert(outcome["pass"]["id"].as_str().unwrap().to_string());
+    }
+    assert!(passes.len() <= 2, "six items, {} passes", passes.len());
+}
