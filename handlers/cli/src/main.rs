@@ -173,8 +173,16 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
     let (client, mut options) = connect()?;
     options.dry_run |= args.dry_run;
     options.concurrency = args.concurrency.max(1);
-    let terminal = std::io::stderr().is_terminal();
-    let report = move |outcome: &ChangeOutcome, done: usize, total: usize| {
+    // On a terminal, one progress bar; otherwise (CI, logs) one plain line per change.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let report = |outcome: &ChangeOutcome, done: usize, total: usize| {
         let status = match &outcome.status {
             ChangeStatus::Applied => "ok".to_owned(),
             ChangeStatus::Planned => "planned".to_owned(),
@@ -182,23 +190,24 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
             ChangeStatus::Skipped { .. } => "skipped".to_owned(),
         };
         let line = format!(
-            "[{done}/{total}] {} {} {status}",
+            "{} {} {status}",
             outcome.change.action.kind(),
             outcome.change.action.target()
         );
-        if terminal {
-            // One status line, rewritten in place.
-            let shown: String = line.chars().take(160).collect();
-            eprint!("\r\x1b[2K{shown}");
-            if done == total {
-                eprintln!();
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(line);
             }
-        } else {
-            eprintln!("{line}");
+            None => eprintln!("[{done}/{total}] {line}"),
         }
     };
     let (result, _) =
         hubspoke_arm::reconcile::reconcile(&client, &config, &options, Some(&report)).await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     match args.output {
         Output::Text => print!("{}", result.text()),
         Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
