@@ -1,5 +1,6 @@
 //! The `hubspoke` binary: subcommands that only wire the crates together.
 mod demo;
+mod package;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     Sim(hubspoke_sim::cli::SimArgs),
     /// Run the end-to-end demo on the embedded simulator.
     Demo,
+    /// Build the zip the Azure Functions host runs: host.json, the function folders and the
+    /// Linux x86-64 binary.
+    Package(package::PackageArgs),
     /// Serve the Azure Functions custom handler (the Functions host starts this, with
     /// FUNCTIONS_CUSTOMHANDLER_PORT set).
     Serve,
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(hubspoke_sim::cli::run(args))),
         Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())),
+        Command::Package(args) => package::run(args),
         Command::Serve => runtime().and_then(|rt| {
             rt.block_on(hubspoke_functions::serve(|name| std::env::var(name).ok()))
                 .map_err(anyhow::Error::from)
