@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use hubspoke_core::config::{parse_bool, PlanConfig, SettingError};
-use hubspoke_core::id::VnetId;
+use hubspoke_core::id::{portal_name, VnetId};
 use hubspoke_core::plan::{plan, HubStatus, Plan, Warning};
 use serde::Serialize;
 
@@ -194,7 +194,7 @@ pub async fn reconcile(
 
 impl ReconcileResult {
     /// The result for a terminal or a log: what changed, what failed and why, the warnings, and
-    /// the request counts.
+    /// the request counts. Resources are named as the portal names them; JSON keeps full ids.
     pub fn text(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
@@ -206,7 +206,7 @@ impl ReconcileResult {
                 HubOutcome::Partial => "partial: some changes failed or were skipped",
                 HubOutcome::Failed => "failed",
             };
-            let _ = writeln!(out, "Hub {}: {status}", hub.hub);
+            let _ = writeln!(out, "Hub {}: {status}", portal_name(&hub.hub.to_string()));
             for outcome in &hub.changes {
                 let (mark, detail) = match &outcome.status {
                     ChangeStatus::Applied => ("ok", String::new()),
@@ -225,7 +225,7 @@ impl ReconcileResult {
                     "  [{mark}] #{} {} {}{detail}",
                     outcome.change.id,
                     outcome.change.action.kind(),
-                    outcome.change.action.target()
+                    portal_name(&outcome.change.action.target())
                 );
             }
             for warning in &hub.warnings {
@@ -233,7 +233,7 @@ impl ReconcileResult {
                     out,
                     "  ! {} {}: {}",
                     warning.code.as_str(),
-                    warning.target,
+                    portal_name(&warning.target),
                     warning.message
                 );
             }

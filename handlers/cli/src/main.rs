@@ -197,7 +197,7 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
         let line = format!(
             "{} {} {status}",
             outcome.change.action.kind(),
-            outcome.change.action.target()
+            hubspoke_core::id::portal_name(&outcome.change.action.target())
         );
         match &bar {
             Some(bar) => {

@@ -373,6 +373,24 @@ debug_as_display!(
     RouteId
 );
 
+/// An id as the Azure portal names a resource, for text meant for people: the resource group,
+/// the resource and its child (`rg-network / spoke1 / spoke1-to-hub`). Text that is not a
+/// resource id is returned as it is. JSON output keeps full ids; this is only for reading.
+pub fn portal_name(id: &str) -> String {
+    let parts: Vec<&str> = id.trim_start_matches('/').split('/').collect();
+    let is_resource = parts.len() >= 8
+        && parts[0].eq_ignore_ascii_case("subscriptions")
+        && parts[2].eq_ignore_ascii_case("resourceGroups")
+        && parts[4].eq_ignore_ascii_case("providers");
+    if !is_resource {
+        return id.to_string();
+    }
+    // After the provider namespace: type, name, [child type, child name, ...].
+    let mut names = vec![parts[3]];
+    names.extend(parts[6..].iter().skip(1).step_by(2));
+    names.join(" / ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +501,21 @@ mod tests {
         // Names Azure allows stay accepted: letters, digits, `-`, `_`, `.`, `(`, `)`.
         let fine = format!("{base}/vnet-1_a.b(2)");
         assert!(fine.parse::<VnetId>().is_ok());
+    }
+
+    #[test]
+    fn portal_names_show_the_resource_group_the_resource_and_its_child() {
+        assert_eq!(portal_name(VNET), "rg-net / hub");
+        assert_eq!(
+            portal_name(&format!("{VNET}/virtualNetworkPeerings/hub-to-spoke1")),
+            "rg-net / hub / hub-to-spoke1"
+        );
+        assert_eq!(
+            portal_name("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/routeTables/rt/routes/r1"),
+            "g / rt / r1"
+        );
+        assert_eq!(portal_name("/subscriptions/s"), "/subscriptions/s");
+        assert_eq!(portal_name("not an id"), "not an id");
     }
 
     #[test]

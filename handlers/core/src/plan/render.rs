@@ -1,14 +1,16 @@
-//! Text output of a plan, read like a terraform plan.
+//! Text output of a plan, read like a terraform plan. Resources are named as the portal names
+//! them (resource group / resource / child); the JSON form of a plan keeps full ids.
 use std::fmt::Write;
 
 use super::{Action, HubStatus, Plan};
+use crate::id::portal_name;
 
 /// Renders the plan for a terminal or a log.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let (mut add, mut change, mut delete) = (0, 0, 0);
     for hub in &plan.hubs {
-        let _ = writeln!(out, "Hub {}", hub.hub);
+        let _ = writeln!(out, "Hub {}", portal_name(&hub.hub.to_string()));
         match hub.status {
             HubStatus::HubNotFound => {
                 let _ = writeln!(out, "  hub not found: nothing planned");
@@ -29,7 +31,7 @@ pub fn text(plan: &Plan) -> String {
                 out,
                 "  {symbol} {} {}",
                 item.action.kind(),
-                item.action.target()
+                portal_name(&item.action.target())
             );
             for line in detail {
                 let _ = writeln!(out, "      {line}");
@@ -51,7 +53,12 @@ pub fn text(plan: &Plan) -> String {
             }
         }
         for warning in &hub.warnings {
-            let _ = writeln!(out, "  ! {} {}", warning.code.as_str(), warning.target);
+            let _ = writeln!(
+                out,
+                "  ! {} {}",
+                warning.code.as_str(),
+                portal_name(&warning.target)
+            );
             let _ = writeln!(out, "      {}", warning.message);
             if warning.details.as_object().is_some_and(|d| !d.is_empty()) {
                 let _ = writeln!(out, "      {}", warning.details);
@@ -106,7 +113,10 @@ fn describe(action: &Action) -> (char, Vec<String>) {
             after,
             ..
         } => {
-            let mut lines = vec![format!("remoteVirtualNetwork: {remote_virtual_network}")];
+            let mut lines = vec![format!(
+                "remoteVirtualNetwork: {}",
+                portal_name(&remote_virtual_network.to_string())
+            )];
             lines.extend(flags(None, after));
             ('+', lines)
         }
@@ -150,9 +160,13 @@ fn describe(action: &Action) -> (char, Vec<String>) {
             }));
             ('+', lines)
         }
-        Action::AssociateRouteTable { route_table, .. } => {
-            ('~', vec![format!("routeTable: (none) -> {route_table}")])
-        }
+        Action::AssociateRouteTable { route_table, .. } => (
+            '~',
+            vec![format!(
+                "routeTable: (none) -> {}",
+                portal_name(&route_table.to_string())
+            )],
+        ),
         Action::UpsertRoute { before, after, .. } => match before {
             None => (
                 '+',
