@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RequestContent, Transport, Url, XmlFormat};
-use azure_core::time::OffsetDateTime;
+/// The time type of message timestamps (the SDK's, from the `time` crate).
+pub use azure_core::time::OffsetDateTime;
 use azure_storage_queue::models::{
     QueueClientPeekMessagesOptions, QueueClientReceiveMessagesOptions,
     QueueClientSendMessageOptions, QueueMessage,

@@ -193,11 +193,31 @@ pub fn decode_text(text: &str) -> DecodedMessage {
     }
 }
 
-/// Json.NET's `JToken.ToString()` (indented) of a JSON value.
+/// Json.NET's `JToken.ToString()` (indented) of a JSON value read with Json.NET's default date
+/// handling (date-looking strings become dates and print back normalised).
 pub fn json_net_indented(value: &Value) -> String {
     let mut out = String::new();
-    write_indented(value, 0, &mut out);
+    write_indented(value, 0, true, &mut out);
     out
+}
+
+/// Json.NET's `JToken.ToString()` (indented) of a JSON value read with `DateParseHandling.None`
+/// (strings kept as they are), as the Event Grid extension reads events.
+pub fn json_net_indented_verbatim(value: &Value) -> String {
+    let mut out = String::new();
+    write_indented(value, 0, false, &mut out);
+    out
+}
+
+/// Json.NET's `(string)` cast of a JSON value read with its default date handling, as the
+/// Functions host puts the top-level properties of a JSON trigger value into binding data:
+/// strings as they are, dates in the invariant culture (`MM/dd/yyyy HH:mm:ss`), numbers as
+/// their text, booleans as `True`/`False`. `None` for objects, arrays and null.
+pub fn json_net_string_cast(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(_) | Value::Array(_) | Value::Null => None,
+        other => String::from_utf8(element_bytes(other)).ok(),
+    }
 }
 
 /// .NET's `Convert.FromBase64String`: white space ignored, padding required, the standard
@@ -248,7 +268,7 @@ fn element_bytes(value: &Value) -> Vec<u8> {
     }
 }
 
-fn write_indented(value: &Value, depth: usize, out: &mut String) {
+fn write_indented(value: &Value, depth: usize, dates: bool, out: &mut String) {
     match value {
         Value::Object(map) if map.is_empty() => out.push_str("{}"),
         Value::Array(items) if items.is_empty() => out.push_str("[]"),
@@ -261,7 +281,7 @@ fn write_indented(value: &Value, depth: usize, out: &mut String) {
                 newline(depth + 1, out);
                 write_string(key, out);
                 out.push_str(": ");
-                write_indented(item, depth + 1, out);
+                write_indented(item, depth + 1, dates, out);
             }
             newline(depth, out);
             out.push('}');
@@ -273,12 +293,12 @@ fn write_indented(value: &Value, depth: usize, out: &mut String) {
                     out.push(',');
                 }
                 newline(depth + 1, out);
-                write_indented(item, depth + 1, out);
+                write_indented(item, depth + 1, dates, out);
             }
             newline(depth, out);
             out.push(']');
         }
-        Value::String(text) => match json_net_date(text) {
+        Value::String(text) => match json_net_date(text).filter(|_| dates) {
             Some(date) => write_string(&date.iso(), out),
             None => write_string(text, out),
         },

@@ -1,0 +1,380 @@
+//! A local stand-in for the Azure Functions host, for tests and the demo: it runs hubspoke's
+//! custom handler from the same `host.json` and `function.json` files the real host runs in
+//! Azure, and follows the real host's protocol and quirks (the notes on the custom handler
+//! protocol; each module says which part it imitates).
+//!
+//! - [`config`]: host.json and function.json, app settings (`%NAME%`, `AzureFunctionsJobHost__…`).
+//! - [`worker`]: the handler process: ports, readiness, restarts, console output.
+//! - [`invocation`]: request payloads per trigger, answers, logs and output bindings.
+//! - [`server`]: the Event Grid webhook and HTTP triggers behind keys, on 127.0.0.1.
+//! - [`triggers`]: timers (NCRONTAB) and storage queue triggers (Azurite or Azure, through
+//!   `hubspoke-queue`).
+//! - [`cli`]: `hubspoke host`.
+//!
+//! It is not the Functions host: no scale controller, no other binding types, no Application
+//! Insights, no durable timer schedule, no key management API. Use it where Azure is not.
+pub mod cli;
+pub mod config;
+pub mod invocation;
+pub mod server;
+pub mod triggers;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use hubspoke_queue::{QueueService, StorageSettings};
+use tokio::sync::{watch, Notify};
+use tracing::{error, info};
+
+use crate::config::{OutputKind, Trigger};
+use crate::invocation::Invoker;
+
+/// The keys the host accepts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// The default function key (`x-functions-key` / `code` of HTTP triggers).
+    pub function: String,
+    /// The Event Grid extension's system key (`eventgrid_extension`), for the webhook.
+    pub event_grid: String,
+    /// The master key: accepted everywhere, and the only key of the admin route.
+    pub master: String,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(<redacted>)")
+    }
+}
+
+impl Keys {
+    /// Fresh random keys.
+    pub fn generate() -> Keys {
+        let key = || {
+            use base64::Engine;
+            let bytes: [u8; 32] = rand::random();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        Keys {
+            function: key(),
+            event_grid: key(),
+            master: key(),
+        }
+    }
+}
+
+/// Everything the host needs to start.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where `host.json` is (and `function-definitions/` or the function folders).
+    pub script_root: PathBuf,
+    /// Where to listen (loopback only; port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// App settings on top of the process environment: read by the host and given to the
+    /// handler's environment.
+    pub settings: Vec<(String, String)>,
+    /// The keys.
+    pub keys: Keys,
+}
+
+/// Counts invocations in flight, so that a stop waits for them.
+#[derive(Default)]
+pub struct InFlight {
+    count: Mutex<usize>,
+    idle: Notify,
+}
+
+/// Held while an invocation runs.
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    /// Marks one invocation as running until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        if let Ok(mut count) = self.count.lock() {
+            *count += 1;
+        }
+        InFlightGuard(self.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.lock().map(|c| *c == 0).unwrap_or(true) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut count) = self.0.count.lock() {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.0.idle.notify_waiters();
+            }
+        }
+    }
+}
+
+/// A running host.
+pub struct HostHandle {
+    url: String,
+    keys: Keys,
+    event_grid_function: Option<String>,
+    worker: worker::Worker,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    in_flight: Arc<InFlight>,
+    functions: Vec<String>,
+}
+
+impl HostHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The Event Grid webhook URL of the Event Grid-triggered function, key included.
+    pub fn event_grid_url(&self) -> Option<String> {
+        self.event_grid_function.as_ref().map(|name| {
+            format!(
+                "{}/runtime/webhooks/eventgrid?functionName={name}&code={}",
+                self.url, self.keys.event_grid
+            )
+        })
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The functions indexed.
+    pub fn functions(&self) -> &[String] {
+        &self.functions
+    }
+
+    /// How many times the handler became ready so far (restarts show here).
+    pub fn handler_starts(&self) -> u64 {
+        self.worker.starts()
+    }
+
+    /// Waits until the handler is ready again (after a restart), at most `limit`.
+    pub async fn handler_ready(&self, limit: Duration) -> bool {
+        self.worker.ready(limit).await
+    }
+
+    /// The `KEY=value` settings `hubspoke host` prints.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut out = vec![("HUBSPOKE_HOST_URL".to_string(), self.url.clone())];
+        if let Some(url) = self.event_grid_url() {
+            out.push(("HUBSPOKE_EVENTGRID_URL".to_string(), url));
+        }
+        out.push((
+            "HUBSPOKE_FUNCTION_KEY".to_string(),
+            self.keys.function.clone(),
+        ));
+        out.push((
+            "HUBSPOKE_EVENTGRID_KEY".to_string(),
+            self.keys.event_grid.clone(),
+        ));
+        out.push(("HUBSPOKE_MASTER_KEY".to_string(), self.keys.master.clone()));
+        out
+    }
+
+    /// Stops the triggers, lets invocations in flight finish (up to `grace`), then stops the
+    /// handler (SIGTERM, then SIGKILL after 10 s).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(grace, self.in_flight.idle())
+            .await
+            .is_err()
+        {
+            error!("invocations still running after {grace:?}: stopping the handler anyway");
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        self.worker.stop().await;
+    }
+}
+
+/// Starts the host: reads the app, connects the storage its bindings name, starts the handler
+/// and waits for it to be ready, then serves and starts the triggers.
+pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
+    if !config.listen.ip().is_loopback() {
+        bail!(
+            "the host listens on a loopback address only, not {}",
+            config.listen
+        );
+    }
+    let settings = config.settings.clone();
+    let lookup = move |name: &str| {
+        settings
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var(name).ok())
+    };
+    let root = std::fs::canonicalize(&config.script_root)
+        .with_context(|| format!("--script-root {}", config.script_root.display()))?;
+    let app = config::load(&root, &lookup)?;
+    for (name, reason) in &app.refused {
+        error!(function = %name, "the function is not indexed: {reason}");
+    }
+    if app.functions.is_empty() {
+        bail!("no function to run in {}", root.display());
+    }
+
+    // Storage: every connection a queue binding names, connected once; a bad setting stops here.
+    let mut queues = HashMap::new();
+    for function in &app.functions {
+        let mut connections: Vec<&str> = function
+            .outputs
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OutputKind::Queue { connection, .. } => Some(connection.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Trigger::Queue { connection, .. } = &function.trigger {
+            connections.push(connection);
+        }
+        for connection in connections {
+            if queues.contains_key(connection) {
+                continue;
+            }
+            let settings = StorageSettings::from_lookup(connection, &lookup)?;
+            let service = QueueService::connect(&settings)?;
+            info!(connection, url = %service.url(), "storage connection");
+            queues.insert(connection.to_string(), service);
+        }
+    }
+
+    // The handler.
+    let executable = {
+        let candidate = app.root.join(&app.host.executable);
+        if candidate.is_file() {
+            candidate
+        } else {
+            PathBuf::from(&app.host.executable)
+        }
+    };
+    let worker = worker::Worker::start(worker::Launch {
+        executable,
+        arguments: app.host.arguments.clone(),
+        working_directory: app.host.working_directory.clone(),
+        app_root: app.root.clone(),
+        settings: config.settings.clone(),
+    })?;
+
+    let mut watchers: HashMap<String, Arc<Notify>> = HashMap::new();
+    for function in &app.functions {
+        if let Trigger::Queue { queue, .. } = &function.trigger {
+            watchers.entry(queue.clone()).or_default();
+        }
+    }
+    let invoker = Arc::new(Invoker {
+        worker: worker.clone(),
+        queues: queues.clone(),
+        encoding: app.host.queues.message_encoding,
+        function_timeout: app.host.function_timeout,
+        watchers: watchers.clone(),
+    });
+    // Start-up waits for the handler, within the readiness budget plus a margin.
+    if !worker.ready(Duration::from_secs(35)).await {
+        error!("the custom handler is not ready yet; invocations will wait for it");
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let url = server::base_url(address);
+    let (stop, stop_receiver) = watch::channel(false);
+    let in_flight = Arc::new(InFlight::default());
+    let functions: Vec<Arc<config::Function>> =
+        app.functions.iter().cloned().map(Arc::new).collect();
+    let mut manual = HashMap::new();
+    let mut tasks = Vec::new();
+    for function in &functions {
+        match &function.trigger {
+            Trigger::Timer {
+                schedule,
+                run_on_startup,
+                ..
+            } => {
+                let cron = triggers::parse_schedule(schedule).map_err(anyhow::Error::msg)?;
+                let notify = Arc::new(Notify::new());
+                manual.insert(function.name.clone(), notify.clone());
+                tasks.push(tokio::spawn(triggers::run_timer(
+                    function.clone(),
+                    cron,
+                    *run_on_startup,
+                    invoker.clone(),
+                    in_flight.clone(),
+                    stop_receiver.clone(),
+                    notify,
+                )));
+            }
+            Trigger::Queue {
+                queue, connection, ..
+            } => {
+                let service = queues
+                    .get(connection)
+                    .context("a queue trigger without its connection")?;
+                let poison = match triggers::poison_queue_name(queue) {
+                    Some(name) => Some(service.queue(&name)?),
+                    None => None,
+                };
+                let listener = Arc::new(triggers::QueueListener {
+                    function: function.clone(),
+                    queue: service.queue(queue)?,
+                    poison,
+                    options: app.host.queues.clone(),
+                    invoker: invoker.clone(),
+                    in_flight: in_flight.clone(),
+                    wake: watchers.get(queue).cloned().unwrap_or_default(),
+                });
+                tasks.push(tokio::spawn(triggers::run_queue(
+                    listener,
+                    stop_receiver.clone(),
+                )));
+            }
+            _ => {}
+        }
+    }
+    let event_grid_function = functions
+        .iter()
+        .find(|f| matches!(f.trigger, Trigger::EventGrid { .. }))
+        .map(|f| f.name.clone());
+    let front = Arc::new(server::Front {
+        functions: functions.clone(),
+        invoker,
+        keys: config.keys.clone(),
+        route_prefix: app.host.route_prefix.clone(),
+        in_flight: in_flight.clone(),
+        manual,
+        stopping: stop_receiver.clone(),
+        base_url: url.clone(),
+    });
+    tasks.push(tokio::spawn(server::serve(listener, front, stop_receiver)));
+    info!(%url, functions = ?functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), "host started");
+    Ok(HostHandle {
+        url,
+        keys: config.keys,
+        event_grid_function,
+        worker,
+        stop,
+        tasks,
+        in_flight,
+        functions: functions.iter().map(|f| f.name.clone()).collect(),
+    })
+}
