@@ -585,9 +585,11 @@ fn parse_function(
                 name: binding_name,
                 kind: OutputKind::Unsupported { binding_type },
             }),
-            (other, _) => return Err(invalid(format!(
+            (other, _) => {
+                return Err(invalid(format!(
                 "binding {binding_name}: type {other} ({direction}) is not supported by this host"
-            ))),
+            )))
+            }
         }
     }
     let trigger = trigger.ok_or_else(|| invalid("there is no trigger binding".to_string()))?;

@@ -329,9 +329,18 @@ fn http_result(value: &Value) -> Result<HttpResult, String> {
 
 /// `DateTime.UtcNow` as the host serializes it in `sys.UtcNow`: seven fraction digits, `Z`.
 pub fn utc_now_7() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.7fZ")
-        .to_string()
+    seven_digits(chrono::Utc::now(), "Z")
+}
+
+/// `yyyy-MM-ddTHH:mm:ss.fffffff` and `suffix` (chrono has no seven-digit fraction: .NET ticks
+/// are 100 ns).
+pub fn seven_digits(time: chrono::DateTime<chrono::Utc>, suffix: &str) -> String {
+    use chrono::Timelike;
+    format!(
+        "{}.{:07}{suffix}",
+        time.format("%Y-%m-%dT%H:%M:%S"),
+        time.nanosecond() % 1_000_000_000 / 100
+    )
 }
 
 /// A string value as the host sends it: JSON-serialized once more (`"abc"` → `"\"abc\""`).

@@ -191,7 +191,7 @@ impl HostHandle {
     /// Stops the triggers, lets invocations in flight finish (up to `grace`), then stops the
     /// handler (SIGTERM, then SIGKILL after 10 s).
     pub async fn shutdown(self, grace: Duration) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send_replace(true);
         if tokio::time::timeout(grace, self.in_flight.idle())
             .await
             .is_err()

@@ -111,7 +111,7 @@ pub async fn run_timer(
 }
 
 fn iso(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:%S%.7f+00:00").to_string()
+    crate::invocation::seven_digits(time, "+00:00")
 }
 
 /// What a queue listener needs.

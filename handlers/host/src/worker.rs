@@ -147,7 +147,7 @@ impl Worker {
 
     /// Stops the handler for good: SIGTERM, then SIGKILL after 10 s.
     pub async fn stop(&self) {
-        let _ = self.inner.stop.send(true);
+        let _ = self.inner.stop.send_replace(true);
         let mut state = self.inner.state.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(15), async {
             while *state.borrow_and_update() != State::Stopped {
@@ -223,7 +223,7 @@ async fn supervise(worker: Worker, launch: Launch) {
         if *stop.borrow() {
             break;
         }
-        let _ = inner.state.send(State::Starting);
+        let _ = inner.state.send_replace(State::Starting);
         let mut command = Command::new(&launch.executable);
         command
             .args(&launch.arguments)
@@ -296,14 +296,14 @@ async fn supervise(worker: Worker, launch: Launch) {
                 *starts
             };
             info!(pid, starts, "custom handler ready");
-            let _ = inner.state.send(State::Ready(starts));
+            let _ = inner.state.send_replace(State::Ready(starts));
             tokio::select! {
                 status = child.wait() => {
-                    let _ = inner.state.send(State::Starting);
+                    let _ = inner.state.send_replace(State::Starting);
                     error!(?status, "the custom handler exited; restarting it");
                 }
                 _ = inner.restart.notified() => {
-                    let _ = inner.state.send(State::Starting);
+                    let _ = inner.state.send_replace(State::Starting);
                     error!("a function timed out: the host kills and restarts the custom handler");
                     let _ = child.kill().await;
                 }
@@ -319,7 +319,7 @@ async fn supervise(worker: Worker, launch: Launch) {
             continue;
         }
     }
-    let _ = inner.state.send(State::Stopped);
+    let _ = inner.state.send_replace(State::Stopped);
     info!("custom handler stopped");
 }
 
