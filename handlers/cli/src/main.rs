@@ -34,6 +34,8 @@ enum Command {
     Reconcile(ReconcileArgs),
     /// Run the local Azure network simulator.
     Sim(hubspoke_sim::cli::SimArgs),
+    /// Run the local stand-in of the Azure Functions host on this app's files.
+    Host(hubspoke_host::cli::HostArgs),
     /// Run the end-to-end demo on the embedded simulator.
     Demo,
     /// Build the zip the Azure Functions host runs: host.json, the function folders and the
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan(args),
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(hubspoke_sim::cli::run(args))),
+        Command::Host(args) => runtime().and_then(|rt| rt.block_on(hubspoke_host::cli::run(args))),
         Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())),
         Command::Package(args) => package::run(args),
         Command::Serve => runtime().and_then(|rt| {

@@ -57,13 +57,30 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
         event_grid: args.eventgrid_key.unwrap_or(generated.event_grid),
         master: args.master_key.unwrap_or(generated.master),
     };
-    let handle = crate::start(HostConfig {
+    // Signals are taken over first, so that one arriving during start-up still stops the
+    // handler (dropped with the runtime) rather than leaving it orphaned.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    let stopped = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    tokio::pin!(stopped);
+    let starting = crate::start(HostConfig {
         script_root: args.script_root,
         listen: args.listen,
         settings: Vec::new(),
         keys,
-    })
-    .await?;
+    });
+    let handle = tokio::select! {
+        handle = starting => handle?,
+        _ = &mut stopped => {
+            tracing::info!("stopped during start-up");
+            return Ok(());
+        }
+    };
     {
         let mut out = std::io::stdout().lock();
         for (key, value) in handle.env() {
@@ -72,12 +89,7 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
         writeln!(out, "ready")?;
         out.flush()?;
     }
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    stopped.await;
     tracing::info!("stopping: triggers first, then invocations in flight, then the handler");
     handle.shutdown(Duration::from_secs(30 * 60)).await;
     Ok(())

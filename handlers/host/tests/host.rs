@@ -481,3 +481,31 @@ async fn a_bad_host_json_stops_start_up_with_its_name() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_stop_lets_the_invocation_in_flight_finish_then_stops_the_handler() {
+    let recorder = Recorder::start().await;
+    let app = app();
+    app.set_plan(
+        json!({"Backfill": {"delay": 1.0, "body": {"Outputs": {"res": {"statusCode": 201}}}}}),
+    );
+    let host = app.start(&recorder, &[]).await;
+    let url = format!("{}/api/backfill?code=function-key", host.url());
+    let call = tokio::spawn(async move { http().post(&url).send().await.unwrap().status() });
+    recorder.invocation().await;
+    let base = host.url().to_string();
+    host.shutdown(Duration::from_secs(20)).await;
+    assert_eq!(
+        call.await.unwrap(),
+        201,
+        "the invocation in flight finished"
+    );
+    assert!(
+        http()
+            .post(format!("{base}/api/backfill"))
+            .send()
+            .await
+            .is_err(),
+        "no longer listening"
+    );
+}
