@@ -275,8 +275,9 @@ async fn event_grid_webhook(
         Err(response) => return response,
     };
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    match event_type.as_str() {
-        "SubscriptionValidation" => {
+    // The extension compares the header ignoring case.
+    match event_type.to_ascii_lowercase().as_str() {
+        "subscriptionvalidation" => {
             let first = match &parsed {
                 Some(Value::Array(events)) => events.first().cloned(),
                 Some(object @ Value::Object(_)) => Some(object.clone()),
@@ -297,7 +298,7 @@ async fn event_grid_webhook(
                 None => respond(400, &[], "the validation event has no data.validationCode"),
             }
         }
-        "Notification" => {
+        "notification" => {
             let events = match parsed {
                 Some(Value::Array(events)) => events,
                 Some(object @ Value::Object(_)) => vec![object],
@@ -323,7 +324,7 @@ async fn event_grid_webhook(
                 Some(reason) => respond(500, &[], reason),
             }
         }
-        "Unsubscribe" => respond(202, &[], ""),
+        "unsubscribe" => respond(202, &[], ""),
         _ => respond(400, &[], ""),
     }
 }

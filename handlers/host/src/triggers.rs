@@ -128,25 +128,29 @@ pub struct QueueListener {
 /// Polls a queue and invokes its function until `stop`; in-flight messages finish first.
 pub async fn run_queue(listener: Arc<QueueListener>, mut stop: watch::Receiver<bool>) {
     let mut delay = MIN_POLL;
-    let running = Arc::new(tokio::sync::Semaphore::new(0));
     let mut processing: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // Whether the queue is known to exist: checked until it does, and again after any error,
+    // as the listener does (it never creates the queue it listens to).
+    let mut exists = false;
     loop {
         if *stop.borrow() {
             break;
         }
-        let received = match listener.queue.exists().await {
-            Ok(true) => {
-                listener
-                    .queue
-                    .receive(listener.options.batch_size, PROCESSING_VISIBILITY)
-                    .await
-            }
-            Ok(false) => Ok(Vec::new()),
-            Err(e) => Err(e),
+        if !exists {
+            exists = listener.queue.exists().await.unwrap_or(false);
+        }
+        let received = if exists {
+            listener
+                .queue
+                .receive(listener.options.batch_size, PROCESSING_VISIBILITY)
+                .await
+        } else {
+            Ok(Vec::new())
         };
         let messages = match received {
             Ok(messages) => messages,
             Err(e) => {
+                exists = false;
                 warn!(queue = %listener.queue.name(), error = %e, "polling the queue failed; backing off");
                 Vec::new()
             }
@@ -161,7 +165,6 @@ pub async fn run_queue(listener: Arc<QueueListener>, mut stop: watch::Receiver<b
             continue;
         }
         delay = MIN_POLL;
-        let _ = &running;
         for message in messages {
             let listener = listener.clone();
             let guard = listener.in_flight.enter();

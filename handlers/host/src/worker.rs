@@ -160,8 +160,9 @@ impl Worker {
     }
 
     /// Sends one invocation request: `POST /<function>` with the host's headers. Waits for the
-    /// handler to be ready first. `None` when it could not be sent or answered (connection
-    /// refused or reset: the handler died).
+    /// handler to be ready first (the caller bounds the wait with the function timeout). An
+    /// error when it could not be sent or answered (connection refused or reset: the handler
+    /// died). The body is sent with a `Content-Length`, not chunked.
     pub async fn post(
         &self,
         function: &str,
