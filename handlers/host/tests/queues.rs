@@ -260,3 +260,47 @@ async fn a_handler_killed_mid_invocation_loses_no_work_item() {
     host.shutdown(Duration::from_secs(10)).await;
     storage.sim.shutdown().await;
 }
+
+/// The demo's fallback: the simulator's own queue service instead of Azurite, same host.
+#[tokio::test]
+async fn the_simulators_queue_service_serves_the_host_as_azurite_does() {
+    ensure_identity_environment();
+    let sim = hubspoke_sim::start(hubspoke_sim::SimConfig {
+        tls: true,
+        queues: true,
+        ..hubspoke_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let settings = sim.env();
+    let service = QueueService::connect(
+        &StorageSettings::from_lookup("AzureWebJobsStorage", |name| {
+            settings
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let recorder = Recorder::start().await;
+    let app = App::new(&functions(), json!({}));
+    app.set_plan(json!({"ReconcileHub": {"status": 500}}));
+    let host = app.start(&recorder, &settings).await;
+    let work = service.queue("hubspoke-work").unwrap();
+    work.send_output(&json!({"hub": "h3"}), MessageEncoding::Base64)
+        .await
+        .unwrap();
+    for attempt in 1..=5 {
+        let record = recorder.invocation().await;
+        assert_eq!(
+            record["body"]["Metadata"]["DequeueCount"],
+            attempt.to_string()
+        );
+    }
+    let poison = service.queue("hubspoke-work-poison").unwrap();
+    assert_eq!(until_count(&poison, 1).await, ["{\n  \"hub\": \"h3\"\n}"]);
+    assert!(texts(&work).await.is_empty());
+    host.shutdown(Duration::from_secs(10)).await;
+    sim.shutdown().await;
+}

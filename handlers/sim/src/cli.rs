@@ -74,6 +74,10 @@ pub struct SimArgs {
     /// Object id of the managed identity's tokens.
     #[arg(long, default_value = crate::identity::DEFAULT_PRINCIPAL_ID)]
     pub principal_id: String,
+    /// Also serve a minimal Azure Queue Storage account (needs --tls); prints
+    /// AzureWebJobsStorage__queueServiceUri and AzureWebJobsStorage__credential.
+    #[arg(long)]
+    pub queues: bool,
 }
 
 const HELP_TAIL: &str = "\
@@ -128,6 +132,7 @@ impl SimArgs {
                 ..Strictness::default()
             },
             principal_id: self.principal_id.clone(),
+            queues: self.queues,
             ..SimConfig::default()
         })
     }

@@ -35,6 +35,27 @@ pub fn rfc3339(secs: u64, millis: u32) -> String {
     )
 }
 
+/// Formats seconds since the epoch as RFC 1123 (`Thu, 01 Jan 1970 00:00:00 GMT`), as HTTP dates
+/// and Azure Storage write times.
+pub fn rfc1123(secs: u64) -> String {
+    let time = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let weekday = time.weekday().to_string();
+    let month = time.month().to_string();
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        &weekday[..3],
+        time.day(),
+        &month[..3],
+        time.year(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -45,5 +66,7 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_586_984_735, 5), "2020-04-15T21:05:35.005Z");
         assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc1123(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(rfc1123(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
     }
 }

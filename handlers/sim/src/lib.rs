@@ -18,6 +18,7 @@ mod effective;
 mod events;
 mod faults;
 mod graph;
+mod queues;
 mod server;
 mod throttle;
 mod tls;
@@ -82,6 +83,9 @@ pub struct SimConfig {
     pub principal_id: String,
     /// The client id of the managed identity.
     pub client_id: String,
+    /// Also serve a minimal Azure Queue Storage account (needs `tls`: bearer tokens travel over
+    /// HTTPS only).
+    pub queues: bool,
 }
 
 impl Default for SimConfig {
@@ -101,6 +105,7 @@ impl Default for SimConfig {
             strictness: Strictness::default(),
             principal_id: identity::DEFAULT_PRINCIPAL_ID.to_string(),
             client_id: identity::DEFAULT_CLIENT_ID.to_string(),
+            queues: false,
         }
     }
 }
@@ -114,6 +119,7 @@ pub struct SimHandle {
     ca_cert_pem: Option<String>,
     ca_cert_path: Option<PathBuf>,
     _ca_cert_dir: Option<TempDir>,
+    queue_service_url: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -204,7 +210,34 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         fault_retry_after: config.latency.retry_after_secs,
     });
     let (shutdown, receiver) = watch::channel(false);
-    let tasks = vec![
+    let queue_listener = match (&tls_acceptor, config.queues) {
+        (_, false) => None,
+        (None, true) => anyhow::bail!(
+            "the queue service needs TLS (--tls): storage tokens travel over HTTPS only"
+        ),
+        (Some(acceptor), true) => {
+            let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .context("listening for the queue service")?;
+            Some((listener, acceptor.clone()))
+        }
+    };
+    let mut queue_service_url = None;
+    let mut queue_task = None;
+    if let Some((listener, acceptor)) = queue_listener {
+        queue_service_url = Some(format!(
+            "https://{}/{}",
+            listener.local_addr()?,
+            queues::ACCOUNT
+        ));
+        queue_task = Some(tokio::spawn(queues::serve(
+            listener,
+            acceptor,
+            Arc::new(queues::QueueStore::default()),
+            receiver.clone(),
+        )));
+    }
+    let mut tasks = vec![
         tokio::spawn(server::serve(
             listener,
             tls_acceptor,
@@ -220,7 +253,8 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
             receiver,
         )),
     ];
-    tracing::info!(arm = %arm_addr, identity = %identity_addr, tls = config.tls, "simulator listening");
+    tasks.extend(queue_task);
+    tracing::info!(arm = %arm_addr, identity = %identity_addr, tls = config.tls, queues = ?queue_service_url, "simulator listening");
     Ok(SimHandle {
         shared,
         arm_endpoint: format!("{scheme}://{host}"),
@@ -228,6 +262,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         ca_cert_pem,
         ca_cert_path,
         _ca_cert_dir: ca_cert_dir,
+        queue_service_url,
         shutdown,
         tasks,
     })
@@ -267,7 +302,25 @@ impl SimHandle {
         }
         out.push(("IDENTITY_ENDPOINT".to_string(), self.identity_endpoint()));
         out.push(("IDENTITY_HEADER".to_string(), self.identity_header()));
+        // The identity-based storage connection of a Functions app, pointing at the simulated
+        // account: the app's queue bindings then use it as they would use Azure Storage.
+        if let Some(url) = &self.queue_service_url {
+            out.push((
+                "AzureWebJobsStorage__queueServiceUri".to_string(),
+                url.clone(),
+            ));
+            out.push((
+                "AzureWebJobsStorage__credential".to_string(),
+                "managedidentity".to_string(),
+            ));
+        }
         out
+    }
+
+    /// The queue service URL (`https://127.0.0.1:PORT/devstoreaccount1`) with
+    /// [`SimConfig::queues`].
+    pub fn queue_service_url(&self) -> Option<String> {
+        self.queue_service_url.clone()
     }
 
     /// A bearer token as the managed identity endpoint would mint it, for `object_id`.
