@@ -509,3 +509,29 @@ async fn a_stop_lets_the_invocation_in_flight_finish_then_stops_the_handler() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn output_names_are_case_sensitive_and_an_object_return_value_overwrites_them() {
+    let recorder = Recorder::start().await;
+    let app = app();
+    let host = app.start(&recorder, &[]).await;
+    let url = format!("{}/api/backfill?code=function-key", host.url());
+    // "Res" is not the binding "res": ignored, and Outputs without res answer 200 {}.
+    app.set_plan(json!({"Backfill": {"body": {"Outputs": {"Res": {"statusCode": 202}}}}}));
+    let response = http().post(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "{}");
+    // Without a $return binding, an object ReturnValue is spread over the outputs.
+    app.set_plan(json!({"Backfill": {"body": {
+        "outputs": {"res": {"statusCode": 202}},
+        "returnValue": {"res": {"statusCode": 203, "body": "from ReturnValue"}}}}}));
+    let response = http().post(&url).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        203,
+        "top-level keys ignore case; ReturnValue wins"
+    );
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(response.text().await.unwrap(), "from ReturnValue");
+    host.shutdown(Duration::from_secs(5)).await;
+}

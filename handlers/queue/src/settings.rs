@@ -212,6 +212,38 @@ impl StorageSettings {
     }
 }
 
+impl StorageSettings {
+    /// Settings and queue name for one queue URL given directly
+    /// (`https://acct.queue.core.windows.net/hubspoke-outcomes?sv=…&sig=…`): the last path
+    /// segment is the queue, the rest the service, as [`StorageSettings::from_url`] reads it.
+    pub fn from_queue_url(
+        setting: &str,
+        url: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, String), SettingError> {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url, None),
+        };
+        let trimmed = base.trim_end_matches('/');
+        let split = trimmed.rsplit_once('/').filter(|(service, queue)| {
+            !queue.is_empty() && service.contains("://") && !service.ends_with('/')
+        });
+        let Some((service, queue)) = split else {
+            return Err(error(
+                setting,
+                format!("{trimmed:?} is not a queue URL (https://<account>.queue.core.windows.net/<queue>)"),
+            ));
+        };
+        let service_url = match query {
+            Some(query) => format!("{service}?{query}"),
+            None => service.to_string(),
+        };
+        let settings = StorageSettings::from_url(setting, &service_url, lookup)?;
+        Ok((settings, queue.to_string()))
+    }
+}
+
 fn error(setting: &str, reason: String) -> SettingError {
     SettingError {
         setting: setting.to_string(),
@@ -502,6 +534,34 @@ mod tests {
         )])
         .unwrap_err();
         assert!(!e.to_string().contains("SECRETSIG"), "{e}");
+    }
+
+    #[test]
+    fn a_queue_url_is_split_into_service_and_queue() {
+        let (s, queue) = StorageSettings::from_queue_url(
+            "--queue-url",
+            "https://acct.queue.core.windows.net/hubspoke-outcomes?sv=1&sig=S",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(s.service_url, "https://acct.queue.core.windows.net");
+        assert_eq!(queue, "hubspoke-outcomes");
+        assert!(matches!(s.auth, StorageAuth::Sas(_)));
+        let (s, queue) = StorageSettings::from_queue_url(
+            "--queue-url",
+            "https://127.0.0.1:10001/devstoreaccount1/hubspoke-outcomes",
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(s.service_url, "https://127.0.0.1:10001/devstoreaccount1");
+        assert_eq!(queue, "hubspoke-outcomes");
+        let e = StorageSettings::from_queue_url(
+            "--queue-url",
+            "https://acct.queue.core.windows.net/",
+            |_| None,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "--queue-url");
     }
 
     #[test]
