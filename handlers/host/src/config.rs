@@ -167,7 +167,8 @@ pub fn load(root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Res
     let mut document: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", host_path.display()))?;
     apply_overrides(&mut document, lookup)?;
-    let host = parse_host(root, &document).with_context(|| format!("{}", host_path.display()))?;
+    let host =
+        parse_host(root, &document, lookup).with_context(|| format!("{}", host_path.display()))?;
 
     let functions_dir = if root.join("function-definitions").is_dir() {
         root.join("function-definitions")
@@ -325,7 +326,11 @@ fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-fn parse_host(root: &Path, document: &Value) -> anyhow::Result<HostJson> {
+fn parse_host(
+    root: &Path,
+    document: &Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<HostJson> {
     if get(document, "version").and_then(Value::as_str) != Some("2.0") {
         bail!("\"version\" must be \"2.0\"");
     }
@@ -333,7 +338,9 @@ fn parse_host(root: &Path, document: &Value) -> anyhow::Result<HostJson> {
         .or_else(|| get(document, "httpWorker"))
         .context("there is no customHandler section")?;
     let description = get(handler, "description").context("Missing worker Description.")?;
-    let env = |name: &str| std::env::var(name).ok();
+    // App settings are the process environment in Azure; here they may also come from the
+    // host's configuration, which `lookup` reads first.
+    let env = |name: &str| lookup(name);
     let executable = get(description, "defaultExecutablePath")
         .and_then(Value::as_str)
         .map(|path| expand_command(path, &env))
