@@ -339,7 +339,7 @@ fn answer(state: &State, invocation_id: &str, started: Instant, reply: Reply) ->
         http,
     } = reply;
     outcome.settle_status();
-    outcome.work_items = work.iter().map(|item| item.id.clone()).collect();
+    outcome.work_items = work.iter().map(|item| item.item_id.clone()).collect();
     outcome.finish(started);
     tracing::info!(
         invocation_id,

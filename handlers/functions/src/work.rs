@@ -4,7 +4,7 @@
 //! reordering are harmless.
 //!
 //! ```json
-//! {"schema": "hubspoke.work/v1", "id": "<uuid>", "hub": "<hub VNet id>",
+//! {"schema": "hubspoke.work/v1", "item_id": "<uuid>", "hub": "<hub VNet id>",
 //!  "reason": "event", "requested_by": {"function": "OnNetworkEvent", "invocation_id": "...",
 //!  "event_id": "...", "subject": "..."}, "queued_at": "2026-11-30T02:16:22.123Z"}
 //! ```
@@ -23,7 +23,9 @@ pub const SCHEMA: &str = "hubspoke.work/v1";
 #[serde(deny_unknown_fields)]
 pub struct WorkItem {
     pub schema: String,
-    pub id: String,
+    /// Not `id`: the Functions host copies a JSON message's top-level properties into the
+    /// trigger's metadata, where an `id` would hide the queue message's own `Id`.
+    pub item_id: String,
     pub hub: String,
     pub reason: Reason,
     pub requested_by: RequestedBy,
@@ -64,7 +66,7 @@ impl WorkItem {
     pub fn new(hub: &VnetId, reason: Reason, requested_by: RequestedBy) -> Self {
         Self {
             schema: SCHEMA.to_string(),
-            id: uuid::Uuid::new_v4().to_string(),
+            item_id: uuid::Uuid::new_v4().to_string(),
             hub: hub.to_string(),
             reason,
             requested_by,
@@ -139,7 +141,7 @@ mod tests {
 
     #[test]
     fn what_is_not_a_work_item_is_refused_with_why() {
-        let good = json!({"schema": SCHEMA, "id": "1", "hub": HUB, "reason": "drift",
+        let good = json!({"schema": SCHEMA, "item_id": "1", "hub": HUB, "reason": "drift",
             "requested_by": {"function": "DriftCheck", "invocation_id": "i"}, "queued_at": "t"});
         let mut unknown_field = good.clone();
         unknown_field["extra"] = json!(1);

@@ -181,7 +181,7 @@ async fn work_items_for_hubs_not_configured_are_rejected() {
         "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/.."
             .to_string(),
     ] {
-        let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": hub, "reason": "event",
+        let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": hub, "reason": "event",
             "requested_by": {"function": "OnNetworkEvent", "invocation_id": "i"}, "queued_at": "t"});
         let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
         assert_eq!(answer.status, StatusCode::OK);

@@ -61,14 +61,17 @@ async fn a_peering_event_queues_its_hub_and_the_work_item_converges_the_estate()
     assert_eq!(work.len(), 1);
     assert_eq!(work[0]["hub"], estate.vnet_id("hub"));
     assert_eq!(work[0]["requested_by"]["event_id"], event["id"]);
-    assert_eq!(outcome["work_items"][0], work[0]["id"]);
+    assert_eq!(outcome["work_items"][0], work[0]["item_id"]);
     assert!(writes(&bed.sim).is_empty());
 
     let answer = invoke(&bed.app, "ReconcileHub", &work_body(&work[0])).await;
     assert_eq!(answer.status, StatusCode::OK, "{:#}", answer.body);
     let outcome = answer.outcome();
     assert_eq!(outcome["status"], "changed", "{outcome:#}");
-    assert_eq!(outcome["trigger"]["message"]["work_item"], work[0]["id"]);
+    assert_eq!(
+        outcome["trigger"]["message"]["work_item"],
+        work[0]["item_id"]
+    );
     let hub = &outcome["hubs"][0];
     assert_eq!(hub["hub"], estate.vnet_id("hub"));
     let changes = hub["changes"].as_array().unwrap();
@@ -248,7 +251,7 @@ async fn deleted_resources_are_mapped_through_the_hub_and_tables_through_their_s
     let estate = article();
     let bed = bed(&estate, &[], |_| {}).await;
     // Converge first, so that the hub has its side of every pair.
-    let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": estate.vnet_id("hub"),
+    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
         "reason": "backfill", "requested_by": {"function": "Backfill", "invocation_id": "i"},
         "queued_at": "2026-11-30T00:00:00.000Z"});
     assert_eq!(
@@ -350,7 +353,7 @@ async fn backfill_queues_every_hub_and_answers_the_plan_it_expects() {
     assert_eq!(res["statusCode"], 202, "{:#}", answer.body);
     let work = answer.work();
     assert_eq!(work.len(), 1);
-    assert_eq!(res["body"]["work_items"][0]["id"], work[0]["id"]);
+    assert_eq!(res["body"]["work_items"][0]["item_id"], work[0]["item_id"]);
     assert_eq!(work[0]["reason"], "backfill");
     let outcome = answer.outcome();
     assert_eq!(outcome["status"], "queued");
@@ -419,7 +422,7 @@ async fn a_refused_write_ends_in_the_outcome_not_in_a_retry() {
         config.faults = FaultSpec::parse("PUT */routeTables/hubspoke-rt-spoke1=403").unwrap();
     })
     .await;
-    let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": estate.vnet_id("hub"),
+    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
         "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
         "queued_at": "2026-11-30T00:00:00.000Z"});
     let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
@@ -447,7 +450,7 @@ async fn a_write_still_throttled_after_the_retries_fails_the_invocation_for_the_
         config.faults = FaultSpec::parse("PUT */routeTables/*=429").unwrap();
     })
     .await;
-    let item = json!({"schema": "hubspoke.work/v1", "id": "w", "hub": estate.vnet_id("hub"),
+    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
         "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
         "queued_at": "2026-11-30T00:00:00.000Z"});
     let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
@@ -470,7 +473,7 @@ async fn work_items_for_a_busy_hub_collapse_into_one_more_pass() {
     })
     .await;
     let item = |n: usize| {
-        json!({"schema": "hubspoke.work/v1", "id": format!("w{n}"), "hub": estate.vnet_id("hub"),
+        json!({"schema": "hubspoke.work/v1", "item_id": format!("w{n}"), "hub": estate.vnet_id("hub"),
             "reason": "event", "requested_by": {"function": "OnNetworkEvent", "invocation_id": "i"},
             "queued_at": "2026-11-30T00:00:00.000Z"})
     };

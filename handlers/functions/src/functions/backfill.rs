@@ -172,7 +172,7 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
     }
     let items: Vec<serde_json::Value> = work
         .iter()
-        .map(|item| json!({"id": item.id, "hub": item.hub}))
+        .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
         .collect();
     let body = json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
     Ok(Reply {

@@ -40,7 +40,7 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
     };
     let decoded = WorkItem::decode(&input.message);
     if let Ok((item, _)) = &decoded {
-        message.work_item = Some(item.id.clone());
+        message.work_item = Some(item.item_id.clone());
     }
     outcome.trigger.message = Some(message);
     let hub = match decoded {
