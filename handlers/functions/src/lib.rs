@@ -32,9 +32,11 @@ pub use adapter::{app, AppState, State};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Setting(#[from] hubspoke_core::config::SettingError),
+    Setting(#[from] settings::SettingsError),
     #[error("{0}")]
     Arm(#[from] hubspoke_arm::error::ArmError),
+    #[error("the outcome queue: {0}")]
+    Queue(#[from] hubspoke_queue::QueueError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -57,7 +59,14 @@ pub async fn serve(lookup: impl Fn(&str) -> Option<String>) -> Result<(), ServeE
             "HUBSPOKE_SELF_PRINCIPAL_ID is not set: events caused by hubspoke's own writes each start a read-only pass"
         );
     }
-    let state = Arc::new(State::new(settings, logs, sink::OutcomeSink::log_only())?);
+    if let Some(note) = &settings.storage_note {
+        tracing::warn!("{note}");
+    }
+    let sink = match &settings.storage {
+        Some(storage) => sink::OutcomeSink::to_queue(storage)?,
+        None => sink::OutcomeSink::log_only(),
+    };
+    let state = Arc::new(State::new(settings, logs, sink)?);
     tracing::info!(%address, hubs = state.settings.plan.hubs.len(), "hubspoke handler listening");
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -10,9 +10,31 @@
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
 //! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |
 //! | `HUBSPOKE_DRIFT_SCHEDULE` | read by the host for `DriftCheck`; checked here so a typo stops start-up |
+//! | `AzureWebJobsStorage__queueServiceUri` (or `__accountName`), `__credential`, `__clientId` | the host's storage, where the handler writes the outcomes of failed invocations itself |
 use hubspoke_arm::reconcile::ReconcileOptions;
 use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::{PlanConfig, SettingError};
+use hubspoke_queue::StorageSettings;
+
+/// A setting with a bad value: the planner's, the ARM client's or the handler's own, or the
+/// storage connection's.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    #[error(transparent)]
+    Storage(#[from] hubspoke_queue::SettingError),
+}
+
+impl SettingsError {
+    /// The name of the bad setting.
+    pub fn setting(&self) -> &str {
+        match self {
+            SettingsError::Setting(error) => error.setting,
+            SettingsError::Storage(error) => &error.setting,
+        }
+    }
+}
 
 /// Everything the handler needs, parsed once.
 #[derive(Debug, Clone)]
@@ -26,11 +48,15 @@ pub struct HandlerSettings {
     pub self_principal_id: Option<String>,
     /// `HUBSPOKE_DRIFT_SCHEDULE`, when set (checked, not used: the host fires the timer).
     pub drift_schedule: Option<String>,
+    /// The host's storage (`AzureWebJobsStorage`), when the handler can reach its queues.
+    pub storage: Option<StorageSettings>,
+    /// Why the storage is not used although a connection is set, for a warning at start-up.
+    pub storage_note: Option<String>,
 }
 
 impl HandlerSettings {
     /// Parses every setting through `lookup`; empty values count as unset.
-    pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+    pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let get = |name: &str| {
             lookup(name)
                 .map(|value| value.trim().to_string())
@@ -80,6 +106,7 @@ impl HandlerSettings {
                 Some(value)
             }
         };
+        let (storage, storage_note) = storage(&lookup)?;
         Ok(Self {
             port,
             plan,
@@ -87,7 +114,36 @@ impl HandlerSettings {
             arm,
             self_principal_id,
             drift_schedule,
+            storage,
+            storage_note,
         })
+    }
+}
+
+/// The host's storage connection, as the handler may use it. An identity-based connection
+/// (`AzureWebJobsStorage__queueServiceUri` or `__accountName`) must be valid: a bad one stops
+/// start-up, named. A plain connection string that the queue client cannot use (an account key,
+/// `UseDevelopmentStorage=true`: `azure_storage_queue` speaks Entra tokens and SAS only) leaves
+/// the host working and the handler logging failed outcomes instead: a note, not an error.
+fn storage(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<StorageSettings>, Option<String>), SettingsError> {
+    const PREFIX: &str = hubspoke_queue::settings::DEFAULT_CONNECTION;
+    let set = |name: &str| lookup(name).is_some_and(|value| !value.trim().is_empty());
+    let identity_based =
+        set(&format!("{PREFIX}__queueServiceUri")) || set(&format!("{PREFIX}__accountName"));
+    if !identity_based && !set(PREFIX) {
+        return Ok((None, None));
+    }
+    match StorageSettings::from_lookup(PREFIX, lookup) {
+        Ok(settings) => Ok((Some(settings), None)),
+        Err(error) if identity_based => Err(SettingsError::Storage(error)),
+        Err(error) => Ok((
+            None,
+            Some(format!(
+                "{error}; the outcomes of failed invocations are logged, not queued"
+            )),
+        )),
     }
 }
 
@@ -119,7 +175,7 @@ mod tests {
     const HUB: &str =
         "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/hub";
 
-    fn read(pairs: &[(&str, &str)]) -> Result<HandlerSettings, SettingError> {
+    fn read(pairs: &[(&str, &str)]) -> Result<HandlerSettings, SettingsError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -150,6 +206,32 @@ mod tests {
     }
 
     #[test]
+    fn the_storage_connection_is_used_when_the_queue_client_can_use_it() {
+        let base = [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("HUBSPOKE_HUBS", HUB),
+        ];
+        let none = read(&base).unwrap();
+        assert!(none.storage.is_none() && none.storage_note.is_none());
+        let mut identity = base.to_vec();
+        identity.push((
+            "AzureWebJobsStorage__queueServiceUri",
+            "https://account.queue.core.windows.net",
+        ));
+        identity.push(("AzureWebJobsStorage__credential", "managedidentity"));
+        let settings = read(&identity).unwrap();
+        assert_eq!(
+            settings.storage.unwrap().service_url,
+            "https://account.queue.core.windows.net"
+        );
+        let mut keys = base.to_vec();
+        keys.push(("AzureWebJobsStorage", "UseDevelopmentStorage=true"));
+        let settings = read(&keys).unwrap();
+        assert!(settings.storage.is_none());
+        assert!(settings.storage_note.unwrap().contains("logged"));
+    }
+
+    #[test]
     fn every_bad_setting_is_named() {
         let base = [
             ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
@@ -165,6 +247,11 @@ mod tests {
             ("HUBSPOKE_ROUTE_LIMIT", "many"),
             ("HUBSPOKE_SUBSCRIPTIONS", "a/b"),
             ("HUBSPOKE_ARM_ENDPOINT", "ftp://x"),
+            (
+                "AzureWebJobsStorage__queueServiceUri",
+                "http://plain.example",
+            ),
+            ("AzureWebJobsStorage__accountName", "Not An Account"),
         ];
         for (setting, value) in cases {
             let mut pairs: Vec<(&str, &str)> = base
@@ -174,10 +261,10 @@ mod tests {
                 .collect();
             pairs.push((setting, value));
             let error = read(&pairs).unwrap_err();
-            assert_eq!(error.setting, setting, "{value}: {error}");
+            assert_eq!(error.setting(), setting, "{value}: {error}");
         }
         assert_eq!(
-            read(&[("HUBSPOKE_HUBS", HUB)]).unwrap_err().setting,
+            read(&[("HUBSPOKE_HUBS", HUB)]).unwrap_err().setting(),
             "FUNCTIONS_CUSTOMHANDLER_PORT"
         );
     }
