@@ -1,6 +1,7 @@
 //! The `hubspoke` binary: subcommands that only wire the crates together.
 mod demo;
 mod package;
+mod results;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Host(hubspoke_host::cli::HostArgs),
     /// Run the end-to-end demo on the embedded simulator.
     Demo,
+    /// Show the outcomes of hubspoke's functions (the queue hubspoke-outcomes).
+    Results(results::ResultsArgs),
     /// Build the zip the Azure Functions host runs: host.json, the function folders and the
     /// Linux x86-64 binary.
     Package(package::PackageArgs),
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Host(args) => runtime().and_then(|rt| rt.block_on(hubspoke_host::cli::run(args))),
         Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())),
         Command::Package(args) => package::run(args),
+        Command::Results(args) => runtime().and_then(|rt| rt.block_on(results::run(args))),
         Command::Serve => runtime().and_then(|rt| {
             rt.block_on(hubspoke_functions::serve(|name| std::env::var(name).ok()))
                 .map_err(anyhow::Error::from)

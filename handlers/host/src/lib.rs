@@ -160,6 +160,11 @@ impl HostHandle {
         &self.functions
     }
 
+    /// The handler's process id, while one runs (tests kill it to prove nothing is lost).
+    pub fn handler_pid(&self) -> Option<u32> {
+        self.worker.pid()
+    }
+
     /// How many times the handler became ready so far (restarts show here).
     pub fn handler_starts(&self) -> u64 {
         self.worker.starts()

@@ -72,6 +72,8 @@ struct Inner {
     restart: Notify,
     stop: watch::Sender<bool>,
     starts: Mutex<u64>,
+    /// The process id of the handler while it runs.
+    pid: Mutex<Option<u32>>,
 }
 
 /// The answer of the handler to one invocation request.
@@ -105,6 +107,7 @@ impl Worker {
                 restart: Notify::new(),
                 stop,
                 starts: Mutex::new(0),
+                pid: Mutex::new(None),
             }),
         };
         tokio::spawn(supervise(worker.clone(), launch));
@@ -114,6 +117,11 @@ impl Worker {
     /// The handler's port.
     pub fn port(&self) -> u16 {
         self.inner.port
+    }
+
+    /// The process id of the handler, while one runs (for tests that kill it).
+    pub fn pid(&self) -> Option<u32> {
+        self.inner.pid.lock().ok().and_then(|pid| *pid)
     }
 
     /// How many times the handler became ready (1 after the first start).
@@ -256,6 +264,9 @@ async fn supervise(worker: Worker, launch: Launch) {
             }
         };
         let pid = child.id();
+        if let Ok(mut current) = inner.pid.lock() {
+            *current = pid;
+        }
         info!(pid, port = inner.port, "custom handler started");
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(forward(stdout, false));

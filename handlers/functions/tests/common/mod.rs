@@ -5,7 +5,7 @@
 //! `docs/outcome.schema.json`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -226,25 +226,8 @@ pub fn encode(value: &str) -> String {
 
 /// Checks `outcome` against `docs/outcome.schema.json`.
 pub fn assert_valid_outcome(outcome: &Value) {
-    static SCHEMA: OnceLock<(boon::Schemas, boon::SchemaIndex)> = OnceLock::new();
-    let (schemas, index) = SCHEMA.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../docs/outcome.schema.json"
-        );
-        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let mut schemas = boon::Schemas::new();
-        let mut compiler = boon::Compiler::new();
-        compiler
-            .add_resource("https://hubspoke.test/outcome.schema.json", schema)
-            .unwrap();
-        let index = compiler
-            .compile("https://hubspoke.test/outcome.schema.json", &mut schemas)
-            .unwrap();
-        (schemas, index)
-    });
-    if let Err(error) = schemas.validate(outcome, *index) {
-        panic!("the outcome does not match docs/outcome.schema.json: {error:#}\n{outcome:#}");
+    if let Err(error) = hubspoke_e2e::check_outcome(outcome) {
+        panic!("{error:#}");
     }
 }
 

@@ -1,0 +1,310 @@
+//! `hubspoke results`: the outcomes in the queue `hubspoke-outcomes`, one line each, or as JSON.
+//!
+//! Reading never removes an outcome. `--peek N` uses the queue's peek (the oldest N, at most 32,
+//! untouched). Without it, the whole queue is read by receiving it in batches with a one-second
+//! visibility timeout and never deleting: every outcome stays (its dequeue count grows, which
+//! nothing reads), and others see it again a second later. `--follow` repeats that every two
+//! seconds and prints what is new, until Ctrl-C.
+//!
+//! The connection is the app's (`AzureWebJobsStorage__queueServiceUri` with the usual
+//! credentials: the Azure CLI login on a workstation), or `--queue-url`, which may carry a SAS.
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use hubspoke_core::id::portal_name;
+use hubspoke_queue::message::decode_text;
+use hubspoke_queue::{Queue, QueueService, StorageSettings};
+use serde_json::Value;
+
+/// The queue every function's `outcome` binding names.
+pub const OUTCOME_QUEUE: &str = "hubspoke-outcomes";
+
+#[derive(Debug, clap::Args)]
+pub struct ResultsArgs {
+    /// The outcome queue's URL (https://<account>.queue.core.windows.net/hubspoke-outcomes, with
+    /// a SAS query if you have one). Default: hubspoke-outcomes of AzureWebJobsStorage__queueServiceUri.
+    #[arg(long)]
+    queue_url: Option<String>,
+    /// Only the oldest N outcomes (1 to 32), peeked at.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32))]
+    peek: Option<u32>,
+    /// Keep reading and print outcomes as they arrive, until Ctrl-C.
+    #[arg(long, conflicts_with = "peek")]
+    follow: bool,
+    /// Output format: a table for people, or one JSON outcome per line.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+pub async fn run(args: ResultsArgs) -> anyhow::Result<()> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let (settings, name) = match &args.queue_url {
+        Some(url) => StorageSettings::from_queue_url("--queue-url", url, lookup)?,
+        None => (
+            StorageSettings::from_lookup(hubspoke_queue::settings::DEFAULT_CONNECTION, lookup)
+                .context(
+                "no queue to read: pass --queue-url or set AzureWebJobsStorage__queueServiceUri",
+            )?,
+            OUTCOME_QUEUE.to_string(),
+        ),
+    };
+    let queue = QueueService::connect(&settings)?.queue(&name)?;
+    if !queue.exists().await? {
+        bail!(
+            "the queue {name} does not exist at {}",
+            settings.service_url
+        );
+    }
+    let mut reader = Reader::new(queue);
+    if let Some(count) = args.peek {
+        let outcomes = reader.peek(count).await?;
+        print(&outcomes, args.output, true);
+        return Ok(());
+    }
+    let outcomes = reader.sweep().await?;
+    print(&outcomes, args.output, true);
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let outcomes = reader.sweep().await?;
+        print(&outcomes, args.output, false);
+    }
+}
+
+fn print(outcomes: &[Value], format: Format, header: bool) {
+    match format {
+        Format::Table => print!("{}", table(outcomes, header)),
+        Format::Json => {
+            for outcome in outcomes {
+                println!("{outcome}");
+            }
+        }
+    }
+}
+
+/// Reads a queue of outcomes without removing any.
+pub struct Reader {
+    queue: Queue,
+    seen: HashSet<String>,
+}
+
+impl Reader {
+    pub fn new(queue: Queue) -> Self {
+        Self {
+            queue,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The oldest `count` outcomes (at most 32), peeked at.
+    pub async fn peek(&mut self, count: u32) -> anyhow::Result<Vec<Value>> {
+        let messages = self.queue.peek(count).await?;
+        Ok(messages.iter().map(|m| decode(&m.text)).collect())
+    }
+
+    /// Every outcome in the queue not read before by this reader, oldest first. Messages are
+    /// received with a one-second visibility timeout and never deleted.
+    pub async fn sweep(&mut self) -> anyhow::Result<Vec<Value>> {
+        let mut found = Vec::new();
+        loop {
+            let batch = self.queue.receive(32, Duration::from_secs(1)).await?;
+            let mut fresh = 0;
+            for message in batch {
+                if self.seen.insert(message.id.clone()) {
+                    fresh += 1;
+                    found.push(decode(&message.text));
+                }
+            }
+            // Nothing new: the queue is read through (or we are seeing it again).
+            if fresh == 0 {
+                break;
+            }
+        }
+        found.sort_by(|a, b| text(a, "end_time").cmp(text(b, "end_time")));
+        Ok(found)
+    }
+}
+
+/// A message as an outcome; what is not one is kept as `{"unreadable": <text>}`.
+fn decode(text_of_message: &str) -> Value {
+    decode_text(text_of_message)
+        .json()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| {
+            let shown: String = text_of_message.chars().take(80).collect();
+            serde_json::json!({ "unreadable": shown })
+        })
+}
+
+fn text<'v>(value: &'v Value, key: &str) -> &'v str {
+    value.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// One line per outcome: time, function, trigger, hub, status, and counts of changes, warnings
+/// and failures. Resources are named as the portal names them.
+pub fn table(outcomes: &[Value], header: bool) -> String {
+    use std::fmt::Write;
+    let rows: Vec<[String; 8]> = outcomes.iter().map(row).collect();
+    let titles = [
+        "TIME", "FUNCTION", "TRIGGER", "HUB", "STATUS", "CHANGES", "WARNINGS", "FAILURES",
+    ];
+    let mut widths = titles.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut text = String::new();
+        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if index + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                let _ = write!(text, "{cell:<width$}  ");
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    };
+    if header {
+        line(&titles.map(str::to_string));
+    }
+    for row in &rows {
+        line(row);
+    }
+    out
+}
+
+fn row(outcome: &Value) -> [String; 8] {
+    if let Some(text) = outcome.get("unreadable").and_then(Value::as_str) {
+        return [
+            String::new(),
+            "?".into(),
+            format!("not an outcome: {text}"),
+            String::new(),
+            "unreadable".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ];
+    }
+    let time = text(outcome, "end_time").replace('T', " ");
+    let time = time.split('.').next().unwrap_or("").to_string();
+    let trigger = &outcome["trigger"];
+    let trigger_text = match text(trigger, "kind") {
+        "event_grid" => trigger["events"]
+            .as_array()
+            .and_then(|events| events.first())
+            .map(|event| {
+                let operation = event["operation"].as_str().unwrap_or("");
+                let verb = operation.rsplit('/').next().unwrap_or("event");
+                format!(
+                    "{verb} {}",
+                    portal_name(event["subject"].as_str().unwrap_or(""))
+                )
+            })
+            .unwrap_or_else(|| "event".into()),
+        "queue" => match trigger["message"]["dequeue_count"].as_u64() {
+            Some(count) if count > 1 => format!("work item (attempt {count})"),
+            _ => "work item".into(),
+        },
+        "http" => format!(
+            "{} {}",
+            text(&trigger["request"], "method"),
+            text(&trigger["request"], "path")
+        ),
+        "timer" => "timer".into(),
+        other => other.to_string(),
+    };
+    let hubs: Vec<String> = outcome["hubs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|hub| portal_name(hub["hub"].as_str().unwrap_or("")))
+        .collect();
+    let changes: Vec<&Value> = outcome["hubs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|hub| hub["changes"].as_array().into_iter().flatten())
+        .collect();
+    let summary = &outcome["summary"];
+    let count_status = |status: &str| -> u64 {
+        match summary["changes_by_status"][status].as_u64() {
+            Some(count) => count,
+            None => changes.iter().filter(|c| c["status"] == status).count() as u64,
+        }
+    };
+    let done = count_status("applied") + count_status("planned");
+    let warnings: u64 = match summary["warnings_by_code"].as_object() {
+        Some(codes) => codes.values().filter_map(Value::as_u64).sum(),
+        None => outcome["hubs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|hub| hub["warnings"].as_array().map_or(0, Vec::len) as u64)
+            .sum(),
+    };
+    let errors = outcome["errors"].as_array().map_or(0, Vec::len) as u64;
+    let failures = count_status("failed") + count_status("skipped") + errors;
+    let mut status = text(outcome, "status").to_string();
+    if outcome["dry_run"] == true {
+        status.push_str(" (dry run)");
+    }
+    [
+        time,
+        text(outcome, "function").to_string(),
+        trigger_text,
+        if hubs.is_empty() {
+            "-".into()
+        } else {
+            hubs.join(", ")
+        },
+        status,
+        done.to_string(),
+        warnings.to_string(),
+        failures.to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_says_what_an_outcome_did_in_a_line() {
+        let hub = "/subscriptions/s/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/hub";
+        let outcome = json!({
+            "function": "ReconcileHub", "status": "partial", "end_time": "2026-11-30T02:16:22.123Z",
+            "dry_run": false, "trigger": {"kind": "queue", "message": {"dequeue_count": 2}},
+            "hubs": [{"hub": hub, "changes": [{"status": "applied"}, {"status": "applied"}, {"status": "failed"}],
+                      "warnings": [{"code": "route_conflict"}]}],
+            "errors": []
+        });
+        let cells = row(&outcome);
+        assert_eq!(cells[0], "2026-11-30 02:16:22");
+        assert_eq!(cells[2], "work item (attempt 2)");
+        assert_eq!(cells[3], "rg-net / hub");
+        assert_eq!(cells[4], "partial");
+        assert_eq!(&cells[5..], ["2", "1", "1"]);
+        let summarized = json!({"function": "ReconcileHub", "status": "changed", "trigger": {"kind": "timer"},
+            "hubs": [], "errors": [], "summary": {"changes_by_status": {"applied": 900}, "warnings_by_code": {"route_conflict": 3}}});
+        assert_eq!(&row(&summarized)[5..], ["900", "3", "0"]);
+        let text = table(&[outcome, json!({"unreadable": "xyz"})], true);
+        assert!(text.starts_with("TIME"), "{text}");
+        assert!(text.contains("not an outcome: xyz"), "{text}");
+    }
+}
