@@ -520,6 +520,36 @@ fn disconnected_peering_is_reported_and_never_written() {
     converge(&config, &mut observed);
 }
 
+#[test]
+fn a_deleted_spoke_leaves_a_disconnected_hub_peering_which_is_reported_as_such() {
+    let mut estate = converged_pair();
+    // Spoke B's VNet is deleted: Azure leaves the hub's side Disconnected, pointing at nothing.
+    estate.vnet_mut("hub")["properties"]["virtualNetworkPeerings"]
+        .as_array_mut()
+        .expect("peerings")
+        .iter_mut()
+        .filter(|p| p["name"] == "hub-to-b")
+        .for_each(|p| p["properties"]["peeringState"] = "Disconnected".into());
+    estate.virtual_networks.retain(|v| v["name"] != "b");
+    let config = hub_config(&estate);
+    let (plan, mut observed) = plan_of(&estate, &config);
+    let hub = hub0(&plan);
+    assert!(
+        !codes(hub).contains(&"out_of_scope"),
+        "the VNet is gone, not unreadable: {:?}",
+        hub.warnings
+    );
+    let warned: Vec<&str> = hub
+        .warnings
+        .iter()
+        .filter(|w| w.code.as_str() == "peering_disconnected")
+        .map(|w| w.target.as_str())
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", hub.warnings);
+    assert!(warned[0].ends_with("/virtualNetworks/hub/virtualNetworkPeerings/hub-to-b"));
+    converge(&config, &mut observed);
+}
+
 // Rule 6: coverage of eligible subnets.
 #[test]
 fn only_eligible_subnets_get_the_managed_table() {

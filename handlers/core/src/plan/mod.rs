@@ -504,6 +504,17 @@ fn plan_hub(
     for member in members {
         let Some(vnet) = index.vnet(member) else {
             for peering in hub.peerings.iter().filter(|p| p.remote_vnet == *member) {
+                if peering.state == PeeringState::Disconnected {
+                    // Azure leaves the surviving side Disconnected when the remote VNet (or its
+                    // side) is deleted: the VNet is gone, not unreadable.
+                    builder.warn(
+                        WarningCode::PeeringDisconnected,
+                        peering.id.to_string(),
+                        "this peering is Disconnected: its remote VNet was deleted. Azure refuses any write to it; delete it (hubspoke never deletes a peering)".into(),
+                        json!({ "remoteVirtualNetwork": member.to_string() }),
+                    );
+                    continue;
+                }
                 builder.warn(
                     WarningCode::OutOfScope,
                     peering.id.to_string(),
