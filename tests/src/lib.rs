@@ -1,10 +1,11 @@
-//! hubspoke end to end on one machine, every part real except Azure itself: the simulator (ARM
+//! The local stack: hubspoke end to end on one machine, every part real except Azure itself: the simulator (ARM
 //! and its Event Grid delivery) → the local Functions host (`hubspoke-host`, in this process) →
 //! the custom handler (`hubspoke serve`, a child process started by the host from `host.json`)
 //! → queues (Azurite when installed under `tests/node_modules`, else the simulator's own) →
 //! `ReconcileHub` → ARM writes → outcomes.
 //!
-//! [`Stack`] starts it all for a test, an example or a benchmark and offers what they check:
+//! [`Stack`] starts it all for the end-to-end tests, the demo (`hubspoke demo`), the chaos campaign
+//! and the benchmarks, and offers what they check:
 //! convergence through a live plan, the outcomes (each validated against
 //! `docs/outcome.schema.json`), Backfill calls, the drift check, and changes made as a landing
 //! zone makes them — under an identity that is not hubspoke's, so that their events are acted on.
@@ -54,7 +55,11 @@ pub struct Options {
     pub faults: FaultSpec,
     pub storage: Storage,
     /// App settings on top of the stack's own (the host reads them; the handler inherits them).
+    /// [`Options::new`] starts with two that make queue triggers quick for tests: polling at most
+    /// every 0.5 s and a failed item back after 1 s (host.json says 2 s and 10 s).
     pub settings: Vec<(String, String)>,
+    /// The `hubspoke` binary the host runs; [`hubspoke_binary`] when `None`.
+    pub binary: Option<PathBuf>,
 }
 
 impl Options {
@@ -68,7 +73,17 @@ impl Options {
             latency: LatencySpec::default(),
             faults: FaultSpec::default(),
             storage: Storage::Auto,
-            settings: Vec::new(),
+            settings: vec![
+                (
+                    "AzureFunctionsJobHost__extensions__queues__maxPollingInterval".to_string(),
+                    "00:00:00.500".to_string(),
+                ),
+                (
+                    "AzureFunctionsJobHost__extensions__queues__visibilityTimeout".to_string(),
+                    "00:00:01".to_string(),
+                ),
+            ],
+            binary: None,
         }
     }
 }
@@ -213,14 +228,6 @@ impl Stack {
                 "HUBSPOKE_SELF_PRINCIPAL_ID".to_string(),
                 hubspoke_sim::identity::DEFAULT_PRINCIPAL_ID.to_string(),
             ),
-            (
-                "AzureFunctionsJobHost__extensions__queues__maxPollingInterval".to_string(),
-                "00:00:00.500".to_string(),
-            ),
-            (
-                "AzureFunctionsJobHost__extensions__queues__visibilityTimeout".to_string(),
-                "00:00:01".to_string(),
-            ),
         ]);
         for (key, value) in &options.settings {
             settings.retain(|(k, _)| k != key);
@@ -237,7 +244,11 @@ impl Stack {
             &root.join("function-definitions"),
             &app.join("function-definitions"),
         )?;
-        symlink(&hubspoke_binary()?, &app.join("hubspoke"))?;
+        let binary = match &options.binary {
+            Some(binary) => binary.clone(),
+            None => hubspoke_binary()?,
+        };
+        symlink(&binary, &app.join("hubspoke"))?;
 
         let host = hubspoke_host::start(HostConfig {
             script_root: app,

@@ -1,133 +1,395 @@
-//! `hubspoke demo`: the whole job on the embedded simulator, no Azure account needed.
+//! `hubspoke demo`: the zero-touch story on one machine, no Azure account needed.
 //!
-//! The source article's estate (a hub with a VPN gateway and spokes peered only from their own
-//! side, with default flags), plus a spoke whose table sends everything to a firewall. The demo
-//! plans, reconciles, shows the routes it wrote, reconciles again (nothing to do), then adds a
-//! spoke as a landing zone would and reconciles once more.
-use std::time::Duration;
+//! Everything runs as it would in Azure but the Azure part: the simulator plays ARM (with a hub
+//! and its VPN gateway), Event Grid (it delivers ARM's events) and the managed identity; the
+//! local Functions host runs this very binary as the custom handler (`hubspoke serve`) from the
+//! repository's `host.json` and `function-definitions/`; queues are Azurite when it is installed
+//! under `tests/node_modules`, else the simulator's in-memory queues. The demo then acts as a
+//! landing zone: it creates spokes the way a user does (a VNet, then the spoke side of the
+//! peering with default flags) and only watches: each event as it arrives, each pass and what it
+//! changed and why, the final routes and flags. Then it adds a spoke, renumbers one, deletes one,
+//! and shows `hubspoke results`. It exits 0 only if the estate converged.
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use hubspoke_arm::client::ArmClient;
-use hubspoke_arm::reconcile::{reconcile, ReconcileOptions};
-use hubspoke_arm::settings::ArmSettings;
-use hubspoke_core::config::PlanConfig;
-use hubspoke_core::synth::{Estate, Flags};
-use hubspoke_sim::{LatencySpec, Seed, SimConfig};
-use serde_json::{json, Value};
+use anyhow::{bail, Context};
+use hubspoke_core::id::portal_name;
+use hubspoke_core::synth::Estate;
+use hubspoke_e2e::{Options, Stack};
+use hubspoke_sim::LatencySpec;
+use serde_json::Value;
 
-fn estate() -> Estate {
+use crate::results::{self, Reader};
+
+/// How long the demo waits for the estate to converge after each step.
+const CONVERGE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs the demo.
+pub async fn run() -> anyhow::Result<()> {
+    let started = Instant::now();
     let mut estate = Estate::default();
     estate.hub("hub", "10.0.0.0/16", "10.0.255.0/27", Some("Succeeded"));
-    for (name, prefix, subnet) in [
-        ("spoke1", "10.1.0.0/16", "10.1.0.0/24"),
-        ("spoke2", "10.2.0.0/16", "10.2.0.0/24"),
-        ("spoke3", "10.3.0.0/16", "10.3.0.0/24"),
-    ] {
-        estate.vnet(name, &[prefix], &[("workload", subnet)]);
-        estate.peer(name, "hub", Flags::default(), "Initiated");
-    }
-    estate.table(
-        "spoke3-firewall",
-        &[("default", "0.0.0.0/0", "VirtualAppliance", Some("10.0.1.4"))],
-        json!({"owner": "security"}),
+    let mut options = Options::new(estate);
+    // host.json's own queue timings, as in Azure.
+    options.settings.clear();
+    options.binary = Some(std::env::current_exe().context("finding this binary")?);
+    // Operations take 300 ms and ARM tells clients to poll after a second: slow enough to
+    // watch, fast enough to finish within a minute or two.
+    options.latency = LatencySpec {
+        lro: Duration::from_millis(300),
+        delete: Duration::from_millis(300),
+        retry_after_secs: 1,
+        ..LatencySpec::default()
+    };
+    let stack = Stack::start(options)
+        .await
+        .context("starting the simulator, the queues and the local Functions host")?;
+    let outcomes = stack.queue(results::OUTCOME_QUEUE)?;
+    outcomes.create_if_missing().await?;
+    let mut story = Story {
+        stack: &stack,
+        reader: Reader::new(outcomes),
+        passes_seen: HashSet::new(),
+    };
+
+    println!("hubspoke demo: zero touch, on one machine");
+    println!(
+        "  Azure:     the simulator (ARM {}, Event Grid delivery, managed identity)",
+        stack.sim.arm_endpoint()
     );
-    estate.associate("spoke3", "workload", "spoke3-firewall");
-    estate
+    println!(
+        "  Functions: the local host {} running `hubspoke serve` from host.json and function-definitions/",
+        stack.host.url()
+    );
+    println!("             (in Azure, the real Functions host runs the same files)");
+    println!(
+        "  queues:    hubspoke-work and hubspoke-outcomes in {}",
+        stack.storage
+    );
+    println!(
+        "  The hub {} has a VPN gateway and no spoke yet.",
+        portal_name(&stack.hub().to_string())
+    );
+
+    heading("A landing zone creates spoke1, spoke2 and spoke3: a VNet, then the spoke side of the peering, default flags");
+    for (name, n) in [("spoke1", 1), ("spoke2", 2), ("spoke3", 3)] {
+        stack
+            .add_spoke(name, &format!("10.{n}.0.0/16"), &format!("10.{n}.0.0/24"))
+            .await?;
+    }
+    story.watch().await?;
+    heading("Each spoke now: its peering with the hub and the routes hubspoke keeps in its table");
+    print_state(&stack).await?;
+
+    heading("A landing zone adds spoke4 (10.4.0.0/16)");
+    stack
+        .add_spoke("spoke4", "10.4.0.0/16", "10.4.0.0/24")
+        .await?;
+    story.watch().await?;
+
+    heading("spoke2 is renumbered: 10.20.0.0/16 added to its address space");
+    let spoke2 = stack.estate.vnet_id("spoke2");
+    let mut vnet = stack.landing_zone.get(&spoke2).await?;
+    vnet["properties"]["addressSpace"]["addressPrefixes"] =
+        serde_json::json!(["10.2.0.0/16", "10.20.0.0/16"]);
+    strip_read_only(&mut vnet);
+    stack.landing_zone.put(&spoke2, None, &vnet).await?;
+    story.watch().await?;
+
+    heading("spoke3 is deleted");
+    stack
+        .landing_zone
+        .delete(&stack.estate.vnet_id("spoke3"))
+        .await?;
+    story.watch().await?;
+    print_state(&stack).await?;
+
+    heading("hubspoke results (the queue hubspoke-outcomes; nothing is removed by reading it)");
+    // What the story read is visible again after its one-second visibility timeout.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut reader = Reader::new(stack.queue(results::OUTCOME_QUEUE)?);
+    let all = reader.sweep().await?;
+    print!("{}", results::table(&all, true));
+
+    let pending = stack.pending_changes().await?;
+    let converged = pending == 0;
+    println!();
+    if converged {
+        println!(
+            "Converged: a live plan has nothing left to do. {} outcomes, {:.0} s in all.",
+            all.len(),
+            started.elapsed().as_secs_f64()
+        );
+        println!("`hubspoke sim`, `hubspoke host` and `hubspoke results` run these parts on their own (README).");
+    }
+    stack.stop().await;
+    if !converged {
+        bail!("the estate did not converge: a live plan still has {pending} changes");
+    }
+    Ok(())
 }
 
 fn heading(text: &str) {
     println!("\n=== {text}");
 }
 
-/// Runs the demo.
-pub async fn run() -> anyhow::Result<()> {
-    let estate = estate();
-    let sim = hubspoke_sim::start(SimConfig {
-        tls: true,
-        seed: Some(Seed::Value(estate.snapshot())),
-        latency: LatencySpec {
-            lro: Duration::from_millis(300),
-            delete: Duration::from_millis(300),
-            ..LatencySpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .context("starting the embedded simulator")?;
-    // The simulator's KEY=value settings are this process's environment, as a shell would take
-    // them from `hubspoke sim` (azure_identity reads the managed identity's from there).
-    for (key, value) in sim.env() {
-        std::env::set_var(key, value);
-    }
-    let mut settings = ArmSettings::from_settings(|name| std::env::var(name).ok())?;
-    settings.retry.base_delay = Duration::from_millis(100);
-    let credential = hubspoke_arm::credential::credential(&settings)?;
-    let client = ArmClient::new(&settings, credential)?;
-    let config = PlanConfig::new(vec![estate.vnet_id("hub").parse()?]);
-    let options = ReconcileOptions::default();
-
-    println!(
-        "hubspoke demo on the embedded simulator ({})",
-        sim.arm_endpoint()
-    );
-    println!("A hub with a VPN gateway; spoke1, spoke2 and spoke3 peered only from their side, with default flags;");
-    println!("spoke3's subnet sends 0.0.0.0/0 to a firewall.");
-
-    heading("hubspoke plan");
-    let observation = hubspoke_arm::observe::observe(&client, &config.hubs, None).await?;
-    let plan = hubspoke_core::plan::plan(&config, &observation.observed);
-    print!("{}", hubspoke_core::plan::render::text(&plan));
-
-    heading("hubspoke reconcile");
-    let (result, _) = reconcile(&client, &config, &options, None).await?;
-    print!("{}", result.text());
-
-    heading("route tables after the pass");
-    print_tables(&client, &estate).await?;
-
-    heading("hubspoke reconcile, again: nothing to do, no write");
-    let (again, _) = reconcile(&client, &config, &options, None).await?;
-    print!("{}", again.text());
-
-    heading("a landing zone adds spoke4 (10.4.0.0/16), peered from its side");
-    for (path, body) in estate.landing_zone_spoke("spoke4", "10.4.0.0/16", "10.4.0.0/24", "hub") {
-        client.put(&path, None, &body).await?;
-    }
-    let (added, _) = reconcile(&client, &config, &options, None).await?;
-    print!("{}", added.text());
-    print_tables(&client, &estate).await?;
-
-    sim.shutdown().await;
-    println!("\nDone. `hubspoke sim` runs this simulator on its own; `hubspoke plan --snapshot` plans offline.");
-    Ok(())
+/// What the story has printed so far, and how it reads the outcomes.
+struct Story<'a> {
+    stack: &'a Stack,
+    reader: Reader,
+    passes_seen: HashSet<String>,
 }
 
-async fn print_tables(client: &ArmClient, estate: &Estate) -> anyhow::Result<()> {
-    let path = format!(
-        "/subscriptions/{}/providers/Microsoft.Network/routeTables",
-        estate.subscription
-    );
-    let mut tables = client.list(&path).await?;
-    tables.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    for table in tables {
-        println!("  {}", table["name"].as_str().unwrap_or_default());
-        let routes: Vec<&Value> = table["properties"]["routes"]
+impl Story<'_> {
+    /// Prints outcomes as they arrive until a live plan is empty and no outcome came for a
+    /// couple of seconds.
+    async fn watch(&mut self) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut quiet_since = Instant::now();
+        let mut own_events = 0;
+        loop {
+            let outcomes = self.reader.sweep().await?;
+            if !outcomes.is_empty() {
+                quiet_since = Instant::now();
+            }
+            for outcome in &outcomes {
+                own_events += self.print_outcome(outcome);
+            }
+            if quiet_since.elapsed() > Duration::from_secs(2)
+                && self.stack.pending_changes().await? == 0
+            {
+                break;
+            }
+            if start.elapsed() > CONVERGE_LIMIT {
+                bail!("not converged after {CONVERGE_LIMIT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if own_events > 0 {
+            println!("  ({own_events} events of hubspoke's own writes arrived too: acknowledged, no pass)");
+        }
+        println!("  converged in {:.1} s", start.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Prints one outcome; returns 1 for an event hubspoke caused itself (counted, not printed).
+    fn print_outcome(&mut self, outcome: &Value) -> usize {
+        let text = |value: &Value| value.as_str().unwrap_or("").to_string();
+        match outcome["function"].as_str() {
+            Some("OnNetworkEvent") => {
+                let event = &outcome["trigger"]["events"][0];
+                let verb = text(&event["operation"])
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("event")
+                    .to_string();
+                let subject = portal_name(&text(&event["subject"]));
+                match outcome["status"].as_str() {
+                    Some("queued") => {
+                        let hubs: Vec<String> = outcome["hubs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|hub| portal_name(&text(&hub["hub"])))
+                            .collect();
+                        println!("  event  {verb} {subject} → hub {} queued", hubs.join(", "));
+                    }
+                    Some("ignored") if text(&outcome["reason"]).contains("own identity") => {
+                        return 1;
+                    }
+                    Some(status) => {
+                        println!(
+                            "  event  {verb} {subject} → {status}: {}",
+                            text(&outcome["reason"])
+                        );
+                    }
+                    None => {}
+                }
+            }
+            Some("ReconcileHub") => {
+                let pass = text(&outcome["pass"]["id"]);
+                if !self.passes_seen.insert(pass) {
+                    return 0;
+                }
+                for hub in outcome["hubs"].as_array().into_iter().flatten() {
+                    let changes = hub["changes"].as_array().map_or(0, Vec::len);
+                    let status = text(&hub["status"]);
+                    if changes == 0 {
+                        println!(
+                            "  pass   {}: {status}, nothing to do",
+                            portal_name(&text(&hub["hub"]))
+                        );
+                        continue;
+                    }
+                    println!(
+                        "  pass   {}: {status}, {changes} changes in {:.1} s",
+                        portal_name(&text(&hub["hub"])),
+                        outcome["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                    );
+                    for change in hub["changes"].as_array().into_iter().flatten() {
+                        let mark = match change["status"].as_str() {
+                            Some("applied") => "✓",
+                            Some("failed") => "✗",
+                            _ => "-",
+                        };
+                        println!(
+                            "         {mark} {} {}",
+                            text(&change["kind"]),
+                            portal_name(&text(&change["target"]))
+                        );
+                        println!("             {}", text(&change["reason"]));
+                    }
+                    for warning in hub["warnings"].as_array().into_iter().flatten() {
+                        println!(
+                            "         ! {} {}: {}",
+                            text(&warning["code"]),
+                            portal_name(&text(&warning["target"])),
+                            text(&warning["message"])
+                        );
+                    }
+                }
+            }
+            Some(function) => println!("  {function}: {}", text(&outcome["status"])),
+            None => {}
+        }
+        0
+    }
+}
+
+/// The VNet as it may be sent back: without what ARM computes.
+fn strip_read_only(vnet: &mut Value) {
+    if let Some(object) = vnet.as_object_mut() {
+        object.remove("etag");
+    }
+    if let Some(properties) = vnet["properties"].as_object_mut() {
+        properties.remove("provisioningState");
+        properties.remove("resourceGuid");
+        // Peerings are written through their own endpoint (a VNet PUT leaves them as they are).
+        properties.remove("virtualNetworkPeerings");
+    }
+}
+
+/// Each spoke: its peering flags on both sides and the routes of its subnets' tables.
+async fn print_state(stack: &Stack) -> anyhow::Result<()> {
+    let subscription = &stack.estate.subscription;
+    let vnets = stack
+        .arm
+        .list(&format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Network/virtualNetworks"
+        ))
+        .await?;
+    let tables = stack
+        .arm
+        .list(&format!(
+            "/subscriptions/{subscription}/providers/Microsoft.Network/routeTables"
+        ))
+        .await?;
+    let hub_id = stack.hub().to_string();
+    let hub = vnets.iter().find(|v| {
+        v["id"]
+            .as_str()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&hub_id))
+    });
+    let mut spokes: Vec<&Value> = vnets
+        .iter()
+        .filter(|v| {
+            !v["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&hub_id))
+        })
+        .collect();
+    spokes.sort_by_key(|v| v["name"].as_str().unwrap_or("").to_string());
+    for spoke in spokes {
+        let name = spoke["name"].as_str().unwrap_or("");
+        let prefixes: Vec<&str> = spoke["properties"]["addressSpace"]["addressPrefixes"]
             .as_array()
-            .map(|r| r.iter().collect())
-            .unwrap_or_default();
-        for route in routes {
-            let properties = &route["properties"];
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!("  {name} ({})", prefixes.join(", "));
+        let spoke_id = spoke["id"].as_str().unwrap_or("");
+        let to_hub = peerings(spoke).find(|p| remote(p).eq_ignore_ascii_case(&hub_id));
+        let from_hub =
+            hub.and_then(|hub| peerings(hub).find(|p| remote(p).eq_ignore_ascii_case(spoke_id)));
+        if let (Some(to_hub), Some(from_hub)) = (to_hub, from_hub) {
             println!(
-                "    {:<24} {:<18} -> {}{}",
-                route["name"].as_str().unwrap_or_default(),
-                properties["addressPrefix"].as_str().unwrap_or_default(),
-                properties["nextHopType"].as_str().unwrap_or_default(),
-                properties["nextHopIpAddress"]
+                "    peering  spoke→hub {}: allowForwardedTraffic={} useRemoteGateways={}; hub→spoke {}: allowForwardedTraffic={} allowGatewayTransit={}",
+                to_hub["properties"]["peeringState"].as_str().unwrap_or("?"),
+                to_hub["properties"]["allowForwardedTraffic"],
+                to_hub["properties"]["useRemoteGateways"],
+                from_hub["properties"]["peeringState"].as_str().unwrap_or("?"),
+                from_hub["properties"]["allowForwardedTraffic"],
+                from_hub["properties"]["allowGatewayTransit"],
+            );
+        }
+        for subnet in spoke["properties"]["subnets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let table_id = subnet["properties"]["routeTable"]["id"]
+                .as_str()
+                .unwrap_or("");
+            let table = tables.iter().find(|t| {
+                t["id"]
                     .as_str()
-                    .map(|ip| format!(" {ip}"))
-                    .unwrap_or_default(),
+                    .is_some_and(|id| id.eq_ignore_ascii_case(table_id))
+            });
+            let routes: Vec<String> = table
+                .map(|t| {
+                    t["properties"]["routes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|r| {
+                            format!(
+                                "{} → {}",
+                                r["properties"]["addressPrefix"].as_str().unwrap_or(""),
+                                r["properties"]["nextHopType"].as_str().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!(
+                "    subnet   {}: table {}: {}",
+                subnet["name"].as_str().unwrap_or(""),
+                if table_id.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    portal_name(table_id)
+                },
+                if routes.is_empty() {
+                    "no routes".to_string()
+                } else {
+                    routes.join(", ")
+                }
             );
         }
     }
+    if let Some(hub) = hub {
+        for peering in peerings(hub) {
+            if peering["properties"]["peeringState"] == "Disconnected" {
+                println!(
+                    "  hub peering {} is Disconnected (its spoke is gone): hubspoke warns and leaves it for its owner to delete",
+                    peering["name"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+fn peerings(vnet: &Value) -> impl Iterator<Item = &Value> {
+    vnet["properties"]["virtualNetworkPeerings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+}
+
+fn remote(peering: &Value) -> &str {
+    peering["properties"]["remoteVirtualNetwork"]["id"]
+        .as_str()
+        .unwrap_or("")
 }

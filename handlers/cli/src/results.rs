@@ -1,10 +1,10 @@
 //! `hubspoke results`: the outcomes in the queue `hubspoke-outcomes`, one line each, or as JSON.
 //!
 //! Reading never removes an outcome. `--peek N` uses the queue's peek (the oldest N, at most 32,
-//! untouched). Without it, the whole queue is read by receiving it in batches with a one-second
-//! visibility timeout and never deleting: every outcome stays (its dequeue count grows, which
-//! nothing reads), and others see it again a second later. `--follow` repeats that every two
-//! seconds and prints what is new, until Ctrl-C.
+//! untouched). Without it, the whole queue is read (Azure's peek stops at 32): received in
+//! batches, never deleted, and each message made visible again as soon as it is read — it stays,
+//! only its dequeue count (which nothing reads) grows. `--follow` repeats that every two seconds
+//! and prints what is new, until Ctrl-C.
 //!
 //! The connection is the app's (`AzureWebJobsStorage__queueServiceUri` with the usual
 //! credentials: the Azure CLI login on a workstation), or `--queue-url`, which may carry a SAS.
@@ -114,28 +114,55 @@ impl Reader {
         Ok(messages.iter().map(|m| decode(&m.text)).collect())
     }
 
-    /// Every outcome in the queue not read before by this reader, oldest first. Messages are
-    /// received with a one-second visibility timeout and never deleted.
+    /// Every outcome in the queue not read before by this reader, oldest first. The queue is
+    /// received through in batches, each message hidden for [`SWEEP_VISIBILITY`] so that none
+    /// comes round twice, then each is made visible again at once: nothing is removed, and other
+    /// readers see the queue as it was.
     pub async fn sweep(&mut self) -> anyhow::Result<Vec<Value>> {
         let mut found = Vec::new();
-        loop {
-            let batch = self.queue.receive(32, Duration::from_secs(1)).await?;
-            let mut fresh = 0;
-            for message in batch {
-                if self.seen.insert(message.id.clone()) {
-                    fresh += 1;
-                    found.push(decode(&message.text));
+        let mut hidden = Vec::new();
+        let result = async {
+            while hidden.len() < MAX_SWEEP {
+                let batch = self.queue.receive(32, SWEEP_VISIBILITY).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for message in batch {
+                    if self.seen.insert(message.id.clone()) {
+                        found.push(decode(&message.text));
+                    }
+                    hidden.push((message.id, message.pop_receipt));
                 }
             }
-            // Nothing new: the queue is read through (or we are seeing it again).
-            if fresh == 0 {
-                break;
+            anyhow::Ok(())
+        }
+        .await;
+        for (id, pop_receipt) in &hidden {
+            // A message deleted or expired meanwhile is gone anyway.
+            if let Err(error) = self
+                .queue
+                .update_visibility(id, pop_receipt, Duration::ZERO)
+                .await
+            {
+                if !error.is_message_gone() {
+                    eprintln!("warning: message {id} stays hidden for up to {SWEEP_VISIBILITY:?}: {error}");
+                }
             }
+        }
+        result?;
+        if hidden.len() >= MAX_SWEEP {
+            eprintln!("warning: the queue holds more than {MAX_SWEEP} messages; the first {MAX_SWEEP} are shown");
         }
         found.sort_by(|a, b| text(a, "end_time").cmp(text(b, "end_time")));
         Ok(found)
     }
 }
+
+/// How long a sweep hides what it has read, to go through the queue once.
+const SWEEP_VISIBILITY: Duration = Duration::from_secs(30);
+
+/// The most messages one sweep reads.
+const MAX_SWEEP: usize = 5000;
 
 /// A message as an outcome; what is not one is kept as `{"unreadable": <text>}`.
 fn decode(text_of_message: &str) -> Value {

@@ -156,7 +156,7 @@ fn two_reconciles_at_once_end_in_the_same_correct_state() {
 }
 
 #[test]
-fn the_demo_runs_the_whole_job_on_the_embedded_simulator() {
+fn the_demo_tells_the_zero_touch_story_and_ends_converged() {
     let output = run(&["demo"], &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -164,17 +164,27 @@ fn the_demo_runs_the_whole_job_on_the_embedded_simulator() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("10 of 10 changes applied"), "{stdout}");
-    assert!(
-        stdout.contains("0 of 0 changes applied; ARM requests: 3 reads, 0 writes"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("6 of 6 changes applied"), "{stdout}");
-    assert!(stdout.contains("covered_by_foreign"), "{stdout}");
-    assert!(
-        stdout.contains("hubspoke-10-4-0-0-16     10.4.0.0/16        -> VirtualNetworkGateway"),
-        "{stdout}"
-    );
+    for expected in [
+        // Events arrive from the simulator's Event Grid delivery and queue the hub.
+        "event  write rg-network / spoke1 / spoke1-to-hub → hub rg-network / hub queued",
+        // Passes say what they changed and why.
+        "✓ create_peering rg-network / hub / hubspoke-spoke1",
+        "✓ associate_route_table rg-network / spoke1 / workload",
+        // The renumbered spoke is synced and routed.
+        "✓ sync_peering rg-network / hub / hubspoke-spoke2",
+        "hubspoke-10-20-0-0-16",
+        // The deleted spoke's routes leave every table; its dangling peering is reported.
+        "peering_disconnected rg-network / hub / hubspoke-spoke3",
+        "useRemoteGateways=true",
+        "TIME                 FUNCTION",
+        "Converged: a live plan has nothing left to do.",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("✗"), "no change failed:\n{stdout}");
 }
 
 #[test]

@@ -125,9 +125,9 @@ fn hubs_peered_with(vnet: &VirtualNetwork, hubs: &[VnetId]) -> Mapping {
     }
     if found.is_empty() {
         // The spoke side may be gone while the hub side remains: the hubs' peerings tell.
-        Mapping::Unrelated(format!("{} has no peering with a hub", vnet.id))
+        Mapping::Unrelated("the VNet has no peering with a hub".into())
     } else {
-        Mapping::Hubs(found, format!("{} is peered with it", vnet.id))
+        Mapping::Hubs(found, "the VNet is peered with the hub".into())
     }
 }
 
@@ -146,9 +146,9 @@ async fn through_hubs(client: &ArmClient, hubs: &[VnetId], vnet: &VnetId) -> Map
         }
     }
     if found.is_empty() {
-        Mapping::Unrelated(format!("no hub has a peering with {vnet}"))
+        Mapping::Unrelated("no hub has a peering with the VNet".into())
     } else {
-        Mapping::Hubs(found, format!("the hub's peering points at {vnet}"))
+        Mapping::Hubs(found, "the hub has a peering with the VNet".into())
     }
 }
 
