@@ -281,7 +281,7 @@ impl Stack {
             storage: if azurite.is_some() {
                 "Azurite"
             } else {
-                "the simulator's queues"
+                "the simulator's in-memory queues (Azurite is not installed)"
             },
             sim,
             host,
