@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
         median(&mut to_work_item),
         median(&mut to_converged) / 1000.0
     );
-    stack.stop().await;
+    stack.stop().await?;
     Ok(())
 }
 

@@ -27,8 +27,10 @@ use hubspoke_sim::{EventKnobs, EventSchema, FaultSpec, LatencySpec, Seed, SimCon
 use serde_json::Value;
 
 mod credential;
+mod logs;
 
 pub use credential::StaticToken;
+pub use logs::{capture_logs, captured_logs};
 
 /// The object id of the person (or pipeline) making the landing zone's changes.
 pub const LANDING_ZONE: &str = "7a1c0000-0000-4000-8000-00000000b0b0";
@@ -165,6 +167,7 @@ impl Stack {
     /// for the handler to be ready.
     pub async fn start(options: Options) -> anyhow::Result<Stack> {
         ensure_identity_environment();
+        capture_logs();
         let dir = std::env::temp_dir().join(format!("hubspoke-e2e-{}", unique()));
         std::fs::create_dir_all(&dir)?;
 
@@ -408,15 +411,69 @@ impl Stack {
         Ok(())
     }
 
-    /// Stops the host (letting invocations finish) and the simulator.
-    pub async fn stop(self) {
+    /// The secrets of this stack: the host's keys, the identity endpoint's header, and the
+    /// prefix every bearer token minted here starts with (a JWT header).
+    pub fn secrets(&self) -> Vec<String> {
+        let keys = self.host.keys();
+        vec![
+            keys.function.clone(),
+            keys.event_grid.clone(),
+            keys.master.clone(),
+            self.sim.identity_header(),
+            // `{"alg":"none","typ":"JWT"}`, base64url: the start of every token minted here.
+            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0".to_string(),
+        ]
+    }
+
+    /// Checks that no secret appears in a log line of this process (the host, the simulator,
+    /// and the handler's output, which the host forwards) nor in an outcome read so far.
+    pub fn check_no_secrets(&self) -> anyhow::Result<()> {
+        check_no_secrets(&self.secrets(), &self.outcomes_text()?)
+    }
+
+    fn outcomes_text(&self) -> anyhow::Result<String> {
+        Ok(self
+            .outcomes
+            .lock()
+            .map_err(|_| anyhow::anyhow!("outcomes poisoned"))?
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// Stops the host (letting invocations finish) and the simulator, then checks that no secret
+    /// was logged or written to an outcome ([`Stack::check_no_secrets`]), the handler's last
+    /// lines included.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        // Outcomes still in the queue are read (and checked) too.
+        let _ = self.outcomes().await;
+        let secrets = self.secrets();
+        let outcomes = self.outcomes_text()?;
         self.host.shutdown(Duration::from_secs(30)).await;
         self.sim.shutdown().await;
         if let Some(azurite) = self.azurite {
             azurite.stop().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        check_no_secrets(&secrets, &outcomes)
     }
+}
+
+fn check_no_secrets(secrets: &[String], outcomes: &str) -> anyhow::Result<()> {
+    let logs = captured_logs();
+    for secret in secrets {
+        if let Some(line) = logs.lines().find(|line| line.contains(secret.as_str())) {
+            bail!("a secret appears in a log line: {line}");
+        }
+        if outcomes.contains(secret.as_str()) {
+            bail!("a secret appears in an outcome");
+        }
+    }
+    if logs.lines().count() < 10 {
+        bail!("too few log lines captured to prove anything: {logs}");
+    }
+    Ok(())
 }
 
 /// A POST without a body, as `curl -X POST` sends it.
@@ -490,4 +547,28 @@ pub fn check_outcome(outcome: &Value) -> anyhow::Result<()> {
             "the outcome does not match docs/outcome.schema.json: {error:#}\n{outcome:#}"
         )
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_in_a_log_line_or_an_outcome_is_found() {
+        capture_logs();
+        for n in 0..12 {
+            tracing::info!(n, "an ordinary line");
+        }
+        let secret = "s3cr3t-key-for-the-check".to_string();
+        assert!(check_no_secrets(std::slice::from_ref(&secret), "{}").is_ok());
+        assert!(check_no_secrets(
+            std::slice::from_ref(&secret),
+            &format!("{{\"key\":\"{secret}\"}}")
+        )
+        .is_err());
+        tracing::debug!(url = %format!("https://x/?code={secret}"), "a careless line");
+        let error = check_no_secrets(&[secret], "{}").unwrap_err();
+        assert!(error.to_string().contains("careless"), "{error}");
+    }
 }

@@ -125,7 +125,7 @@ async fn a_new_spoke_converges_with_no_other_input() {
             && o["reason"].as_str().unwrap_or("").contains("own identity")),
         "hubspoke's own writes start no pass"
     );
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +171,7 @@ async fn duplicated_reordered_and_delayed_events_change_nothing_more_than_one_cl
         expected,
         "every write once: duplicates and reordering cost read-only passes"
     );
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +200,7 @@ async fn lost_events_are_recovered_by_the_next_drift_check() {
     let drift = by_function(&outcomes, "DriftCheck");
     assert_eq!(drift.len(), 1);
     assert_eq!(drift[0]["status"], "queued");
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +272,7 @@ async fn twenty_spokes_created_within_a_second_converge_with_one_outcome_per_inv
         items.len(),
         passes.len()
     );
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,14 +325,16 @@ async fn the_handler_killed_in_the_middle_of_a_reconcile_loses_nothing() {
             .all(|o| o["status"] != "failed"),
         "the item came back and the next pass finished"
     );
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_work_item_that_always_fails_lands_in_the_poison_queue_after_five_attempts() {
     let mut options = options(estate());
     options.faults = FaultSpec::parse("PUT *=500").unwrap();
-    options.settings = vec![("HUBSPOKE_ARM_MAX_ATTEMPTS".into(), "1".into())];
+    options
+        .settings
+        .push(("HUBSPOKE_ARM_MAX_ATTEMPTS".into(), "1".into()));
     let stack = Stack::start(options).await.unwrap();
     stack.drift_check().await.unwrap();
     let outcomes = stack
@@ -376,7 +378,7 @@ async fn a_work_item_that_always_fails_lands_in_the_poison_queue_after_five_atte
         .unwrap();
     assert_eq!(item["schema"], "hubspoke.work/v1");
     assert_eq!(item["reason"], "drift");
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,5 +400,5 @@ async fn backfill_needs_a_key_and_with_one_queues_the_hub_and_converges() {
     assert_eq!(status, 202, "{body:#}");
     assert_eq!(body["work_items"].as_array().unwrap().len(), 1);
     stack.wait_converged(CONVERGE).await.unwrap();
-    stack.stop().await;
+    stack.stop().await.unwrap();
 }

@@ -122,7 +122,7 @@ pub async fn run() -> anyhow::Result<()> {
         );
         println!("`hubspoke sim`, `hubspoke host` and `hubspoke results` run these parts on their own (README).");
     }
-    stack.stop().await;
+    stack.stop().await?;
     if !converged {
         bail!("the estate did not converge: a live plan still has {pending} changes");
     }
