@@ -26,6 +26,7 @@ use hubspoke_queue::{Queue, QueueService, StorageSettings};
 use hubspoke_sim::{EventKnobs, EventSchema, FaultSpec, LatencySpec, Seed, SimConfig, SimHandle};
 use serde_json::Value;
 
+pub mod chaos;
 mod credential;
 mod logs;
 
@@ -62,6 +63,8 @@ pub struct Options {
     pub settings: Vec<(String, String)>,
     /// The `hubspoke` binary the host runs; [`hubspoke_binary`] when `None`.
     pub binary: Option<PathBuf>,
+    /// `HUBSPOKE_SUBSCRIPTIONS`, for the handler and the stack's own checks.
+    pub subscriptions: Option<Vec<String>>,
 }
 
 impl Options {
@@ -86,6 +89,7 @@ impl Options {
                 ),
             ],
             binary: None,
+            subscriptions: None,
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Stack {
     pub config: PlanConfig,
     /// "Azurite" or "the simulator's queues".
     pub storage: &'static str,
+    /// `HUBSPOKE_SUBSCRIPTIONS`, when set.
+    pub subscriptions: Option<Vec<String>>,
     /// The app settings the host and handler got.
     pub settings: Vec<(String, String)>,
     outcomes: Mutex<Vec<Value>>,
@@ -232,6 +238,12 @@ impl Stack {
                 hubspoke_sim::identity::DEFAULT_PRINCIPAL_ID.to_string(),
             ),
         ]);
+        if let Some(subscriptions) = &options.subscriptions {
+            settings.push((
+                "HUBSPOKE_SUBSCRIPTIONS".to_string(),
+                subscriptions.join(","),
+            ));
+        }
         for (key, value) in &options.settings {
             settings.retain(|(k, _)| k != key);
             settings.push((key.clone(), value.clone()));
@@ -286,6 +298,7 @@ impl Stack {
             } else {
                 "the simulator's in-memory queues (Azurite is not installed)"
             },
+            subscriptions: options.subscriptions.clone(),
             sim,
             host,
             azurite,
