@@ -19,7 +19,7 @@ use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::PlanConfig;
 use hubspoke_core::id::VnetId;
 use hubspoke_core::synth::Estate;
-use hubspoke_host::{HostConfig, HostHandle, Keys};
+use hubspoke_host::{HostConfig, Keys};
 use hubspoke_queue::azurite::{Azurite, AzuriteError};
 use hubspoke_queue::message::decode_text;
 use hubspoke_queue::{Queue, QueueService, StorageSettings};
@@ -28,9 +28,11 @@ use serde_json::Value;
 
 pub mod chaos;
 mod credential;
+mod host;
 mod logs;
 
 pub use credential::StaticToken;
+pub use host::{signal, Host};
 pub use logs::{capture_logs, captured_logs};
 
 /// The object id of the person (or pipeline) making the landing zone's changes.
@@ -65,6 +67,9 @@ pub struct Options {
     pub binary: Option<PathBuf>,
     /// `HUBSPOKE_SUBSCRIPTIONS`, for the handler and the stack's own checks.
     pub subscriptions: Option<Vec<String>>,
+    /// Run the host as a `hubspoke host` process of its own (which a test can kill), rather than
+    /// in this process.
+    pub host_process: bool,
 }
 
 impl Options {
@@ -90,6 +95,7 @@ impl Options {
             ],
             binary: None,
             subscriptions: None,
+            host_process: false,
         }
     }
 }
@@ -97,7 +103,7 @@ impl Options {
 /// Everything running.
 pub struct Stack {
     pub sim: SimHandle,
-    pub host: HostHandle,
+    pub host: Host,
     pub azurite: Option<Azurite>,
     /// hubspoke's identity's client, for checks (reads).
     pub arm: ArmClient,
@@ -265,12 +271,16 @@ impl Stack {
         };
         symlink(&binary, &app.join("hubspoke"))?;
 
-        let host = hubspoke_host::start(HostConfig {
-            script_root: app,
-            listen: ([127, 0, 0, 1], port).into(),
-            settings: settings.clone(),
-            keys,
-        })
+        let host = Host::start(
+            !options.host_process,
+            &binary,
+            HostConfig {
+                script_root: app,
+                listen: ([127, 0, 0, 1], port).into(),
+                settings: settings.clone(),
+                keys,
+            },
+        )
         .await
         .context("starting the local Functions host")?;
 

@@ -40,3 +40,11 @@ pub fn captured_logs() -> String {
         .map(|lines| String::from_utf8_lossy(&lines).into_owned())
         .unwrap_or_default()
 }
+
+/// Adds a line logged by another process (the host run as a process of its own).
+pub(crate) fn append(line: &str) {
+    if let Ok(mut lines) = LINES.lock() {
+        lines.extend_from_slice(line.as_bytes());
+        lines.push(b'\n');
+    }
+}

@@ -298,11 +298,7 @@ async fn the_handler_killed_in_the_middle_of_a_reconcile_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = stack.host.handler_pid().unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    hubspoke_e2e::signal(pid, libc::SIGKILL).unwrap();
     stack
         .wait_converged(Duration::from_secs(120))
         .await
