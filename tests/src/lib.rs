@@ -10,7 +10,7 @@
 //! `docs/outcome.schema.json`), Backfill calls, the drift check, and changes made as a landing
 //! zone makes them — under an identity that is not hubspoke's, so that their events are acted on.
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -151,17 +151,10 @@ pub fn hubspoke_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// `azure_identity` picks its App Service flavour from the process environment; the host's and
-/// this process's clients then use the endpoint and header of their own settings.
+/// `azure_identity` takes its App Service flavour from the process environment; each client then
+/// uses the endpoint and header of its own settings.
 fn ensure_identity_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
+    hubspoke_identity::use_endpoints_from_settings();
 }
 
 fn unique() -> String {

@@ -89,6 +89,23 @@ pub fn managed_identity(
     Ok(credential)
 }
 
+/// For a process that takes the App Service endpoint from its settings rather than from its
+/// environment (tests, the local stack, benchmarks: each with a simulator of its own).
+/// `azure_identity` picks the App Service flavour only when `IDENTITY_ENDPOINT` and
+/// `IDENTITY_HEADER` are in the process environment; this sets both, once, to placeholders that
+/// [`managed_identity`] then replaces with the endpoint its caller gives. Never needed in Azure,
+/// where the platform sets both.
+pub fn use_endpoints_from_settings() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var(
+            "IDENTITY_ENDPOINT",
+            "http://127.0.0.1:9/replaced-by-settings",
+        );
+        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
+    });
+}
+
 /// The developer's tools (the Azure CLI login).
 pub fn developer_tools() -> Result<Arc<dyn TokenCredential>, CredentialError> {
     let credential = DeveloperToolsCredential::new(None)

@@ -4,7 +4,6 @@
 //! tests fail under `CI=true` and say so otherwise.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Once;
 use std::time::Duration;
 
 use hubspoke_queue::azurite::{Azurite, AzuriteError};
@@ -13,17 +12,10 @@ use hubspoke_queue::{QueueError, QueueService, StorageSettings};
 use hubspoke_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
-/// `azure_identity` picks the App Service flavour from the process environment; the settings
-/// then pin the endpoint and header of each simulator.
+/// `azure_identity` takes its App Service flavour from the process environment; each client then
+/// uses the endpoint and header of its own settings.
 fn ensure_identity_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
+    hubspoke_identity::use_endpoints_from_settings();
 }
 
 /// Azurite, or `None` (and a note) when it is not installed outside CI.

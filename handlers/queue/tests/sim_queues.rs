@@ -4,7 +4,6 @@
 //! Azurite (`azurite.rs`), with the same answers.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Once;
 use std::time::Duration;
 
 use hubspoke_queue::message::{decode_text, MessageEncoding};
@@ -12,15 +11,10 @@ use hubspoke_queue::{QueueService, StorageSettings};
 use hubspoke_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
+/// `azure_identity` takes its App Service flavour from the process environment; each client then
+/// uses the endpoint and header of its own settings.
 fn ensure_identity_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
+    hubspoke_identity::use_endpoints_from_settings();
 }
 
 async fn sim_and_service() -> (SimHandle, QueueService) {

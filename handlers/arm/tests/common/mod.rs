@@ -4,7 +4,6 @@
 //! Not a mock: all requests go over loopback to `hubspoke-sim`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::Once;
 use std::time::Duration;
 
 use hubspoke_arm::client::ArmClient;
@@ -26,18 +25,10 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// `azure_identity` chooses its App Service flavour from the process environment; the endpoint
-/// and header it then uses are each client's own (from its settings). The placeholders are the
-/// same for every test, so tests sharing a process never disagree about them.
+/// `azure_identity` takes its App Service flavour from the process environment; each client then
+/// uses the endpoint and header of its own settings.
 pub fn ensure_identity_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
+    hubspoke_identity::use_endpoints_from_settings();
 }
 
 /// The settings a process would parse from the `KEY=value` lines `hubspoke sim` prints, with

@@ -5,7 +5,7 @@
 //! `docs/outcome.schema.json`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -27,17 +27,10 @@ pub struct Bed {
     pub estate: Estate,
 }
 
-/// `azure_identity` picks its App Service flavour from the process environment; each client
-/// then uses its own endpoint and header (from its settings).
+/// `azure_identity` takes its App Service flavour from the process environment; each client then
+/// uses the endpoint and header of its own settings.
 fn ensure_identity_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
+    hubspoke_identity::use_endpoints_from_settings();
 }
 
 /// A simulator seeded with `estate` and a handler configured for its hub `hub`, with `extra`

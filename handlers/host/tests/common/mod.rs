@@ -4,7 +4,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::sync::Once;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -171,17 +170,10 @@ pub fn unquote(value: &Value) -> String {
     serde_json::from_str::<String>(value.as_str().unwrap()).unwrap()
 }
 
-/// `azure_identity` picks the App Service flavour from the process environment; the settings
-/// then pin each simulator's endpoint and header.
+/// `azure_identity` takes its App Service flavour from the process environment; each client then
+/// uses the endpoint and header of its own settings.
 pub fn ensure_identity_environment() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
+    hubspoke_identity::use_endpoints_from_settings();
 }
 
 pub fn http() -> reqwest::Client {
