@@ -4,15 +4,17 @@
 //!
 //! An outcome is handed to the host as a JSON object, never a string (the host would decode a
 //! string that looks like base64). The host re-indents it and base64-encodes it into a queue
-//! message of at most 64 KiB, so [`Outcome::fit`] summarizes one that would not fit: counts by
-//! status, kind and code, the failures first, as many entries as fit — never cut mid-JSON and
-//! never dropped.
+//! message of at most 64 KiB — `hubspoke-queue` computes that message exactly as the host makes
+//! it — so [`Outcome::fit`] summarizes one that would not fit: counts by status, kind and code,
+//! the failures first, as many entries as fit — never cut mid-JSON and never dropped.
 use std::collections::BTreeMap;
 
 use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
 use hubspoke_arm::client::RequestCounts;
 use hubspoke_arm::error::ArmError;
 use hubspoke_core::plan::Warning;
+use hubspoke_queue::message::largest_encoded_size;
+use hubspoke_queue::MessageEncoding;
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -20,10 +22,9 @@ use time::OffsetDateTime;
 /// The schema name every outcome carries.
 pub const SCHEMA: &str = "hubspoke.outcome/v1";
 
-/// The largest outcome, as indented JSON, that is sure to fit a queue message once
-/// base64-encoded: 64 KiB of base64 holds 48 KiB; 1 KiB is kept back for the differences between
-/// our indentation and the host's (Json.NET may rewrite numbers and dates).
-pub const MAX_INDENTED_BYTES: usize = 47 * 1024;
+/// The largest message an outcome may make: the queue's 64 KiB, less half a KiB kept back in
+/// case the host's Json.NET writes a number or a date longer than its imitation does.
+pub const MAX_MESSAGE_BYTES: usize = hubspoke_queue::message::MAX_MESSAGE_TEXT_BYTES - 512;
 
 /// One invocation's outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -348,7 +349,7 @@ impl Outcome {
     /// The outcome as a JSON object that fits one queue message (summarized if it must be).
     pub fn fit(&self) -> Value {
         let full = serde_json::to_value(self).unwrap_or(Value::Null);
-        if indented_len(&full) <= MAX_INDENTED_BYTES {
+        if message_size(&full) <= MAX_MESSAGE_BYTES {
             return full;
         }
         self.summarized()
@@ -408,7 +409,7 @@ impl Outcome {
             summary.omitted_warnings = total_warnings - kept_warnings;
             trimmed.summary = Some(summary.clone());
             let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
-            if indented_len(&value) <= MAX_INDENTED_BYTES
+            if message_size(&value) <= MAX_MESSAGE_BYTES
                 || (kept_changes == 0 && kept_warnings == 0)
             {
                 return value;
@@ -423,9 +424,10 @@ impl Outcome {
     }
 }
 
-/// The size of `value` as indented JSON (two spaces, as the host writes it).
-pub fn indented_len(value: &Value) -> usize {
-    serde_json::to_vec_pretty(value).map_or(usize::MAX, |bytes| bytes.len())
+/// The size of the queue message the host writes for `value` (indented by Json.NET, then
+/// base64).
+pub fn message_size(value: &Value) -> usize {
+    largest_encoded_size(value, MessageEncoding::Base64).unwrap_or(usize::MAX)
 }
 
 /// Now, as RFC 3339 in UTC with milliseconds and a `Z`.
@@ -495,7 +497,8 @@ mod tests {
         }
         outcome.hubs.push(hub);
         let value = outcome.fit();
-        assert!(indented_len(&value) <= MAX_INDENTED_BYTES);
+        assert!(message_size(&value) <= MAX_MESSAGE_BYTES);
+        assert!(message_size(&serde_json::to_value(&outcome).unwrap()) > MAX_MESSAGE_BYTES);
         let summary = &value["summary"];
         assert_eq!(summary["changes_by_status"]["failed"], 30);
         assert_eq!(summary["changes_by_status"]["applied"], 2970);
