@@ -117,6 +117,9 @@ pub(crate) fn handle(
         )
     })?;
     let page_size = shared.page_size;
+    // Whatever the scheduler's timers did, an operation is done from its due time on.
+    world.complete_due(ctx.now);
+    flush_outbox(shared, &mut world);
 
     match l.as_slice() {
         ["subscriptions", _, "providers", "microsoft.network", list] => {
@@ -171,9 +174,25 @@ pub(crate) fn handle(
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", rest @ ..] => {
             let (sub, rg) = (segments[1].to_string(), segments[3].to_string());
             let raw = &segments[6..];
-            handle_rg(
-                &mut world, shared, ctx, path, query, body, sub, rg, rest, raw, page_size,
-            )
+            let mut reply = handle_rg(
+                &mut world,
+                shared,
+                ctx,
+                path,
+                query,
+                body,
+                sub.clone(),
+                rg,
+                rest,
+                raw,
+                page_size,
+            );
+            if let Ok(reply) = &mut reply {
+                if !reply.scheduled.is_empty() {
+                    reply.operations_in_flight = Some(world.operations_in_flight(&sub));
+                }
+            }
+            reply
         }
         _ => Err(invalid_type(path)),
     }

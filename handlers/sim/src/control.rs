@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `GET /_sim/state` | the estate in the snapshot format |
 //! | `PUT /_sim/state` | replaces the estate with a snapshot (body) |
-//! | `GET /_sim/requests` | requests received: method, path, status, error code, time, fault |
+//! | `GET /_sim/requests` | requests received: method, path, status, error code, time, fault, budget left, operations in flight |
 //! | `DELETE /_sim/requests` | forgets them |
 //! | `GET /_sim/faults` | the fault SPEC in force |
 //! | `PUT /_sim/faults` | sets fault rules: body `{"spec": "PUT *=429@0.5"}` |

@@ -39,6 +39,12 @@ pub struct RequestRecord {
     pub duration_ms: f64,
     /// The injected fault, if any (`429`, `drop`, `slow`, ...).
     pub fault: Option<String>,
+    /// The value of the `x-ms-ratelimit-remaining-subscription-reads|writes|deletes` header the
+    /// answer carried (none for the control API and dropped connections).
+    pub ratelimit_remaining: Option<u64>,
+    /// For a write that started a long-running operation: the operations then in progress in
+    /// its subscription, itself included ("writes in flight").
+    pub operations_in_flight: Option<u32>,
 }
 
 /// Everything the request handlers share.
@@ -344,13 +350,18 @@ async fn handle(
         Some(FaultAction::Drop) => {
             record(
                 &shared,
-                &method,
-                &path_and_query,
-                0,
-                None,
-                &time,
+                RequestRecord {
+                    method: method.clone(),
+                    path: path_and_query.clone(),
+                    status: 0,
+                    error_code: None,
+                    time: time.clone(),
+                    duration_ms: 0.0,
+                    fault: Some("drop".into()),
+                    ratelimit_remaining: None,
+                    operations_in_flight: None,
+                },
                 started,
-                Some("drop".into()),
             );
             return Err(DropConnection);
         }
@@ -410,9 +421,30 @@ async fn handle(
     if !shared.response_delay.is_zero() {
         tokio::time::sleep(shared.response_delay).await;
     }
+    // Every ARM answer tells the caller what is left of its budget; an answer that took no token
+    // (an injected fault, a request refused before throttling) reports the bucket as it is.
+    let class = OpClass::of_method(&method);
+    let remaining = match out_headers
+        .iter()
+        .find(|(name, _)| name == class.header())
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+    {
+        Some(remaining) => remaining,
+        None => {
+            let remaining = shared
+                .throttle
+                .lock()
+                .map(|mut t| t.remaining(&subscription_of(&path), class, Instant::now()))
+                .unwrap_or(0);
+            out_headers.push((class.header().to_string(), remaining.to_string()));
+            remaining
+        }
+    };
+    let mut operations_in_flight = None;
     let (response, status, code) = match outcome {
         Ok(reply) => {
             schedule(&shared, &reply.scheduled);
+            operations_in_flight = reply.operations_in_flight;
             out_headers.extend(reply.headers.iter().cloned());
             if method == "GET" {
                 if let Some(etag) = reply
@@ -445,13 +477,18 @@ async fn handle(
     );
     record(
         &shared,
-        &method,
-        &path_and_query,
-        status,
-        code,
-        &time,
+        RequestRecord {
+            method,
+            path: path_and_query,
+            status,
+            error_code: code,
+            time,
+            duration_ms: 0.0,
+            fault: fault_name,
+            ratelimit_remaining: Some(remaining),
+            operations_in_flight,
+        },
         started,
-        fault_name,
     );
     Ok(response)
 }
@@ -538,12 +575,7 @@ fn pipeline(
         ));
     }
     let class = OpClass::of_method(method);
-    let subscription = path
-        .split('/')
-        .skip_while(|s| !s.eq_ignore_ascii_case("subscriptions"))
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
+    let subscription = subscription_of(path);
     let verdict = shared
         .throttle
         .lock()
@@ -590,27 +622,20 @@ fn pipeline(
     crate::arm::handle(shared, &ctx, path, query, body)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    shared: &Shared,
-    method: &str,
-    path: &str,
-    status: u16,
-    error_code: Option<String>,
-    time: &str,
-    started: Instant,
-    fault: Option<String>,
-) {
+/// The subscription a path is under (empty for tenant-level paths).
+fn subscription_of(path: &str) -> String {
+    path.split('/')
+        .skip_while(|s| !s.eq_ignore_ascii_case("subscriptions"))
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Logs a request; `started` gives its duration.
+fn record(shared: &Shared, mut entry: RequestRecord, started: Instant) {
+    entry.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Ok(mut requests) = shared.requests.lock() {
-        requests.push(RequestRecord {
-            method: method.to_string(),
-            path: path.to_string(),
-            status,
-            error_code,
-            time: time.to_string(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            fault,
-        });
+        requests.push(entry);
         // Bounded: a long-running simulator keeps the last 100,000 requests.
         if requests.len() > 100_000 {
             requests.drain(..10_000);

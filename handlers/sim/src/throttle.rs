@@ -122,6 +122,20 @@ impl Throttle {
     }
 }
 
+impl Throttle {
+    /// The tokens left in `subscription`'s ARM bucket of `class` at `now`, without taking one:
+    /// what an answer that was not counted (refused before throttling, or an injected fault)
+    /// reports in its `x-ms-ratelimit-remaining-subscription-*` header.
+    pub(crate) fn remaining(&mut self, subscription: &str, class: OpClass, now: Instant) -> u64 {
+        let (size, rate) = self.size_and_rate(class);
+        if !self.spec.enabled {
+            return size as u64;
+        }
+        let sub = subscription.to_ascii_lowercase();
+        refill(self.buckets.entry((sub, class)), size, rate, now).floor() as u64
+    }
+}
+
 /// Refills a bucket (created full) up to `now` and returns its tokens.
 fn refill<K>(
     entry: std::collections::hash_map::Entry<'_, K, Bucket>,

@@ -6,7 +6,8 @@
 //! This module knows nothing of HTTP: the ARM front end (`arm.rs`) parses requests into
 //! [`ResPath`]s and bodies, calls these methods under one lock, and turns [`Reply`] /
 //! [`ArmError`] into responses. The rules and their sources are in `notes/arm-network.md`.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,9 @@ pub(crate) struct Reply {
     pub headers: Vec<(String, String)>,
     /// Operations to complete later: (operation id, due time).
     pub scheduled: Vec<(String, Instant)>,
+    /// For a write that started a long-running operation: the operations in progress in its
+    /// subscription once it started (itself included), for the request log.
+    pub operations_in_flight: Option<u32>,
 }
 
 impl Reply {
@@ -71,6 +75,7 @@ impl Reply {
             body: Some(body),
             headers: Vec::new(),
             scheduled: Vec::new(),
+            operations_in_flight: None,
         }
     }
 
@@ -80,6 +85,7 @@ impl Reply {
             body: None,
             headers: Vec::new(),
             scheduled: Vec::new(),
+            operations_in_flight: None,
         }
     }
 }
@@ -239,6 +245,8 @@ struct Op {
     status_url: String,
     seq: u64,
     forced: Option<LroFault>,
+    /// The lower-case subscription, for the count of operations in flight.
+    subscription: String,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +265,11 @@ pub(crate) struct World {
     /// NIC's `operationResults`.
     route_results: HashMap<String, (Instant, Value)>,
     ops: HashMap<String, Op>,
+    /// Operations by due time, so that every request sees those whose time has come as done,
+    /// whenever the scheduler's timer fires.
+    due: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    /// Operations in progress per (lower-case) subscription.
+    in_flight: HashMap<String, u32>,
     locks: HashMap<String, String>,
     pub strict: Strictness,
     pub latency: LatencySpec,
@@ -581,6 +594,11 @@ impl World {
         );
         if let Some(old) = superseded {
             if let Some(old_op) = self.ops.get_mut(&old) {
+                if old_op.status == OpStatus::InProgress {
+                    if let Some(count) = self.in_flight.get_mut(&old_op.subscription) {
+                        *count = count.saturating_sub(1);
+                    }
+                }
                 old_op.status = OpStatus::Canceled(format!(
                     "Operation {} ({}) was canceled and superseded by operation {} ({}).",
                     old_op.name, old_op.id, name, op_id
@@ -625,7 +643,11 @@ impl World {
             status_url: status_url.clone(),
             seq: self.op_seq,
             forced: ctx.lro_fault,
+            subscription: lower(&path.sub),
         };
+        *self.in_flight.entry(lower(&path.sub)).or_default() += 1;
+        self.due
+            .push(Reverse((ctx.now + duration, self.op_seq, op_id.clone())));
         self.op_seq += 1;
         // A long-running simulator forgets finished operations beyond the last 20,000.
         if self.ops.len() > 40_000 {
@@ -656,6 +678,9 @@ impl World {
         };
         if op.status != OpStatus::InProgress {
             return;
+        }
+        if let Some(count) = self.in_flight.get_mut(&op.subscription) {
+            *count = count.saturating_sub(1);
         }
         let status = match op.forced {
             None => OpStatus::Succeeded,
@@ -695,6 +720,28 @@ impl World {
             OpKind::Delete => self.finish_delete(&path),
         }
         self.outbox.push(op.event);
+    }
+
+    /// Completes every operation whose due time is `now` or earlier. Called on every ARM request
+    /// before it is served, so that what a client sees never depends on when the scheduler's
+    /// timer happened to fire on a loaded machine: an operation is done from its due time on.
+    pub(crate) fn complete_due(&mut self, now: Instant) {
+        while let Some(Reverse((due, _, _))) = self.due.peek() {
+            if *due > now {
+                break;
+            }
+            if let Some(Reverse((_, _, op_id))) = self.due.pop() {
+                self.complete(&op_id);
+            }
+        }
+    }
+
+    /// Long-running operations in progress in `subscription` (case-insensitive).
+    pub(crate) fn operations_in_flight(&self, subscription: &str) -> u32 {
+        self.in_flight
+            .get(&lower(subscription))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn finish_put(&mut self, path: &ResPath) {
@@ -811,6 +858,7 @@ impl World {
             body: Some(body),
             headers,
             scheduled: vec![scheduled],
+            operations_in_flight: None,
         }
     }
 
@@ -2535,6 +2583,7 @@ impl World {
             body: None,
             headers,
             scheduled: vec![scheduled],
+            operations_in_flight: None,
         })
     }
 
@@ -2647,6 +2696,8 @@ impl World {
         self.nics = nics;
         self.route_results.clear();
         self.ops.clear();
+        self.due.clear();
+        self.in_flight.clear();
         self.locks.clear();
         // Peering states not given: Connected when the other side exists, else Initiated.
         let keys: Vec<String> = self.vnets.keys().cloned().collect();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
-use hubspoke_sim::{EventKnobs, EventSchema, FaultSpec, SimConfig, ThrottleSpec};
+use hubspoke_sim::{EventKnobs, EventSchema, FaultSpec, LatencySpec, SimConfig, ThrottleSpec};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -69,6 +69,74 @@ async fn writes_are_throttled_per_subscription_with_retry_after() {
     })
     .await;
     assert_eq!(refilled.status, 201);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_answer_reports_the_budget_left_and_the_log_counts_operations_in_flight() {
+    let (sim, client) = start_sim(SimConfig {
+        // Operations outlast the test: the three writes are in flight together.
+        latency: LatencySpec {
+            lro: Duration::from_secs(600),
+            ..LatencySpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let body = json!({"location": "westus", "properties": {}});
+    for i in 0..3 {
+        let answer = client
+            .put(&table_id("rg", &format!("t{i}")), body.clone())
+            .await;
+        assert_eq!(answer.status, 201);
+    }
+    // Answers that took no token still tell what is left: an injected fault, a missing resource,
+    // a request without api-version.
+    sim.set_faults(FaultSpec::parse("GET */routeTables/t0=500").unwrap());
+    let failed = client.get(&table_id("rg", "t0")).await;
+    assert_eq!(failed.status, 500);
+    assert!(failed
+        .header("x-ms-ratelimit-remaining-subscription-reads")
+        .is_some());
+    let missing = client.get(&table_id("rg", "absent")).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing
+        .header("x-ms-ratelimit-remaining-subscription-reads")
+        .is_some());
+    let deleted = client.delete(&table_id("rg", "absent")).await;
+    assert!(deleted
+        .header("x-ms-ratelimit-remaining-subscription-deletes")
+        .is_some());
+
+    let log = sim.requests();
+    let in_flight: Vec<u32> = log
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .filter_map(|r| r.operations_in_flight)
+        .collect();
+    assert_eq!(in_flight, [1, 2, 3]);
+    assert!(log.iter().all(|r| r.ratelimit_remaining.is_some()));
+    let writes_left: Vec<u64> = log
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .filter_map(|r| r.ratelimit_remaining)
+        .collect();
+    assert!(
+        writes_left.iter().all(|left| *left < 200),
+        "{writes_left:?}"
+    );
+    // The control API shows the same fields.
+    let listed: Value = client
+        .http
+        .get(format!("{}/_sim/requests", client.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["value"][2]["operations_in_flight"], 3);
+    assert!(listed["value"][0]["ratelimit_remaining"].is_u64());
     sim.shutdown().await;
 }
 
