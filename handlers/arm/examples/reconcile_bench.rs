@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         let estate = estate(size);
         let config = PlanConfig::new(vec![estate.vnet_id("hub").parse()?]);
         let options = ReconcileOptions {
-            concurrency: 16,
+            concurrency: None,
             ..ReconcileOptions::default()
         };
 

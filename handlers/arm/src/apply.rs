@@ -4,12 +4,18 @@
 //! - Every change of phase 0 has finished (succeeded or failed) before any change of phase 1
 //!   starts; within a phase a change starts once every change it depends on has succeeded, and
 //!   is skipped, with the reason, when one of them did not.
-//! - Independent changes run in parallel, at most `concurrency` at once, and never two writes to
-//!   the peerings and subnets of one VNet, or to the routes of one table, at the same time
-//!   (Azure locks the parent while a child is written and refuses concurrent writes). A write
-//!   also waits for the resources it references: a peering for its remote VNet, a subnet for
-//!   the route table it is given (Azure refuses a write that references a resource being
-//!   updated, `ReferencedResourceNotProvisioned`).
+//! - Independent changes run in parallel, and never two writes to the peerings and subnets of one
+//!   VNet, or to the routes of one table, at the same time (Azure locks the parent while a child
+//!   is written and refuses concurrent writes). A write also waits for the resources it
+//!   references: a peering for its remote VNet, a subnet for the route table it is given (Azure
+//!   refuses a write that references a resource being updated,
+//!   `ReferencedResourceNotProvisioned`).
+//! - How many changes are in flight is not fixed: every change whose turn has come starts, and
+//!   the client's pacer sends its requests as fast as each subscription's budget allows
+//!   (`client.rs`, `pacer.rs`). `concurrency`, when given, is an upper bound on changes in flight.
+//!   When the budget is short, the change with the longest chain of changes waiting behind it is
+//!   sent first, so that the dependency chains that bound the pass are never held up by the many
+//!   changes nothing waits for.
 //! - Every change is attempted; a failure is recorded with its ARM error and the others go on.
 //! - A subnet is re-read right before its PUT and written exactly as read with only
 //!   `routeTable` set; if it changed since the plan was made, the change is skipped and the
@@ -19,7 +25,7 @@
 //! - Writes are idempotent: re-running a change that already took effect (another instance of
 //!   hubspoke, a retried pass) does no harm. Routes are written one by one through the
 //!   `routes` sub-resource, never by a whole-table PUT that would race with the table's owner.
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use hubspoke_core::plan::{Action, Change, HubPlan};
@@ -64,16 +70,19 @@ impl ChangeOutcome {
 /// Progress reports while a plan runs: (the change that ended, how many ended, how many in all).
 pub type Progress<'a> = &'a (dyn Fn(&ChangeOutcome, usize, usize) + Send + Sync);
 
-/// Runs `plan`'s changes against ARM.
+/// Runs `plan`'s changes against ARM; `concurrency`, when given, bounds the changes in flight.
 pub async fn apply(
     client: &ArmClient,
     plan: &HubPlan,
-    concurrency: usize,
+    concurrency: Option<usize>,
     progress: Option<Progress<'_>>,
 ) -> Vec<ChangeOutcome> {
     let total = plan.changes.len();
     let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; total];
-    let concurrency = concurrency.max(1);
+    let limit = concurrency.unwrap_or(usize::MAX).max(1);
+    let (keys, key_count) = interned_lock_keys(plan);
+    let priorities = chain_lengths(plan);
+    let mut busy = vec![false; key_count];
     let mut done = 0;
     for phase in [0u8, 1] {
         let ids: Vec<usize> = plan
@@ -83,10 +92,9 @@ pub async fn apply(
             .map(|c| c.id)
             .collect();
         let mut waiting: BTreeSet<usize> = ids.iter().copied().collect();
-        let mut busy: HashSet<String> = HashSet::new();
         let mut running = JoinSet::new();
         loop {
-            // Skip what can no longer run, start what can.
+            // Skip what can no longer run, start what can, in plan order.
             let mut started_or_skipped = true;
             while started_or_skipped {
                 started_or_skipped = false;
@@ -117,12 +125,13 @@ pub async fn apply(
                         continue;
                     }
                     let ready = change.depends_on.iter().all(|d| outcomes[*d].is_some());
-                    let keys = lock_keys(&change.action);
-                    let free = keys.iter().all(|key| !busy.contains(key));
-                    if ready && free && running.len() < concurrency {
+                    let free = keys[id].iter().all(|key| !busy[*key]);
+                    if ready && free && running.len() < limit {
                         waiting.remove(&id);
-                        busy.extend(keys);
-                        let client = client.clone();
+                        for key in &keys[id] {
+                            busy[*key] = true;
+                        }
+                        let client = client.with_priority(priorities[id]);
                         let change = change.clone();
                         running.spawn(
                             async move {
@@ -149,14 +158,14 @@ pub async fn apply(
                 // A panicking task is a bug; the change it ran is reported as failed below.
                 continue;
             };
-            for key in lock_keys(&outcome.change.action) {
-                busy.remove(&key);
+            let id = outcome.change.id;
+            for key in &keys[id] {
+                busy[*key] = false;
             }
             done += 1;
             if let Some(report) = progress {
                 report(&outcome, done, total);
             }
-            let id = outcome.change.id;
             outcomes[id] = Some(outcome);
         }
         // Anything left waiting could not start (a task that panicked): report it.
@@ -175,10 +184,68 @@ pub async fn apply(
     outcomes.into_iter().flatten().collect()
 }
 
+/// Each change's lock keys ([`lock_keys`]) as small numbers, and how many keys there are: the
+/// executor checks them for every waiting change each time a change ends.
+fn interned_lock_keys(plan: &HubPlan) -> (Vec<Vec<usize>>, usize) {
+    let mut numbers: HashMap<String, usize> = HashMap::new();
+    let keys = plan
+        .changes
+        .iter()
+        .map(|change| {
+            lock_keys(&change.action)
+                .into_iter()
+                .map(|key| {
+                    let next = numbers.len();
+                    *numbers.entry(key).or_insert(next)
+                })
+                .collect()
+        })
+        .collect();
+    (keys, numbers.len())
+}
+
+/// For each change, the number of changes on the longest chain that starts with it: itself, what
+/// depends on it, what depends on that, ... A change of phase 0 comes before every change of
+/// phase 1. The pacer sends the longest chains first when a subscription's budget is short.
+pub fn chain_lengths(plan: &HubPlan) -> Vec<u32> {
+    let count = plan.changes.len();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for change in &plan.changes {
+        for dependency in &change.depends_on {
+            if let Some(list) = dependents.get_mut(*dependency) {
+                list.push(change.id);
+            }
+        }
+    }
+    let mut lengths = vec![1u32; count];
+    // A change comes after the changes it depends on, so dependents have larger ids.
+    for id in (0..count).rev() {
+        let longest = dependents[id]
+            .iter()
+            .filter(|dependent| **dependent > id)
+            .map(|dependent| lengths[*dependent])
+            .max()
+            .unwrap_or(0);
+        lengths[id] = 1 + longest;
+    }
+    let longest_of_phase_1 = plan
+        .changes
+        .iter()
+        .filter(|c| c.phase == 1)
+        .map(|c| lengths[c.id])
+        .max()
+        .unwrap_or(0);
+    for change in plan.changes.iter().filter(|c| c.phase == 0) {
+        lengths[change.id] = lengths[change.id].max(1 + longest_of_phase_1);
+    }
+    lengths
+}
+
 /// What Azure locks, or must find settled, while the change is written: the VNet of a peering
 /// or subnet, the table of a route (or the table itself), and what the write references (a
-/// peering's remote VNet, a subnet's new route table). Lower-cased, as ARM compares ids.
-fn lock_keys(action: &Action) -> Vec<String> {
+/// peering's remote VNet, a subnet's new route table). Lower-cased, as ARM compares ids. Two
+/// changes sharing a key never run at once.
+pub fn lock_keys(action: &Action) -> Vec<String> {
     let mut keys = match action {
         Action::UpsertRoute { target, .. } | Action::DeleteRoute { target, .. } => {
             vec![target.route_table().to_string()]
@@ -244,14 +311,15 @@ async fn execute(client: &ArmClient, change: &Change) -> ChangeStatus {
             }
             let mut body = current;
             body["properties"]["routeTable"] = serde_json::json!({ "id": route_table.to_string() });
-            client.put(&target, None, &body).await.map(|_| ())
+            client.put_and_wait(&target, None, &body).await
         }
         Action::DeleteRoute { .. } => client.delete(&target).await,
         action => match action.request_body() {
-            Some(body) => client
-                .put(&target, action.extra_query(), &body)
-                .await
-                .map(|_| ()),
+            Some(body) => {
+                client
+                    .put_and_wait(&target, action.extra_query(), &body)
+                    .await
+            }
             None => Err(ArmError {
                 kind: crate::error::ErrorKind::Rejected,
                 status: None,

@@ -2,6 +2,12 @@
 //! transient, long-running operations followed to their end, list pages followed through
 //! `nextLink`, and every request counted.
 //!
+//! Pacing: every request, retries and polls included, first waits for leave from the client's
+//! [`Pacer`](crate::pacer) for its subscription and operation type, and hands it Azure's answer
+//! (the `x-ms-ratelimit-remaining-subscription-*` header, a 429). The pacer is shared by every
+//! clone of the client, [`ArmClient::with_own_counts`] included, so passes of different hubs in one
+//! process share one subscription's budget.
+//!
 //! Retries (DESIGN.md section 6): 429 (throttling, and `RetryableErrorDueToAnotherOperation` lock
 //! conflicts), 409 `AnotherOperationInProgress`, 400 `ReferencedResourceNotProvisioned`, 408, 5xx,
 //! connection and timeout errors, a dropped connection, and a PUT whose operation ended `Canceled`
@@ -9,8 +15,10 @@
 //! `0..=min(max_delay, base_delay * 2^(n-1))` (full jitter), never shorter than the answer's
 //! `Retry-After`. One request is sent at most `max_attempts` times and waits at most `budget` in
 //! total between them; then it fails [`ErrorKind::Exhausted`] (or `Transport` when the last
-//! failure had no answer). Everything else is final at once: refusals (401, 403, 409
-//! `ScopeLocked`) are never retried.
+//! failure had no answer). A 429 for rate limiting is pacing, not failure: the request waits for
+//! the pacer (which honours `Retry-After`) without spending an attempt, and that wait counts
+//! against `budget`. Everything else is final at once: refusals (401, 403, 409 `ScopeLocked`) are
+//! never retried.
 //!
 //! Long-running operations: `Azure-AsyncOperation` is polled to `Succeeded`, `Failed` or
 //! `Canceled`; without it `Location` is polled until it stops answering 202; without either, a PUT
@@ -35,6 +43,7 @@ use tracing::{debug, warn};
 
 use crate::credential::ARM_SCOPE;
 use crate::error::{classify, decode_error_body, ArmError, Disposition, ErrorKind};
+use crate::pacer::{Class, Pacer};
 use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
 
 /// The requests a client made (all clones together).
@@ -53,12 +62,14 @@ pub struct RequestCounts {
 }
 
 /// A client of Azure Resource Manager. Cheap to clone; clones share the connection pool, the
-/// credential and the counts. [`ArmClient::with_own_counts`] makes one that shares everything
-/// but the counts, so that passes running at once each count their own requests.
+/// credential, the pacer and the counts. [`ArmClient::with_own_counts`] makes one that shares
+/// everything but the counts, so that passes running at once each count their own requests;
+/// [`ArmClient::with_priority`] one whose requests go first when a subscription's budget is short.
 #[derive(Clone)]
 pub struct ArmClient {
     inner: Arc<Inner>,
     counters: Arc<Counters>,
+    priority: u32,
 }
 
 struct Inner {
@@ -68,6 +79,7 @@ struct Inner {
     api_version: String,
     retry: RetryPolicy,
     operation_timeout: Duration,
+    pacer: Arc<Pacer>,
 }
 
 /// Request counts; a client made by [`ArmClient::with_own_counts`] adds to its parent's too, so
@@ -111,7 +123,9 @@ struct Answer {
 /// Retry bookkeeping of one request (a PUT and its re-issues share one).
 #[derive(Debug, Default)]
 struct RetryState {
+    /// Sends that count against `max_attempts` (not those after a throttled answer).
     attempts: u32,
+    /// Time spent waiting to send again, against `budget`.
     waited: Duration,
 }
 
@@ -165,9 +179,20 @@ impl ArmClient {
                 api_version: settings.api_version.clone(),
                 retry: settings.retry,
                 operation_timeout: settings.operation_timeout,
+                pacer: Pacer::new(settings.pacing),
             }),
             counters: Arc::default(),
+            priority: 0,
         })
+    }
+
+    /// A client sharing everything with this one (counts included) whose requests are sent first
+    /// when they wait for a subscription's budget: higher first, 0 being the default.
+    pub fn with_priority(&self, priority: u32) -> Self {
+        Self {
+            priority,
+            ..self.clone()
+        }
     }
 
     /// A client sharing this one's connections and credential, whose requests are counted apart
@@ -179,6 +204,7 @@ impl ArmClient {
                 parent: Some(self.counters.clone()),
                 ..Counters::default()
             }),
+            priority: self.priority,
         }
     }
 
@@ -245,25 +271,50 @@ impl ArmClient {
         extra_query: Option<(&str, &str)>,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        let url = self.url_for(path, extra_query, "PUT")?;
-        let deadline = Instant::now() + self.inner.operation_timeout;
-        let mut state = RetryState::default();
-        loop {
-            let answer = self.send(Method::PUT, &url, Some(body), &mut state).await?;
-            match self.follow("PUT", &url, &answer, deadline).await? {
-                Ended::Resource(resource) => return Ok(resource),
-                Ended::Succeeded => break,
-                Ended::Canceled { code, message } => {
-                    self.before_reissue("PUT", &url, &mut state, code, message)
-                        .await?
-                }
-            }
+        if let Some(resource) = self.put_to_end(path, extra_query, body).await? {
+            return Ok(resource);
         }
         // The operation's end says nothing of the resource: read it as Azure now has it.
         let resource_url = self.url_for(path, None, "GET")?;
         self.send(Method::GET, &resource_url, None, &mut RetryState::default())
             .await?
             .json("GET", &resource_url)
+    }
+
+    /// [`ArmClient::put`] without reading the resource back at the end: for a caller that only
+    /// needs to know the write took effect, one read fewer per write against the subscription's
+    /// reads budget.
+    pub async fn put_and_wait(
+        &self,
+        path: &str,
+        extra_query: Option<(&str, &str)>,
+        body: &Value,
+    ) -> Result<(), ArmError> {
+        self.put_to_end(path, extra_query, body).await.map(|_| ())
+    }
+
+    /// Sends a PUT and follows its operation to the end; the resource when the answer itself was
+    /// final.
+    async fn put_to_end(
+        &self,
+        path: &str,
+        extra_query: Option<(&str, &str)>,
+        body: &Value,
+    ) -> Result<Option<Value>, ArmError> {
+        let url = self.url_for(path, extra_query, "PUT")?;
+        let deadline = Instant::now() + self.inner.operation_timeout;
+        let mut state = RetryState::default();
+        loop {
+            let answer = self.send(Method::PUT, &url, Some(body), &mut state).await?;
+            match self.follow("PUT", &url, &answer, deadline).await? {
+                Ended::Resource(resource) => return Ok(Some(resource)),
+                Ended::Succeeded => return Ok(None),
+                Ended::Canceled { code, message } => {
+                    self.before_reissue("PUT", &url, &mut state, code, message)
+                        .await?
+                }
+            }
+        }
     }
 
     /// DELETE `path` and follow the long-running operation (`Location`, else
@@ -558,9 +609,16 @@ impl ArmClient {
         state: &mut RetryState,
     ) -> Result<Answer, ArmError> {
         let method_name = method.as_str().to_string();
+        let class = Class::of(&method);
+        let subscription = subscription_of(url);
+        // Set after a throttled answer: when it came, and the error to report if the budget runs
+        // out while waiting.
+        let mut throttled: Option<(Instant, ArmError)> = None;
         loop {
-            state.attempts += 1;
-            if state.attempts > 1 {
+            if throttled.is_none() {
+                state.attempts += 1;
+            }
+            if state.attempts > 1 || throttled.is_some() {
                 self.counters.add(|c| &c.retries);
             }
             let token = self
@@ -592,6 +650,17 @@ impl ArmClient {
                     },
                 )?;
             authorization.set_sensitive(true);
+            let permit = self
+                .inner
+                .pacer
+                .admit(&subscription, class, self.priority)
+                .await;
+            if let Some((since, error)) = throttled.take() {
+                state.waited += since.elapsed();
+                if state.waited > self.inner.retry.budget {
+                    return Err(error);
+                }
+            }
             let mut request = self
                 .inner
                 .http
@@ -626,6 +695,8 @@ impl ArmClient {
             let answer = match outcome {
                 Ok(answer) => answer,
                 Err(error) => {
+                    // No answer: Azure may or may not have counted the request.
+                    drop(permit);
                     let message = error_chain(&error);
                     debug!(
                         method = method_name.as_str(),
@@ -680,6 +751,7 @@ impl ArmClient {
                 "ARM request"
             );
             if (200..300).contains(&answer.status) {
+                permit.answered(&answer.headers, true, false, None);
                 return Ok(answer);
             }
             let (code, message) = decode_error_body(&answer.body).unwrap_or_else(|| {
@@ -701,12 +773,37 @@ impl ArmClient {
                     url.as_str(),
                 )
             };
-            match classify(answer.status, &code) {
+            let disposition = classify(answer.status, &code);
+            permit.answered(
+                &answer.headers,
+                false,
+                disposition == (Disposition::Retry { throttled: true }),
+                answer.retry_after(),
+            );
+            match disposition {
                 Disposition::Stop(kind) => return Err(error(kind)),
-                Disposition::Retry { throttled } => {
-                    if throttled {
-                        self.counters.add(|c| &c.throttled);
+                Disposition::Retry { throttled: true } => {
+                    // Pacing, not failure: the pacer holds this subscription's requests until
+                    // Retry-After has passed and its budget has refilled. No attempt is spent;
+                    // the wait counts against the budget.
+                    self.counters.add(|c| &c.throttled);
+                    warn!(
+                        attempt = state.attempts,
+                        status = answer.status,
+                        code = code.as_str(),
+                        arm_request_id = request_id.as_str(),
+                        retry_after_ms = answer.retry_after().map_or(0, |d| d.as_millis() as u64),
+                        method = method_name.as_str(),
+                        url = url.path(),
+                        "throttled; sending again when the subscription's budget allows"
+                    );
+                    let asked = answer.retry_after().unwrap_or_default();
+                    if state.waited + asked > self.inner.retry.budget {
+                        return Err(error(ErrorKind::Exhausted));
                     }
+                    throttled = Some((Instant::now(), error(ErrorKind::Exhausted)));
+                }
+                Disposition::Retry { throttled: false } => {
                     match next_delay(&self.inner.retry, state, answer.retry_after()) {
                         Some(delay) => {
                             warn!(
@@ -727,6 +824,15 @@ impl ArmClient {
             }
         }
     }
+}
+
+/// The subscription a request is counted in (lower case), empty for tenant-level requests.
+fn subscription_of(url: &Url) -> String {
+    let mut segments = url.path_segments().into_iter().flatten();
+    segments
+        .by_ref()
+        .find(|segment| segment.eq_ignore_ascii_case("subscriptions"));
+    segments.next().unwrap_or("").to_ascii_lowercase()
 }
 
 /// The delay before the next attempt, or `None` when the attempts or the budget are spent.

@@ -1,7 +1,8 @@
 //! hubspoke's connection to Azure Resource Manager.
 //!
-//! The HTTP layer (`client`, `credential`, `error`, `settings`) sends requests, follows
-//! long-running operations and pages, retries what is transient and counts every request. On
+//! The HTTP layer (`client`, `credential`, `error`, `pacer`, `settings`) sends requests at the
+//! pace each subscription's budget allows, follows long-running operations and pages, retries what
+//! is transient and counts every request. On
 //! top of it, `observe` reads an estate into the core's observed-state model with a few wide
 //! list calls, and `apply` executes a plan exactly as written. `reconcile` ties them together
 //! for one pass. Nothing here decides what should change: that is the core's planner.
@@ -10,5 +11,6 @@ pub mod client;
 pub mod credential;
 pub mod error;
 pub mod observe;
+pub mod pacer;
 pub mod reconcile;
 pub mod settings;

@@ -2,7 +2,9 @@
 //!
 //! Per subscription in scope, one paged list of VNets (subnets and peerings come inline) and one
 //! of route tables; then one GET per hub gateway named in a hub's `GatewaySubnet`. Never one GET
-//! per spoke. The subscriptions in scope are `HUBSPOKE_SUBSCRIPTIONS` when set (plus the hubs'
+//! per spoke. Subscriptions are listed in parallel, at most [`PARALLEL_SUBSCRIPTIONS`] at once (a
+//! landing zone gives each spoke its own subscription: hundreds of them), and every request waits
+//! for its subscription's reads budget like any other (the client's pacer). The subscriptions in scope are `HUBSPOKE_SUBSCRIPTIONS` when set (plus the hubs'
 //! own); otherwise the hubs' subscriptions and every subscription their peerings reach, so a
 //! spoke in another subscription is found through the hub's peering to it.
 //!
@@ -19,6 +21,10 @@ use tracing::Instrument;
 
 use crate::client::ArmClient;
 use crate::error::{ArmError, ErrorKind};
+
+/// Subscriptions listed at once. Each has its own reads budget, so this bounds memory and
+/// connections, not Azure: a subscription's two lists and their pages are in flight together.
+pub const PARALLEL_SUBSCRIPTIONS: usize = 16;
 
 /// What was read, and what could not be.
 #[derive(Debug, Clone)]
@@ -167,22 +173,29 @@ pub async fn observe(
 
 type Lists = (Vec<VirtualNetwork>, Vec<RouteTable>);
 
-/// Lists VNets and route tables of each subscription, all subscriptions in parallel.
+/// Lists VNets and route tables of each subscription, [`PARALLEL_SUBSCRIPTIONS`] at a time.
 async fn list_subscriptions(
     client: &ArmClient,
     subscriptions: &[String],
 ) -> Vec<Result<Lists, ObserveError>> {
     let mut tasks = JoinSet::new();
-    for (position, subscription) in subscriptions.iter().enumerate() {
-        let client = client.clone();
-        let subscription = subscription.clone();
-        tasks.spawn(
-            async move { (position, list_one(&client, &subscription).await) }.in_current_span(),
-        );
-    }
     let mut results: Vec<Option<Result<Lists, ObserveError>>> =
         subscriptions.iter().map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
+    let mut next = subscriptions.iter().enumerate();
+    loop {
+        while tasks.len() < PARALLEL_SUBSCRIPTIONS {
+            let Some((position, subscription)) = next.next() else {
+                break;
+            };
+            let client = client.clone();
+            let subscription = subscription.clone();
+            tasks.spawn(
+                async move { (position, list_one(&client, &subscription).await) }.in_current_span(),
+            );
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
         if let Ok((position, result)) = joined {
             results[position] = Some(result);
         }

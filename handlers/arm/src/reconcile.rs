@@ -19,13 +19,14 @@ use crate::apply::{apply, planned, ChangeOutcome, ChangeStatus, Progress};
 use crate::client::{ArmClient, RequestCounts};
 use crate::observe::{observe, ObserveError, Skipped};
 
-/// How a reconcile runs.
-#[derive(Debug, Clone)]
+/// How a reconcile runs. The default: apply, adaptive pace, the subscriptions the hubs reach.
+#[derive(Debug, Clone, Default)]
 pub struct ReconcileOptions {
     /// Observe and plan only.
     pub dry_run: bool,
-    /// Changes in flight at once.
-    pub concurrency: usize,
+    /// At most this many changes in flight at once; `None` (the default): as many as Azure's
+    /// budgets allow, the client's pacer reading them from every answer.
+    pub concurrency: Option<usize>,
     /// `HUBSPOKE_SUBSCRIPTIONS`, when set.
     pub subscriptions: Option<Vec<String>>,
     /// Apply and report only these hubs' plans. Every configured hub is still planned: a spoke
@@ -33,16 +34,6 @@ pub struct ReconcileOptions {
     pub only_hubs: Option<Vec<VnetId>>,
 }
 
-impl Default for ReconcileOptions {
-    fn default() -> Self {
-        ReconcileOptions {
-            dry_run: false,
-            concurrency: 8,
-            subscriptions: None,
-            only_hubs: None,
-        }
-    }
-}
 
 impl ReconcileOptions {
     /// The defaults, with `HUBSPOKE_SUBSCRIPTIONS` and `HUBSPOKE_DRY_RUN` read through `lookup`

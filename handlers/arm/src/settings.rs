@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use hubspoke_core::config::SettingError;
 
+use crate::pacer::PacingSettings;
+
 /// The ARM endpoint of Azure's public cloud.
 pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 
@@ -50,6 +52,9 @@ pub struct ArmSettings {
     pub request_timeout: Duration,
     /// Limit on one whole long-running operation, from the first send to the final GET.
     pub operation_timeout: Duration,
+    /// What the pacer assumes of each subscription's budget before Azure's answers say more:
+    /// ARM's published buckets (not a setting: the answers correct it).
+    pub pacing: PacingSettings,
 }
 
 /// Where the credential gets its tokens.
@@ -100,6 +105,7 @@ impl Default for ArmSettings {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(15 * 60),
+            pacing: PacingSettings::default(),
         }
     }
 }
@@ -129,6 +135,7 @@ impl std::fmt::Debug for ArmSettings {
             .field("retry", &self.retry)
             .field("request_timeout", &self.request_timeout)
             .field("operation_timeout", &self.operation_timeout)
+            .field("pacing", &self.pacing)
             .finish()
     }
 }

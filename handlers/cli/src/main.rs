@@ -74,9 +74,10 @@ struct ReconcileArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Changes in flight at once.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
+    /// At most this many changes in flight at once. Default: as many as each subscription's
+    /// Azure budget allows, read from every answer.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -184,7 +185,7 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
     let config = plan_config(&args.hubs)?;
     let (client, mut options) = connect()?;
     options.dry_run |= args.dry_run;
-    options.concurrency = args.concurrency.max(1);
+    options.concurrency = args.concurrency.map(|n| n as usize);
     // On a terminal, one progress bar; otherwise (CI, logs) one plain line per change.
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);

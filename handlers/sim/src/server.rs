@@ -585,14 +585,25 @@ fn pipeline(
         Verdict::Allowed(remaining) => {
             out_headers.push((class.header().to_string(), remaining.to_string()))
         }
-        Verdict::Throttled(retry) => {
-            out_headers.push((class.header().to_string(), "0".to_string()));
-            let mut error = ArmError::new(
-                429,
-                "SubscriptionRequestsThrottled",
-                format!("Number of '{}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry}' seconds after the last request.", match class { OpClass::Read => "read", OpClass::Write => "write", OpClass::Delete => "delete" }, peer.ip()),
-            );
-            error.retry_after = Some(retry);
+        Verdict::Throttled {
+            retry_after,
+            remaining,
+            by_network_rp,
+        } => {
+            out_headers.push((class.header().to_string(), remaining.to_string()));
+            let kind = match class {
+                OpClass::Read => "read",
+                OpClass::Write => "write",
+                OpClass::Delete => "delete",
+            };
+            let message = if by_network_rp {
+                // UNCONFIRMED: the notes give no text for the Network RP's own throttling.
+                format!("Number of '{kind}' requests for subscription '{subscription}' exceeded the limit of the resource provider 'Microsoft.Network'. Please try again after '{retry_after}' seconds.")
+            } else {
+                format!("Number of '{kind}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry_after}' seconds after the last request.", peer.ip())
+            };
+            let mut error = ArmError::new(429, "SubscriptionRequestsThrottled", message);
+            error.retry_after = Some(retry_after);
             return Err(error);
         }
     }

@@ -1,7 +1,10 @@
 //! ARM's request throttling: per-subscription token buckets for reads, writes and deletes
 //! (learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling,
 //! 2024 token-bucket revision: reads 250 at 25/s, writes 200 at 10/s, deletes 200 at 10/s),
-//! with a time factor so tests can drain and refill buckets quickly.
+//! then the Network RP's own budgets behind it (the same page: 10,000 reads and 1,000 writes per 5
+//! minutes), with a time factor so tests can drain and refill buckets quickly. ARM throttles
+//! first; a request it admits has taken its ARM token even when the resource provider then
+//! throttles it (throttling "happens at two levels", the page says).
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -51,10 +54,15 @@ pub(crate) struct Throttle {
 /// The outcome of taking a token.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Verdict {
-    /// Allowed; this many tokens remain.
+    /// Allowed; this many tokens remain in ARM's bucket.
     Allowed(u64),
-    /// Throttled; retry after this many seconds.
-    Throttled(u64),
+    /// Throttled; retry after `retry_after` seconds. `remaining`: ARM's bucket, 0 when ARM
+    /// throttled, what it left when the Network RP did.
+    Throttled {
+        retry_after: u64,
+        remaining: u64,
+        by_network_rp: bool,
+    },
 }
 
 impl Throttle {
@@ -101,24 +109,38 @@ impl Throttle {
             network_rate,
             now,
         );
-        if arm_tokens >= 1.0 && network_tokens >= 1.0 {
-            if let Some(bucket) = self.buckets.get_mut(&(sub.clone(), class)) {
-                bucket.tokens -= 1.0;
-            }
-            if let Some(bucket) = self.network.get_mut(&(sub, network_class)) {
-                bucket.tokens -= 1.0;
-            }
-            return Verdict::Allowed((arm_tokens - 1.0).floor() as u64);
-        }
-        let wait = ((1.0 - arm_tokens).max(0.0) / rate)
-            .max((1.0 - network_tokens).max(0.0) / network_rate);
         // Whole seconds, as ARM sends; compressed time may round down to 0.
-        let secs = if self.spec.time_factor > 1.0 {
-            wait.round()
-        } else {
-            wait.ceil()
+        let whole = |wait: f64| {
+            let secs = if self.spec.time_factor > 1.0 {
+                wait.round()
+            } else {
+                wait.ceil()
+            };
+            secs.max(0.0) as u64
         };
-        Verdict::Throttled(secs.max(0.0) as u64)
+        if arm_tokens < 1.0 {
+            return Verdict::Throttled {
+                retry_after: whole((1.0 - arm_tokens) / rate),
+                remaining: 0,
+                by_network_rp: false,
+            };
+        }
+        // ARM admits the request: its token is spent, whatever the resource provider says.
+        if let Some(bucket) = self.buckets.get_mut(&(sub.clone(), class)) {
+            bucket.tokens -= 1.0;
+        }
+        let remaining = (arm_tokens - 1.0).floor() as u64;
+        if network_tokens < 1.0 {
+            return Verdict::Throttled {
+                retry_after: whole((1.0 - network_tokens) / network_rate),
+                remaining,
+                by_network_rp: true,
+            };
+        }
+        if let Some(bucket) = self.network.get_mut(&(sub, network_class)) {
+            bucket.tokens -= 1.0;
+        }
+        Verdict::Allowed(remaining)
     }
 }
 
@@ -171,7 +193,11 @@ mod tests {
         assert_eq!(throttle.take("s", OpClass::Write, t0), Verdict::Allowed(0));
         assert_eq!(
             throttle.take("s", OpClass::Write, t0),
-            Verdict::Throttled(1)
+            Verdict::Throttled {
+                retry_after: 1,
+                remaining: 0,
+                by_network_rp: false
+            }
         );
         // Another subscription has its own bucket; reads their own.
         assert_eq!(
@@ -204,9 +230,14 @@ mod tests {
             throttle.take("s", OpClass::Delete, t0),
             Verdict::Allowed(_)
         ));
+        // ARM admits it (its token is spent, 98 left), the Network RP throttles it.
         assert_eq!(
             throttle.take("s", OpClass::Write, t0),
-            Verdict::Throttled(150)
+            Verdict::Throttled {
+                retry_after: 150,
+                remaining: 98,
+                by_network_rp: true
+            }
         );
     }
 }
