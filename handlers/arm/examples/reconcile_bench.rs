@@ -1,38 +1,308 @@
-//! Reconcile benchmark: ARM reads, writes and wall time to converge after one new spoke, on the
-//! simulator with Azure-like latencies and throttling.
+//! Reconcile benchmark: one pass on the simulator with Azure-like latencies and throttling,
+//! against the time Azure itself needs for the pass's plan.
 //!
-//! `cargo run --release -p hubspoke-arm --example reconcile_bench [-- SIZES [COMPRESSION]]`,
-//! e.g. `-- 10,100,400 20`. For each size, an estate is first converged on a fast simulator; its
-//! state is then loaded into a simulator with Azure-like latencies (a write's long-running
-//! operation takes 10 s, a delete 10 s, an answer 50 ms: all divided by COMPRESSION, default
-//! 20) and ARM's throttling (time compressed by the same factor). A landing zone adds one spoke
-//! peered from its side; hubspoke reconciles. Printed: the writes against the lower bound (the
-//! resources whose desired state differs), the reads, the retries and throttled answers, and the
-//! wall time, measured and scaled back to Azure time. Operations are polled every 10 s (scaled),
-//! as Azure's `Retry-After` has the client do.
+//! `cargo run --release -p hubspoke-arm --example reconcile_bench [-- [--compression C] SCENARIO...]`
+//!
+//! SCENARIO is `new:N[/S][+summary][@C]` or `first:N[/S][+summary][@C]`:
+//! - `new`: an estate of N spokes is converged on a fast simulator, its state loaded into an
+//!   Azure-paced one, then a landing zone adds one spoke peered from its side only (in a
+//!   subscription of its own when S > 1, listed in the subscriptions in scope) and hubspoke
+//!   reconciles;
+//! - `first`: the first reconcile of N spokes that have never seen hubspoke (peered from their
+//!   side only, no route table);
+//! - S: the spokes' subscriptions (default 1: the hub's own); with S > 1 the hub has a
+//!   subscription of its own and spoke n lives in landing-zone subscription n mod S;
+//! - `+summary`: `HUBSPOKE_SUMMARY_PREFIXES=10.0.0.0/8`;
+//! - `@C`: this scenario's compression (default `--compression`, itself 20).
+//!
+//! Each spoke has one /24 and one subnet. Up to 400 spokes they sit in every other /24, so no two
+//! merge and every table holds one route per other spoke (the route limit's worst case); beyond,
+//! contiguous /24s that merge into a few routes, as the 400-route limit requires.
+//!
+//! Azure-like means: a write's operation takes 10 s, a delete's 10 s, an answer 50 ms, all
+//! divided by C; ARM's token buckets and the Network RP's budgets on the same compressed clock;
+//! the client polls operations every 10 s (compressed), as Azure's `Retry-After` has it do. The
+//! client runs with the defaults a new user gets (adaptive pace, no concurrency bound).
+//!
+//! Printed per scenario: writes against the lower bound of writes (the plan's changes: resources
+//! whose desired state differs), failed changes, reads, retries, throttled answers, the most
+//! long-running operations the simulator saw in flight in one subscription, the wall time and
+//! the same as Azure time (times C); then Azure's own lower bound for the pass (`bound.rs`: the
+//! plan's dependency chains, the writes Azure serializes, each subscription's budgets, plus the
+//! observation's sequential pages) and the ratio of the Azure time to it; and the peak heap the
+//! pass allocated on the client's threads (the simulator runs on threads of its own, not counted).
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hubspoke_arm::bound::{lower_bound, Budget, Model};
 use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::reconcile::{reconcile, ReconcileOptions};
 use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::PlanConfig;
-use hubspoke_core::synth::{Estate, Flags};
+use hubspoke_core::synth::Estate;
 use hubspoke_sim::{LatencySpec, Seed, SimConfig, SimHandle, ThrottleSpec};
+use serde_json::{json, Value};
 
-fn estate(spokes: usize) -> Estate {
-    let mut estate = Estate::default();
-    estate.hub("hub", "10.0.0.0/16", "10.0.255.0/27", Some("Succeeded"));
-    for n in 0..spokes {
-        let name = format!("spoke{n:03}");
-        // Spokes in every other /24 of 10.1.0.0 upwards: they do not merge into aggregates, so
-        // every table carries one route per other spoke (the worst case for the route limit).
-        let block = 2 * n;
-        let prefix = format!("10.{}.{}.0/24", 1 + block / 256, block % 256);
-        let subnet = format!("10.{}.{}.0/26", 1 + block / 256, block % 256);
-        estate.vnet(&name, &[&prefix], &[("app", &subnet)]);
-        estate.peer(&name, "hub", Flags::default(), "Initiated");
+// ---- heap of the client's threads ----
+
+thread_local! {
+    /// Set on the simulator's threads: their allocations are the simulated Azure's, not ours.
+    static SIMULATOR: Cell<bool> = const { Cell::new(false) };
+}
+
+static CURRENT: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+fn counted() -> bool {
+    !SIMULATOR.try_with(Cell::get).unwrap_or(true)
+}
+
+fn add(bytes: usize) {
+    let now = CURRENT.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counted() {
+            add(layout.size());
+        }
+        unsafe { System.alloc(layout) }
     }
-    estate
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if counted() {
+            CURRENT.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counted() {
+            CURRENT.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+            add(new_size);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+// ---- scenarios and estates ----
+
+const HUB_SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
+const HUB_SPACE: &str = "10.0.0.0/16";
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    first: bool,
+    spokes: usize,
+    subscriptions: usize,
+    summary: bool,
+    compression: f64,
+}
+
+impl Scenario {
+    fn parse(text: &str, compression: f64) -> anyhow::Result<Self> {
+        let (text, compression) = match text.split_once('@') {
+            Some((rest, c)) => (rest, c.parse()?),
+            None => (text, compression),
+        };
+        let (text, summary) = match text.strip_suffix("+summary") {
+            Some(rest) => (rest, true),
+            None => (text, false),
+        };
+        let (kind, size) = text
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("scenario `{text}`: expected new:N or first:N"))?;
+        let (spokes, subscriptions) = match size.split_once('/') {
+            Some((n, s)) => (n.parse()?, s.parse()?),
+            None => (size.parse()?, 1),
+        };
+        let first = match kind {
+            "new" => false,
+            "first" => true,
+            other => anyhow::bail!("scenario kind `{other}`: new or first"),
+        };
+        Ok(Self {
+            first,
+            spokes,
+            subscriptions: std::cmp::max(subscriptions, 1),
+            summary,
+            compression,
+        })
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} {} spokes, {} sub{}{}",
+            if self.first {
+                "first reconcile,"
+            } else {
+                "one new among"
+            },
+            self.spokes,
+            self.subscriptions,
+            if self.subscriptions == 1 { "" } else { "s" },
+            if self.summary { ", summary" } else { "" }
+        )
+    }
+
+    /// Whether spokes sit in contiguous /24s (they merge) rather than every other one.
+    fn contiguous(&self) -> bool {
+        self.spokes + 1 > 400
+    }
+
+    /// The subscription of spoke `n` (`n == spokes`: the landing zone's new one).
+    fn subscription_of(&self, n: usize) -> String {
+        if self.subscriptions == 1 {
+            HUB_SUBSCRIPTION.to_string()
+        } else if n == self.spokes {
+            landing_zone(self.subscriptions)
+        } else {
+            landing_zone(n % self.subscriptions)
+        }
+    }
+
+    /// The address prefix and subnet of spoke `n`.
+    fn space_of(&self, n: usize) -> (String, String) {
+        let block = if self.contiguous() { n } else { 2 * n };
+        let base = format!("10.{}.{}", 1 + block / 256, block % 256);
+        (format!("{base}.0/24"), format!("{base}.0/26"))
+    }
+
+    fn hub_id(&self) -> String {
+        Estate::new(HUB_SUBSCRIPTION, "rg-network", "westeurope").vnet_id("hub")
+    }
+
+    /// The estate before the pass (without the new spoke): a hub with a ready VPN gateway and the
+    /// spokes peered from their side only.
+    fn estate(&self) -> Value {
+        let mut estates: BTreeMap<String, Estate> = BTreeMap::new();
+        fn estate_in<'a>(
+            estates: &'a mut BTreeMap<String, Estate>,
+            subscription: &str,
+        ) -> &'a mut Estate {
+            estates
+                .entry(subscription.to_string())
+                .or_insert_with(|| Estate::new(subscription, "rg-network", "westeurope"))
+        }
+        estate_in(&mut estates, HUB_SUBSCRIPTION).hub(
+            "hub",
+            HUB_SPACE,
+            "10.0.255.0/27",
+            Some("Succeeded"),
+        );
+        let hub_id = self.hub_id();
+        for n in 0..self.spokes {
+            let estate = estate_in(&mut estates, &self.subscription_of(n));
+            let name = format!("spoke{n:03}");
+            let (prefix, subnet) = self.space_of(n);
+            let id = estate.vnet(&name, &[&prefix], &[("app", &subnet)]);
+            let peering = json!({
+                "name": format!("{name}-to-hub"),
+                "id": format!("{id}/virtualNetworkPeerings/{name}-to-hub"),
+                "properties": {
+                    "peeringState": "Initiated",
+                    "peeringSyncLevel": "FullyInSync",
+                    "allowVirtualNetworkAccess": true,
+                    "allowForwardedTraffic": false,
+                    "allowGatewayTransit": false,
+                    "useRemoteGateways": false,
+                    "remoteVirtualNetwork": {"id": hub_id},
+                    "remoteAddressSpace": {"addressPrefixes": [HUB_SPACE]},
+                    "remoteVirtualNetworkAddressSpace": {"addressPrefixes": [HUB_SPACE]},
+                }
+            });
+            estate.vnet_mut(&name)["properties"]["virtualNetworkPeerings"] = json!([peering]);
+        }
+        let mut snapshot =
+            json!({"virtualNetworks": [], "routeTables": [], "virtualNetworkGateways": []});
+        for estate in estates.values() {
+            for (field, items) in [
+                ("virtualNetworks", &estate.virtual_networks),
+                ("routeTables", &estate.route_tables),
+                ("virtualNetworkGateways", &estate.gateways),
+            ] {
+                if let Some(list) = snapshot[field].as_array_mut() {
+                    list.extend(items.iter().cloned());
+                }
+            }
+        }
+        snapshot
+    }
+
+    /// The landing zone's two PUTs: the new spoke's VNet, then its peering to the hub.
+    fn landing_zone_writes(&self) -> [(String, Value); 2] {
+        let subscription = self.subscription_of(self.spokes);
+        let id = Estate::new(&subscription, "rg-network", "westeurope").vnet_id("newspoke");
+        let (prefix, subnet) = self.space_of(self.spokes);
+        [
+            (
+                id.clone(),
+                json!({"location": "westeurope", "properties": {
+                    "addressSpace": {"addressPrefixes": [prefix]},
+                    "subnets": [{"name": "workload", "properties": {"addressPrefix": subnet}}],
+                }}),
+            ),
+            (
+                format!("{id}/virtualNetworkPeerings/newspoke-to-hub"),
+                json!({"properties": {
+                    "allowVirtualNetworkAccess": true,
+                    "remoteVirtualNetwork": {"id": self.hub_id()},
+                }}),
+            ),
+        ]
+    }
+
+    /// Every subscription in scope (as `HUBSPOKE_SUBSCRIPTIONS` lists a landing zone's).
+    fn subscriptions(&self) -> Vec<String> {
+        let mut all: BTreeSet<String> =
+            (0..=self.spokes).map(|n| self.subscription_of(n)).collect();
+        all.insert(HUB_SUBSCRIPTION.to_string());
+        all.into_iter().collect()
+    }
+
+    fn config(&self) -> anyhow::Result<PlanConfig> {
+        let mut config = PlanConfig::new(vec![self.hub_id().parse()?]);
+        if self.summary {
+            config.summary_prefixes = vec!["10.0.0.0/8".parse()?];
+        }
+        Ok(config)
+    }
+}
+
+fn landing_zone(n: usize) -> String {
+    format!("00000000-0000-0000-0001-{n:012}")
+}
+
+// ---- simulators on their own threads ----
+
+/// The simulator's runtime: its threads are marked, so the heap count leaves them out.
+fn simulator_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("simulator")
+        .on_thread_start(|| SIMULATOR.with(|flag| flag.set(true)))
+        .enable_all()
+        .build()?)
+}
+
+async fn start_sim(
+    runtime: &tokio::runtime::Runtime,
+    config: SimConfig,
+) -> anyhow::Result<SimHandle> {
+    runtime.spawn(hubspoke_sim::start(config)).await?
+}
+
+async fn stop_sim(runtime: &tokio::runtime::Runtime, sim: SimHandle) {
+    let _ = runtime.spawn(sim.shutdown()).await;
 }
 
 async fn client_for(sim: &SimHandle, poll: Duration) -> anyhow::Result<ArmClient> {
@@ -49,119 +319,223 @@ async fn client_for(sim: &SimHandle, poll: Duration) -> anyhow::Result<ArmClient
     Ok(ArmClient::new(&settings, credential)?)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The Azure the paced simulator imitates, in Azure time (its settings times the compression).
+fn model_of(latency: &LatencySpec, throttle: &ThrottleSpec, compression: f64) -> Model {
+    let bucket = |(size, per_second): (f64, f64)| Budget { size, per_second };
+    Model {
+        write_operation: latency.lro.mul_f64(compression),
+        delete_operation: latency.delete.mul_f64(compression),
+        response: latency.response.mul_f64(compression),
+        writes: bucket(throttle.writes),
+        deletes: bucket(throttle.deletes),
+        provider_writes: bucket(throttle.network_writes),
+    }
+}
+
+/// The observation's lower bound: pages of a list come one after another, every subscription's
+/// lists in parallel, and the hub's gateway is read once the hub's VNet list is in.
+fn observation_bound(snapshot: &Value, page_size: usize, response: Duration) -> Duration {
+    let mut counts: BTreeMap<(String, &str), usize> = BTreeMap::new();
+    for field in ["virtualNetworks", "routeTables"] {
+        for item in snapshot[field].as_array().into_iter().flatten() {
+            let id = item["id"].as_str().unwrap_or("");
+            let subscription = id.split('/').nth(2).unwrap_or("").to_ascii_lowercase();
+            *counts.entry((subscription, field)).or_default() += 1;
+        }
+    }
+    let pages = |n: usize| n.div_ceil(page_size.max(1)).max(1) as u32;
+    let longest = counts.values().map(|n| pages(*n)).max().unwrap_or(1);
+    let hub = pages(
+        counts
+            .get(&(HUB_SUBSCRIPTION.to_string(), "virtualNetworks"))
+            .copied()
+            .unwrap_or(1),
+    ) + 1;
+    response * longest.max(hub)
+}
+
+fn main() -> anyhow::Result<()> {
     // azure_identity picks its App Service flavour from these variables; the endpoint and header
-    // each client uses are its own settings' (one simulator per estate size).
+    // each client uses are its own settings' (one simulator per scenario).
     std::env::set_var(
         "IDENTITY_ENDPOINT",
         "http://127.0.0.1:9/replaced-by-settings",
     );
     std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    let sizes: Vec<usize> = std::env::args()
-        .nth(1)
-        .map(|list| {
-            list.split(',')
-                .filter_map(|s| s.trim().parse().ok())
-                .collect()
-        })
-        .unwrap_or_else(|| vec![10, 100, 400]);
-    let compression: u32 = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    println!("reconcile after one new spoke; Azure-like latencies compressed {compression}x, throttling on");
-    println!("| spokes | writes | lower bound | reads | retries | throttled | wall time | as Azure time |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for size in sizes {
-        let estate = estate(size);
-        let config = PlanConfig::new(vec![estate.vnet_id("hub").parse()?]);
-        let options = ReconcileOptions {
-            concurrency: None,
-            ..ReconcileOptions::default()
-        };
+    let mut compression = 20.0;
+    let mut texts = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--compression" {
+            compression = args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("--compression needs a value"))?
+                .parse()?;
+        } else {
+            texts.push(arg);
+        }
+    }
+    if texts.is_empty() {
+        texts = ["new:100", "new:400/2", "new:490/50", "new:490/50+summary"]
+            .map(String::from)
+            .to_vec();
+    }
+    let scenarios = texts
+        .iter()
+        .map(|text| Scenario::parse(text, compression))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let simulators = simulator_runtime()?;
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    client_runtime.block_on(run(&simulators, &scenarios))
+}
 
+async fn run(simulators: &tokio::runtime::Runtime, scenarios: &[Scenario]) -> anyhow::Result<()> {
+    println!("| scenario | writes | lower bound | failed | reads | retries | throttled | peak in flight | wall time | as Azure time | Azure's bound | ratio | peak heap |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for scenario in scenarios {
+        measure(simulators, scenario).await?;
+    }
+    Ok(())
+}
+
+async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> anyhow::Result<()> {
+    let config = scenario.config()?;
+    let options = ReconcileOptions {
+        subscriptions: Some(scenario.subscriptions()),
+        ..ReconcileOptions::default()
+    };
+    let compression = scenario.compression;
+
+    let mut state = scenario.estate();
+    if !scenario.first {
         // Converge quickly, then move the state into an Azure-paced simulator.
-        let fast = hubspoke_sim::start(SimConfig {
-            tls: true,
-            seed: Some(Seed::Value(estate.snapshot())),
-            throttle: ThrottleSpec {
-                enabled: false,
-                ..ThrottleSpec::default()
+        let fast = start_sim(
+            simulators,
+            SimConfig {
+                tls: true,
+                seed: Some(Seed::Value(state)),
+                latency: LatencySpec {
+                    lro: Duration::from_millis(1),
+                    delete: Duration::from_millis(1),
+                    ..LatencySpec::default()
+                },
+                throttle: ThrottleSpec {
+                    enabled: false,
+                    ..ThrottleSpec::default()
+                },
+                page_size: 1000,
+                ..SimConfig::default()
             },
-            page_size: 1000,
-            ..SimConfig::default()
-        })
+        )
         .await?;
-        let fast_client = client_for(&fast, Duration::from_millis(20)).await?;
-        reconcile(&fast_client, &config, &options, None).await?;
-        let converged = fast.state();
-        fast.shutdown().await;
+        let fast_client = client_for(&fast, Duration::from_millis(1)).await?;
+        let (converged, _) = reconcile(&fast_client, &config, &options, None).await?;
+        if converged.has_failures() {
+            anyhow::bail!("the estate did not converge: {}", converged.text());
+        }
+        state = fast.state();
+        stop_sim(simulators, fast).await;
+    }
 
-        let scale = |seconds: f64| Duration::from_secs_f64(seconds / f64::from(compression));
-        let sim = hubspoke_sim::start(SimConfig {
+    let scale = |seconds: f64| Duration::from_secs_f64(seconds / compression);
+    let latency = LatencySpec {
+        lro: scale(10.0),
+        delete: scale(10.0),
+        gateway: scale(1800.0),
+        response: scale(0.05),
+        retry_after_secs: 0,
+    };
+    let throttle = ThrottleSpec {
+        time_factor: compression,
+        ..ThrottleSpec::default()
+    };
+    let page_size = SimConfig::default().page_size;
+    let sim = start_sim(
+        simulators,
+        SimConfig {
             tls: true,
-            seed: Some(Seed::Value(converged)),
-            latency: LatencySpec {
-                lro: scale(10.0),
-                delete: scale(10.0),
-                gateway: scale(1800.0),
-                response: scale(0.05),
-                retry_after_secs: 0,
-            },
-            throttle: ThrottleSpec {
-                time_factor: f64::from(compression),
-                ..ThrottleSpec::default()
-            },
+            seed: Some(Seed::Value(state)),
+            latency: latency.clone(),
+            throttle: throttle.clone(),
             ..SimConfig::default()
-        })
-        .await?;
-        let client = client_for(&sim, scale(10.0)).await?;
-
-        // The landing zone's new spoke, peered from its side.
-        let block = 2 * size;
-        let prefix = format!("10.{}.{}.0/24", 1 + block / 256, block % 256);
-        let subnet = format!("10.{}.{}.0/26", 1 + block / 256, block % 256);
-        for (path, body) in estate.landing_zone_spoke("newspoke", &prefix, &subnet, "hub") {
+        },
+    )
+    .await?;
+    let client = client_for(&sim, scale(10.0)).await?;
+    if !scenario.first {
+        for (path, body) in scenario.landing_zone_writes() {
             client.put(&path, None, &body).await?;
         }
+    }
+    let observed_before = sim.state();
+    sim.clear_requests();
 
-        let start = Instant::now();
-        let (result, plan) = reconcile(&client, &config, &options, None).await?;
-        let elapsed = start.elapsed();
-        let lower_bound: usize = plan.hubs.iter().map(|h| h.changes.len()).sum();
-        if std::env::var("BENCH_DETAIL").is_ok() {
-            let mut kinds = std::collections::BTreeMap::new();
-            for change in plan.hubs.iter().flat_map(|h| &h.changes) {
-                *kinds.entry(change.action.kind()).or_insert(0) += 1;
-            }
+    let base = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let start = Instant::now();
+    let (result, plan) = reconcile(&client, &config, &options, None).await?;
+    let elapsed = start.elapsed();
+    let peak_heap = PEAK.load(Ordering::Relaxed) - base;
+
+    let changes: usize = plan.hubs.iter().map(|h| h.changes.len()).sum();
+    let failed = changes - result.applied();
+    let in_flight = sim
+        .requests()
+        .iter()
+        .filter_map(|r| r.operations_in_flight)
+        .max()
+        .unwrap_or(0);
+    let model = model_of(&latency, &throttle, compression);
+    let observation = observation_bound(&observed_before, page_size, model.response);
+    let bounds: Vec<_> = plan
+        .hubs
+        .iter()
+        .map(|hub| lower_bound(hub, &model, observation))
+        .collect();
+    let bound = bounds.iter().map(|b| b.total).max().unwrap_or(observation);
+    let azure = elapsed.mul_f64(compression);
+    if std::env::var("BENCH_DETAIL").is_ok() {
+        let mut kinds = BTreeMap::new();
+        for change in plan.hubs.iter().flat_map(|h| &h.changes) {
+            *kinds.entry(change.action.kind()).or_insert(0) += 1;
+        }
+        eprintln!("{}: {kinds:?}", scenario.label());
+        for b in &bounds {
             eprintln!(
-                "{size}: {kinds:?}\n{}",
-                result
-                    .text()
-                    .lines()
-                    .filter(|l| !l.contains("[ok]"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                "  bound {:.1} s ({}): dependencies {:.1} s, serialized {:.1} s on {}, budget {:.1} s ({}), observation {:.2} s",
+                b.total.as_secs_f64(),
+                b.binding(),
+                b.dependencies.as_secs_f64(),
+                b.serialized.1.as_secs_f64(),
+                b.serialized.0,
+                b.budget.1.as_secs_f64(),
+                b.budget.0,
+                observation.as_secs_f64()
             );
         }
-        let (_, again) = reconcile(&client, &config, &options, None).await?;
-        let leftover: usize = again.hubs.iter().map(|h| h.changes.len()).sum();
-        println!(
-            "| {size} | {} | {lower_bound} | {} | {} | {} | {:.1} s | {:.0} s |{}",
-            result.requests.writes,
-            result.requests.reads,
-            result.requests.retries,
-            result.requests.throttled,
-            elapsed.as_secs_f64(),
-            elapsed.as_secs_f64() * f64::from(compression),
-            if leftover == 0 {
-                ""
-            } else {
-                " (not converged)"
-            }
-        );
-        sim.shutdown().await;
+        for line in result.text().lines().filter(|l| !l.contains("[ok]")) {
+            eprintln!("  {line}");
+        }
     }
+    let (_, again) = reconcile(&client, &config, &options, None).await?;
+    let leftover: usize = again.hubs.iter().map(|h| h.changes.len()).sum();
+    println!(
+        "| {}{} | {} | {changes} | {failed} | {} | {} | {} | {in_flight} | {:.1} s | {:.0} s | {:.1} s ({}) | {:.2} | {:.1} MiB |",
+        scenario.label(),
+        if leftover == 0 { "" } else { " (not converged)" },
+        result.requests.writes,
+        result.requests.reads,
+        result.requests.retries,
+        result.requests.throttled,
+        elapsed.as_secs_f64(),
+        azure.as_secs_f64(),
+        bound.as_secs_f64(),
+        bounds.first().map_or("observation", |b| b.binding()),
+        azure.as_secs_f64() / bound.as_secs_f64().max(f64::MIN_POSITIVE),
+        peak_heap as f64 / (1024.0 * 1024.0),
+    );
+    stop_sim(simulators, sim).await;
     Ok(())
 }

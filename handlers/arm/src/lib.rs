@@ -2,11 +2,13 @@
 //!
 //! The HTTP layer (`client`, `credential`, `error`, `pacer`, `settings`) sends requests at the
 //! pace each subscription's budget allows, follows long-running operations and pages, retries what
-//! is transient and counts every request. On
-//! top of it, `observe` reads an estate into the core's observed-state model with a few wide
-//! list calls, and `apply` executes a plan exactly as written. `reconcile` ties them together
-//! for one pass. Nothing here decides what should change: that is the core's planner.
+//! is transient and counts every request. On top of it, `observe` reads an estate into the core's
+//! observed-state model with a few wide list calls, and `apply` executes a plan exactly as
+//! written. `reconcile` ties them together for one pass. Nothing here decides what should change:
+//! that is the core's planner. `bound` computes the time Azure itself needs for a plan, for the
+//! reconcile benchmark.
 pub mod apply;
+pub mod bound;
 pub mod client;
 pub mod credential;
 pub mod error;

@@ -9,8 +9,11 @@
 //! top of that without a header (the Network RP: 10,000 reads and 1,000 writes per 5 minutes).
 //!
 //! Per subscription and operation type (a *lane*) the pacer keeps a mirror of Azure's bucket:
-//! - It starts full at the published size, so a pass starts wide, and refills at a rate learned
-//!   from the answers (starting at the published rate).
+//! - Until the lane's first answer, at most [`FIRST_FLIGHT`] requests go out: the published
+//!   bucket may not be this subscription's (free and trial subscriptions get smaller ones). The
+//!   first header gives the bucket's size (the largest reported since, plus one), so a pass
+//!   starts as wide as the bucket is. The mirror refills at a rate learned from the answers
+//!   (starting at the published rate).
 //! - Every answer's header resets it to what Azure said was left, minus the requests sent since
 //!   (spent, or about to be). Other passes, other instances and people working in the same
 //!   subscription show up there: that is all different processes share.
@@ -18,6 +21,12 @@
 //!   for whoever else works in the subscription), and at most half of what is above the reserve
 //!   is ever sent without having heard back, so that instances reading the same header do not
 //!   all spend it.
+//! - A lane with requests waiting and none in flight has no news but its own belief of the
+//!   refill rate, which may be wrong (others' use, a different bucket, compressed time). Rather
+//!   than wait for the reserve to refill on that belief, it sends one waiting request as a probe
+//!   once it believes a token is back and ten round trips have passed without news (twice as
+//!   long after a probe that was throttled, half as long after one that was not): the answer
+//!   says what is left.
 //! - A 429 pauses the lane for its `Retry-After`. When its header says ARM's bucket is empty, the
 //!   mirror already knows what to wait for. Otherwise a budget no header reports ran out (the
 //!   resource provider's, such as the Network RP's): the lane's rate is capped at half the rate it
@@ -112,6 +121,9 @@ impl Class {
     }
 }
 
+/// Requests a lane sends before its first answer.
+pub(crate) const FIRST_FLIGHT: u32 = 2;
+
 /// A lane: one subscription (lower case; empty for tenant-level requests) and one class.
 type LaneKey = (String, Class);
 
@@ -136,6 +148,8 @@ pub(crate) struct Permit {
     key: LaneKey,
     /// The lane's sequence number of this request.
     seq: u64,
+    /// When it was granted, for the round trip.
+    granted: Instant,
     /// Whether the lane still counts this request as unanswered.
     open: bool,
 }
@@ -175,6 +189,7 @@ impl Pacer {
                     pacer: self.clone(),
                     key,
                     seq,
+                    granted: Instant::now(),
                     open: true,
                 };
             }
@@ -187,6 +202,7 @@ impl Pacer {
             pacer: self.clone(),
             key,
             seq: 0,
+            granted: Instant::now(),
             open: false,
         }
     }
@@ -231,7 +247,11 @@ impl Pacer {
             return;
         };
         if let Some(lane) = lanes.get_mut(&permit.key) {
-            lane.settle(permit.seq, permit.key.1, answer, Instant::now());
+            let now = Instant::now();
+            if answer.is_some() {
+                lane.round_trip(now.saturating_duration_since(permit.granted), now);
+            }
+            lane.settle(permit.seq, permit.key.1, answer, now);
             self.dispatch(&permit.key, lane);
         }
     }
@@ -336,6 +356,13 @@ const CAP_RECOVERY_ANSWERS: f64 = 8.0;
 /// Grants remembered to measure the rate a lane is sending at.
 const RECENT_GRANTS: usize = 16;
 
+/// Round trips a blind lane waits before it probes (see the module).
+const PROBE_ROUND_TRIPS: u32 = 10;
+
+/// The longest a blind lane waits before it probes, however slow its answers or however many
+/// probes were throttled.
+const PROBE_LONGEST: Duration = Duration::from_secs(30);
+
 /// A point from which the refill rate is measured.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -351,8 +378,10 @@ struct Lane {
     /// Tokens never spent.
     reserve: f64,
     reserve_percent: u8,
-    /// Tokens added per second, learned from the headers.
+    /// Tokens added per second: learned from the headers, halved by a 429 that found none.
     refill: f64,
+    /// The first request sent after the refill rate was last halved.
+    refill_cut_from: u64,
     /// Bounds of `refill` and of a cap's rate, so that a few odd answers cannot stall a lane
     /// or unleash it.
     slowest: f64,
@@ -365,6 +394,10 @@ struct Lane {
     sent: u64,
     /// Granted and not yet answered.
     unanswered: u32,
+    /// Whether a request of the lane has been settled (answered, or failed without an answer).
+    heard: bool,
+    /// Whether an answer has reported the bucket: its size is then learned, not published.
+    measured: bool,
     /// When the last grants were made (at most [`RECENT_GRANTS`]).
     recent: VecDeque<Instant>,
     /// No request before this (`Retry-After` of a 429).
@@ -375,6 +408,14 @@ struct Lane {
     arrivals: u64,
     /// When a wake-up is armed for.
     wake_at: Option<Instant>,
+    /// The usual round trip of the lane's requests (a moving average).
+    round_trip: Duration,
+    /// When the lane last had news (an answer), or was created.
+    news_at: Instant,
+    /// The request sent as a probe, until it is answered.
+    probe: Option<u64>,
+    /// Probes throttled in a row.
+    probes_throttled: u32,
 }
 
 impl Lane {
@@ -390,6 +431,7 @@ impl Lane {
             size,
             reserve: reserve_of(size, settings.reserve_percent),
             refill,
+            refill_cut_from: 0,
             // Azure's answers may show a much faster bucket (another cloud, or a simulator with
             // compressed time); a hundredth of the published rate is the slowest believed.
             slowest: refill / 100.0,
@@ -398,6 +440,8 @@ impl Lane {
             at: now,
             sent: 0,
             unanswered: 0,
+            heard: false,
+            measured: false,
             recent: VecDeque::with_capacity(RECENT_GRANTS),
             paused_until: None,
             cap: None,
@@ -405,6 +449,11 @@ impl Lane {
             waiters: BinaryHeap::new(),
             arrivals: 0,
             wake_at: None,
+            // Azure's answers take tens of milliseconds; the first answer measures it.
+            round_trip: Duration::from_millis(100),
+            news_at: now,
+            probe: None,
+            probes_throttled: 0,
             reserve_percent: settings.reserve_percent,
         }
     }
@@ -445,6 +494,10 @@ impl Lane {
                 }
                 self.paused_until = None;
             }
+            if !self.heard && self.unanswered >= FIRST_FLIGHT {
+                // The first answer wakes the lane.
+                return None;
+            }
             // Keep the reserve, and never have more than half of what was above it unanswered:
             // after this grant, unanswered + 1 <= (tokens + unanswered - reserve) / 2. The first
             // request only needs one token above the reserve.
@@ -453,8 +506,22 @@ impl Lane {
             } else {
                 self.reserve + 2.0 + f64::from(self.unanswered)
             };
+            let mut probing = false;
             if self.tokens < needed {
-                return Some(now + seconds((needed - self.tokens) / self.refill));
+                let believed = now + seconds((needed - self.tokens) / self.refill);
+                if self.unanswered > 0 {
+                    // An answer will bring news sooner or later.
+                    return Some(believed);
+                }
+                // Nothing in flight will bring news: probe once the lane believes a token is back
+                // (right, the probe goes through; pessimistic, it finds out sooner) and it has
+                // been without news for the probe interval.
+                let one_token = now + seconds((1.0 - self.tokens).max(0.0) / self.refill);
+                let probe_at = (self.news_at + self.probe_interval()).max(one_token);
+                if now < probe_at {
+                    return Some(believed.min(probe_at));
+                }
+                probing = true;
             }
             if let Some(cap) = &self.cap {
                 if cap.tokens < 1.0 {
@@ -463,6 +530,9 @@ impl Lane {
             }
             let waiter = self.waiters.pop()?;
             if waiter.grant.send(self.sent).is_ok() {
+                if probing {
+                    self.probe = Some(self.sent);
+                }
                 self.sent += 1;
                 self.tokens -= 1.0;
                 self.unanswered += 1;
@@ -477,10 +547,32 @@ impl Lane {
         }
     }
 
+    /// How long a blind lane waits for news before it probes.
+    fn probe_interval(&self) -> Duration {
+        (self.round_trip * PROBE_ROUND_TRIPS * 2u32.pow(self.probes_throttled.min(12)))
+            .min(PROBE_LONGEST)
+    }
+
+    /// Takes in the round trip of an answered request.
+    fn round_trip(&mut self, took: Duration, now: Instant) {
+        self.round_trip = (self.round_trip * 4 + took) / 5;
+        self.news_at = now;
+    }
+
     /// Takes in the answer to request `seq` (or its absence).
     fn settle(&mut self, seq: u64, class: Class, answer: Option<Answered<'_>>, now: Instant) {
         self.unanswered = self.unanswered.saturating_sub(1);
+        self.heard = true;
         self.refill_to(now);
+        if self.probe == Some(seq) {
+            self.probe = None;
+            // Twice as long after a throttled probe, half as long after one that was not: the
+            // interval settles where probes are mostly answered.
+            self.probes_throttled = match &answer {
+                Some(answer) if answer.throttled => (self.probes_throttled + 1).min(12),
+                _ => self.probes_throttled.saturating_sub(1),
+            };
+        }
         let Some(answer) = answer else {
             return;
         };
@@ -493,10 +585,13 @@ impl Lane {
         let mut bucket_empty = false;
         if let Some(remaining) = remaining {
             bucket_empty = remaining < 1.0;
-            if remaining + 1.0 > self.size {
-                // The bucket is larger than published (Azure raised it, or another cloud).
+            // An admitted request shows the bucket held what it reported left plus the token it
+            // took: the first such report replaces the published size, later ones can only raise
+            // it. A 429's report says nothing of the size.
+            if !answer.throttled && (!self.measured || remaining + 1.0 > self.size) {
                 self.size = remaining + 1.0;
                 self.reserve = reserve_of(self.size, self.reserve_percent);
+                self.measured = true;
             }
             // Requests sent after this one are spent, or about to be.
             let sent_after = self.sent.saturating_sub(seq + 1) as f64;
@@ -510,9 +605,17 @@ impl Lane {
                 self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
             }
             self.sample = None;
-            // An empty bucket is the mirror's business (it waits for the refill). Otherwise a
-            // budget the header does not report ran out: cap the rate.
+            // An empty bucket is the mirror's business: it believed in a token that was not there,
+            // so the bucket refills slower than it thought (or others spend it); the samples
+            // raise the rate again. Otherwise a budget the header does not report ran out: cap
+            // the rate.
+            // Once per window: a 429 to a request sent before the last cut says nothing new (many
+            // in flight are refused together).
             let news = self.cap.is_none_or(|cap| seq >= cap.from_seq);
+            if bucket_empty && seq >= self.refill_cut_from {
+                self.refill = (self.refill / 2.0).max(self.slowest);
+                self.refill_cut_from = self.sent;
+            }
             if !bucket_empty && news {
                 let sending = self.sending_rate().max(self.refill);
                 let (base, ceiling) = match self.cap {
@@ -568,13 +671,14 @@ impl Lane {
             return;
         };
         let elapsed = now.saturating_duration_since(sample.at).as_secs_f64();
-        // Long enough for about ten tokens at the rate believed, so that whole-number headers
-        // do not make noise.
+        // Long enough for about ten tokens at the rate believed, so that whole-number headers and
+        // answers arriving out of order do not make noise.
         if elapsed * self.refill < 10.0 {
             return;
         }
         let gained = tokens - sample.tokens + self.sent.saturating_sub(sample.sent) as f64;
-        let measured = gained / elapsed;
+        // One measure moves the belief at most fourfold either way.
+        let measured = (gained / elapsed).clamp(self.refill / 4.0, self.refill * 4.0);
         self.refill = (0.5 * self.refill + 0.5 * measured).clamp(self.slowest, self.fastest);
         self.sample = Some(Sample {
             at: now,
@@ -633,21 +737,32 @@ mod tests {
     }
 
     #[test]
-    fn a_fresh_lane_starts_wide_but_keeps_the_reserve_and_half_of_the_rest_unanswered() {
+    fn a_fresh_lane_asks_first_then_starts_as_wide_as_the_bucket_keeping_a_reserve() {
         let now = Instant::now();
         let mut lane = Lane::new(&small(), Class::Write, now);
-        // Size 10, reserve 1: at most half of the 9 above the reserve go unanswered.
-        let mut receivers = granted_at_once(&mut lane, now, 10);
-        let granted = receivers
-            .iter_mut()
-            .filter_map(|r| r.try_recv().ok())
-            .count();
-        assert_eq!(granted, 4);
-        assert_eq!(lane.unanswered, 4);
-        // An answer saying 5 are left (the 4 counted, one other user): the mirror believes 5
-        // minus the 3 sent after it.
-        lane.settle(0, Class::Write, Some(answer(&remaining(5), false)), now);
-        assert_eq!(lane.tokens, 2.0);
+        // Before any answer, two requests go out.
+        let mut receivers = granted_at_once(&mut lane, now, 12);
+        let count = |receivers: &mut Vec<oneshot::Receiver<u64>>| {
+            receivers
+                .iter_mut()
+                .filter_map(|r| r.try_recv().ok())
+                .count()
+        };
+        assert_eq!(count(&mut receivers), 2);
+        // The first answer reports 19 left: a bucket of 20 (not the 10 published), reserve 2.
+        // The mirror believes 19 minus the one sent after it, and at most half of the 17 above
+        // the reserve go unanswered: 7 more.
+        lane.settle(0, Class::Write, Some(answer(&remaining(19), false)), now);
+        assert_eq!((lane.size, lane.reserve, lane.tokens), (20.0, 2.0, 18.0));
+        lane.grant(now);
+        assert_eq!(count(&mut receivers), 7);
+        assert_eq!(lane.unanswered, 8);
+        // An answer saying 5 are left (another user spent some): the mirror believes 5 minus the
+        // 7 sent after it, and nothing goes until the bucket refills.
+        lane.settle(1, Class::Write, Some(answer(&remaining(5), false)), now);
+        assert_eq!(lane.tokens, -2.0);
+        assert!(lane.grant(now).is_some());
+        assert_eq!(count(&mut receivers), 0);
     }
 
     fn answer(headers: &HeaderMap, throttled: bool) -> Answered<'_> {
@@ -665,20 +780,28 @@ mod tests {
         let mut lane = Lane::new(&small(), Class::Write, now);
         let _receivers = granted_at_once(&mut lane, now, 1);
         lane.settle(0, Class::Write, Some(answer(&remaining(0), true)), now);
-        // ARM's header explains the 429: no cap, the mirror waits for the reserve and one more.
+        // ARM's header explains the 429: no cap. The mirror believed in a token that was not
+        // there, so it halves the refill rate it believes (1 per second published): the reserve
+        // and one more are 4 s away. With nothing in flight to bring news, it probes sooner,
+        // once it believes one token is back: 2 s.
         assert!(lane.cap.is_none());
-        assert_eq!(lane.tokens, 0.0);
+        assert_eq!((lane.tokens, lane.refill), (0.0, 0.5));
         let (sender, mut receiver) = oneshot::channel();
         lane.enqueue(0, sender);
         let wake = lane.grant(now).unwrap();
         assert!(receiver.try_recv().is_err());
         assert_eq!(wake, now + Duration::from_secs(2));
+        // With a request in flight, news will come: it keeps to its belief (the reserve, one
+        // more, and room for the one unanswered: 4 tokens, 8 s).
+        lane.unanswered = 1;
+        assert_eq!(lane.grant(now), Some(now + Duration::from_secs(8)));
     }
 
     #[test]
     fn a_budget_no_header_reports_caps_the_rate_until_answers_grow_it_back() {
         let now = Instant::now();
         let mut lane = Lane::new(&small(), Class::Write, now);
+        lane.heard = true;
         // Four requests sent over 99 ms (about 30 per second), the first throttled while ARM's
         // bucket still had tokens: a hidden budget.
         let mut receivers = Vec::new();
@@ -710,9 +833,41 @@ mod tests {
     }
 
     #[test]
+    fn a_lane_without_news_probes_rather_than_trust_its_belief() {
+        let now = Instant::now();
+        let mut lane = Lane::new(&small(), Class::Write, now);
+        lane.heard = true;
+        // Spent down to the reserve less 0.9, believing 1 token per second: 1.9 s to the next
+        // grant, but a probe goes once a token is believed back (0.9 s), ten round trips of
+        // 10 ms having passed without news.
+        lane.tokens = 0.1;
+        lane.round_trip = Duration::from_millis(10);
+        let mut receivers = granted_at_once(&mut lane, now, 3);
+        let wake = lane.grant(now).unwrap();
+        assert_eq!(wake, now + Duration::from_millis(900));
+        let later = now + Duration::from_millis(900);
+        lane.grant(later);
+        let granted: Vec<u64> = receivers
+            .iter_mut()
+            .filter_map(|r| r.try_recv().ok())
+            .collect();
+        assert_eq!(granted, [0], "one probe");
+        assert_eq!(lane.probe, Some(0));
+        // Throttled: the next probe waits twice as long, answered: half as long again.
+        lane.settle(0, Class::Write, Some(answer(&remaining(0), true)), later);
+        assert_eq!(lane.probe_interval(), Duration::from_millis(200));
+        lane.probe = Some(1);
+        lane.unanswered = 1;
+        lane.settle(1, Class::Write, Some(answer(&remaining(3), false)), later);
+        assert_eq!(lane.probe_interval(), Duration::from_millis(100));
+    }
+
+    #[test]
     fn the_refill_rate_is_learned_from_the_headers() {
         let start = Instant::now();
         let mut lane = Lane::new(&small(), Class::Write, start);
+        // A bucket of 10, known from earlier answers.
+        lane.measured = true;
         lane.tokens = 0.0;
         lane.settle(0, Class::Write, Some(answer(&remaining(1), false)), start);
         // 20 s later the bucket shows 5 more, and 15 were sent meanwhile: 1 per second.
@@ -762,13 +917,19 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_larger_than_published_is_believed() {
+    fn the_bucket_size_is_learned_from_the_answers() {
         let now = Instant::now();
         let mut lane = Lane::new(&small(), Class::Write, now);
         let _receivers = granted_at_once(&mut lane, now, 1);
+        // Smaller than published (a trial subscription), then seen larger.
+        lane.settle(0, Class::Write, Some(answer(&remaining(4), false)), now);
+        assert_eq!(lane.size, 5.0);
+        lane.unanswered += 1;
         lane.settle(0, Class::Write, Some(answer(&remaining(99), false)), now);
+        assert_eq!((lane.size, lane.reserve, lane.tokens), (100.0, 10.0, 99.0));
+        // A lower report later is spending, not a smaller bucket.
+        lane.unanswered += 1;
+        lane.settle(0, Class::Write, Some(answer(&remaining(50), false)), now);
         assert_eq!(lane.size, 100.0);
-        assert_eq!(lane.reserve, 10.0);
-        assert_eq!(lane.tokens, 99.0);
     }
 }

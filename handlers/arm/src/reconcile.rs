@@ -34,7 +34,6 @@ pub struct ReconcileOptions {
     pub only_hubs: Option<Vec<VnetId>>,
 }
 
-
 impl ReconcileOptions {
     /// The defaults, with `HUBSPOKE_SUBSCRIPTIONS` and `HUBSPOKE_DRY_RUN` read through `lookup`
     /// (empty values count as unset). A bad value is an error naming the setting.
