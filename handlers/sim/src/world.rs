@@ -1554,6 +1554,9 @@ impl World {
     /// (seeds) and only missing ones derived.
     fn refresh_peerings(&mut self, keys: &BTreeSet<String>, fill_only: bool) {
         let mut updates: Vec<(String, usize, Map<String, Value>)> = Vec::new();
+        // Per VNet, which of its peerings points at which VNet (the first, as a scan would find):
+        // refreshing a hub's 500 spokes looks the hub's peerings up 500 times.
+        let mut pointing: HashMap<String, HashMap<String, usize>> = HashMap::new();
         for key in keys {
             let Some(vnet) = self.vnets.get(key) else {
                 continue;
@@ -1582,12 +1585,19 @@ impl World {
                         remote_space.clone()
                     }
                 };
-                let remote_peering = prop_arr(&remote.body, "virtualNetworkPeerings")
-                    .iter()
-                    .find(|rp| {
-                        prop_ref_id(rp, "remoteVirtualNetwork")
-                            .is_some_and(|id| vnet_key_of(id) == *key)
-                    });
+                let remote_peerings = prop_arr(&remote.body, "virtualNetworkPeerings");
+                let remote_index = pointing.entry(remote_key.clone()).or_insert_with(|| {
+                    let mut index = HashMap::new();
+                    for (at, rp) in remote_peerings.iter().enumerate() {
+                        if let Some(id) = prop_ref_id(rp, "remoteVirtualNetwork") {
+                            index.entry(vnet_key_of(id)).or_insert(at);
+                        }
+                    }
+                    index
+                });
+                let remote_peering = remote_index
+                    .get(key.as_str())
+                    .and_then(|at| remote_peerings.get(*at));
                 let remote_programmed = remote_peering.map(|rp| {
                     if rp
                         .get("properties")
