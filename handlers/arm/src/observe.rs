@@ -12,6 +12,7 @@
 //! list is refused is reported in `skipped`, and the planner then reports the peerings into it
 //! as `out_of_scope`.
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use hubspoke_core::id::{GatewayId, VnetId};
 use hubspoke_core::model::{Gateway, Observed, RouteTable, VirtualNetwork};
@@ -223,36 +224,50 @@ async fn list_one(client: &ArmClient, subscription: &str) -> Result<Lists, Obser
         format!("/subscriptions/{subscription}/providers/Microsoft.Network/virtualNetworks");
     let tables_path =
         format!("/subscriptions/{subscription}/providers/Microsoft.Network/routeTables");
-    let (vnets, tables) = tokio::join!(client.list(&vnets_path), client.list(&tables_path));
-    Ok((
-        parse_items(
-            &vnets?,
+    let (vnets, tables) = tokio::join!(
+        list_items(
+            client,
             &vnets_path,
             "virtual network",
-            VirtualNetwork::from_arm,
-        )?,
-        parse_items(&tables?, &tables_path, "route table", RouteTable::from_arm)?,
-    ))
+            VirtualNetwork::from_arm
+        ),
+        list_items(client, &tables_path, "route table", RouteTable::from_arm),
+    );
+    Ok((vnets?, tables?))
 }
 
-/// Reads each listed item into the model; a malformed one stops the observation, naming the
-/// list, the item and the JSON path inside it.
-fn parse_items<T>(
-    items: &[serde_json::Value],
+/// Lists `path`, reading each item into the model as it comes (the JSON of an item is dropped
+/// once read: 200 route tables of 400 routes are 80,000 routes). A malformed item stops the
+/// observation, naming the list, the item and the JSON path inside it.
+async fn list_items<T>(
+    client: &ArmClient,
     path: &str,
     expected: &'static str,
     parse: fn(&serde_json::Value, &str) -> Result<T, hubspoke_core::model::ModelError>,
 ) -> Result<Vec<T>, ObserveError> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(position, value)| {
-            let label = format!("GET {path} item {position}");
-            parse(value, &label).map_err(|error| ObserveError::Shape {
-                what: label,
-                expected,
-                error,
-            })
+    let mut items = Vec::new();
+    let mut malformed = None;
+    client
+        .list_each(path, |value| {
+            let label = format!("GET {path} item {}", items.len());
+            match parse(&value, &label) {
+                Ok(item) => {
+                    items.push(item);
+                    ControlFlow::Continue(())
+                }
+                Err(error) => {
+                    malformed = Some(ObserveError::Shape {
+                        what: label,
+                        expected,
+                        error,
+                    });
+                    ControlFlow::Break(())
+                }
+            }
         })
-        .collect()
+        .await?;
+    match malformed {
+        Some(error) => Err(error),
+        None => Ok(items),
+    }
 }

@@ -613,6 +613,33 @@ async fn a_refused_change_is_reported_its_dependents_skipped_and_the_rest_applie
 }
 
 #[tokio::test]
+async fn a_malformed_item_stops_the_observation_naming_the_list_and_the_item() {
+    let mut estate = article();
+    estate.vnet_mut("spoke2")["properties"]["addressSpace"]["addressPrefixes"] =
+        json!(["not-a-prefix"]);
+    // One VNet a page: the malformed one (hub, spoke1, spoke2) is read from the third page, while
+    // nothing is left to fetch; with two a page, from the second while the third is fetched.
+    for page_size in [1, 2] {
+        let bed = bed(&estate, |config| config.page_size = page_size).await;
+        let error = hubspoke_arm::observe::observe(&bed.client, &bed.config.hubs, None)
+            .await
+            .expect_err("a malformed VNet");
+        match &error {
+            hubspoke_arm::observe::ObserveError::Shape { what, expected, .. } => {
+                assert!(
+                    what.ends_with("/providers/Microsoft.Network/virtualNetworks item 2"),
+                    "{what}"
+                );
+                assert_eq!(*expected, "virtual network");
+            }
+            other => panic!("not a shape error: {other}"),
+        }
+        assert_eq!(bed.client.counts().writes, 0);
+        bed.sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn a_dry_run_observes_and_plans_and_writes_nothing() {
     let estate = article();
     let bed = bed(&estate, |_| {}).await;
