@@ -11,9 +11,9 @@
 //! Per subscription and operation type (a *lane*) the pacer keeps a mirror of Azure's bucket:
 //! - Until the lane's first answer, at most [`FIRST_FLIGHT`] requests go out: the published
 //!   bucket may not be this subscription's (free and trial subscriptions get smaller ones). The
-//!   first header gives the bucket's size (the largest reported since, plus one), so a pass
-//!   starts as wide as the bucket is. The mirror refills at a rate learned from the answers
-//!   (starting at the published rate).
+//!   first admitted answer gives the bucket's size (the largest left reported since, plus one),
+//!   so a pass starts as wide as the bucket is. The mirror refills at a rate learned from the
+//!   answers (starting at the published rate).
 //! - Every answer's header resets it to what Azure said was left, minus the requests sent since
 //!   (spent, or about to be). Other passes, other instances and people working in the same
 //!   subscription show up there: that is all different processes share.
@@ -28,7 +28,9 @@
 //!   long after a probe that was throttled, half as long after one that was not): the answer
 //!   says what is left.
 //! - A 429 pauses the lane for its `Retry-After`. When its header says ARM's bucket is empty, the
-//!   mirror already knows what to wait for. Otherwise a budget no header reports ran out (the
+//!   mirror believed in a token that was not there: it halves the refill rate it believes (once
+//!   per window: requests refused together count once) and waits for the bucket. Otherwise a
+//!   budget no header reports ran out (the
 //!   resource provider's, such as the Network RP's): the lane's rate is capped at half the rate it
 //!   was sending at, halved again by each later 429, grown back by a step with every answer that
 //!   is not throttled, and lifted once back at the rate that drew the first 429 (additive
