@@ -10,18 +10,21 @@
 //!
 //! Retries (DESIGN.md section 6): 429 (throttling, and `RetryableErrorDueToAnotherOperation` lock
 //! conflicts), 409 `AnotherOperationInProgress`, 400 `ReferencedResourceNotProvisioned`, 408, 5xx,
-//! connection and timeout errors, a dropped connection, and a PUT whose operation ended `Canceled`
-//! (superseded), which is sent again. The delay before retry *n* is a random duration in
-//! `0..=min(max_delay, base_delay * 2^(n-1))` (full jitter), never shorter than the answer's
-//! `Retry-After`. One request is sent at most `max_attempts` times and waits at most `budget` in
-//! total between them; then it fails [`ErrorKind::Exhausted`] (or `Transport` when the last
-//! failure had no answer). A 429 for rate limiting is pacing, not failure: the request waits for
+//! connection and timeout errors, a dropped connection; and a PUT or DELETE whose operation ended
+//! `Canceled` (superseded) or `Failed` with a code `classify` finds transient (Azure failed, not
+//! the request: `InternalServerError`, `RetryableError`, ...), which is sent again. The delay
+//! before retry *n* is a random duration in `0..=min(max_delay, base_delay * 2^(n-1))` (full
+//! jitter), never shorter than the answer's `Retry-After`. One request is sent at most
+//! `max_attempts` times (an operation's re-sends included) and waits at most `budget` in total
+//! between them; then it fails [`ErrorKind::Exhausted`] (or `Transport` when the last failure had
+//! no answer). A 429 for rate limiting is pacing, not failure: the request waits for
 //! the pacer (which honours `Retry-After`) without spending an attempt, and that wait counts
 //! against `budget`. Everything else is final at once: refusals (401, 403, 409 `ScopeLocked`) are
 //! never retried.
 //!
 //! Long-running operations: `Azure-AsyncOperation` is polled to `Succeeded`, `Failed` or
-//! `Canceled`; without it `Location` is polled until it stops answering 202; without either, a PUT
+//! `Canceled` (for a DELETE too); without it `Location` is polled until it stops answering 202;
+//! without either, a PUT
 //! whose body is not yet `Succeeded` is polled by GETting the resource. Polls wait for the
 //! previous answer's `Retry-After`, or `base_delay` when it gives none or 0. A whole operation is
 //! bounded by the operation timeout.
@@ -44,7 +47,7 @@ use serde_json::Value;
 use tracing::{debug, warn, Instrument};
 
 use crate::credential::ARM_SCOPE;
-use crate::error::{classify, decode_error_body, ArmError, Disposition, ErrorKind};
+use crate::error::{classify, decode_error_body, ArmError, Disposition, ErrorKind, Reported};
 use crate::pacer::{Class, Pacer};
 use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
 
@@ -145,6 +148,12 @@ enum Ended {
     Succeeded,
     /// The operation was `Canceled` (superseded by another): the request may be sent again.
     Canceled {
+        code: String,
+        message: String,
+    },
+    /// The operation ended `Failed` with this error; [`classify`] says whether the request may be
+    /// sent again.
+    Failed {
         code: String,
         message: String,
     },
@@ -347,7 +356,8 @@ impl ArmClient {
     /// follow the long-running operation to its end, then GET and return the final resource.
     /// 200/201 with `provisioningState: Succeeded` and no operation header is done at once (the
     /// answer is the resource). A `Canceled` operation (superseded) re-issues the PUT, as a retry
-    /// within the same budget. `Failed` is [`ErrorKind::Failed`] with the operation's code.
+    /// within the same budget, and so is one that ended `Failed` with a transient code; another
+    /// `Failed` is [`ErrorKind::Failed`] (or `Refused`) with the operation's code.
     pub async fn put(
         &self,
         path: &str,
@@ -393,7 +403,11 @@ impl ArmClient {
                 Ended::Resource(resource) => return Ok(Some(resource)),
                 Ended::Succeeded => return Ok(None),
                 Ended::Canceled { code, message } => {
-                    self.before_reissue("PUT", &url, &mut state, code, message)
+                    self.before_reissue("PUT", &url, &mut state, code, message, "canceled")
+                        .await?
+                }
+                Ended::Failed { code, message } => {
+                    self.after_failure("PUT", &url, &mut state, code, message)
                         .await?
                 }
             }
@@ -415,7 +429,11 @@ impl ArmClient {
             match self.follow("DELETE", &url, &answer, deadline).await? {
                 Ended::Succeeded | Ended::Resource(_) => return Ok(()),
                 Ended::Canceled { code, message } => {
-                    self.before_reissue("DELETE", &url, &mut state, code, message)
+                    self.before_reissue("DELETE", &url, &mut state, code, message, "canceled")
+                        .await?
+                }
+                Ended::Failed { code, message } => {
+                    self.after_failure("DELETE", &url, &mut state, code, message)
                         .await?
                 }
             }
@@ -481,10 +499,12 @@ impl ArmClient {
     ) -> Result<Ended, ArmError> {
         let async_operation = answer.header("azure-asyncoperation");
         let location = answer.header("location");
-        // DELETE's final state is via Location, PUT's via Azure-AsyncOperation (the Network RP's
-        // `final-state-via`); either serves when it is the only one given.
-        let prefer_location = method == "DELETE" && location.is_some();
-        if let (Some(status_url), false) = (&async_operation, prefer_location) {
+        // Azure-AsyncOperation when given, for a DELETE as for a PUT: its status resource answers
+        // 200 whatever became of the operation and carries the operation's error when it failed,
+        // while a Location URL answers what the operation itself would have answered, so that a
+        // 5xx there cannot be told from a failure to read it (Azure's resource provider contract,
+        // "Asynchronous API Reference"). Location when it is the only one given.
+        if let Some(status_url) = &async_operation {
             let status_url = self.url_for(status_url, None, "GET")?;
             return self
                 .poll_status(&status_url, answer.retry_after(), deadline)
@@ -580,14 +600,7 @@ impl ArmClient {
                     } else {
                         code
                     };
-                    return Err(ArmError::new(
-                        ErrorKind::Failed,
-                        Some(answer.status),
-                        code,
-                        message,
-                        "GET",
-                        status_url.as_str(),
-                    ));
+                    return Ok(Ended::Failed { code, message });
                 }
                 Some(s) if s.eq_ignore_ascii_case("Canceled") => {
                     let (code, message) = error_of(&status);
@@ -656,6 +669,7 @@ impl ArmClient {
         state: &mut RetryState,
         code: String,
         message: String,
+        ended: &str,
     ) -> Result<(), ArmError> {
         match next_delay(&self.inner.retry, state, None) {
             Some(delay) => {
@@ -667,13 +681,40 @@ impl ArmClient {
                     delay_ms = delay.as_millis() as u64,
                     method,
                     url = url.path(),
-                    "operation canceled (superseded); sending the request again"
+                    ended,
+                    "operation ended without effect; sending the request again"
                 );
                 tokio::time::sleep(delay).await;
                 Ok(())
             }
             None => Err(ArmError::new(
                 ErrorKind::Exhausted,
+                Some(200),
+                code,
+                message,
+                method,
+                url.as_str(),
+            )),
+        }
+    }
+
+    /// After an operation ended `Failed`: sends the request again (within the same attempts and
+    /// budget) when [`classify`] says Azure failed rather than the request, else reports it.
+    async fn after_failure(
+        &self,
+        method: &str,
+        url: &Url,
+        state: &mut RetryState,
+        code: String,
+        message: String,
+    ) -> Result<(), ArmError> {
+        match classify(Reported::Operation, &code) {
+            Disposition::Retry { .. } => {
+                self.before_reissue(method, url, state, code, message, "failed")
+                    .await
+            }
+            Disposition::Stop(kind) => Err(ArmError::new(
+                kind,
                 Some(200),
                 code,
                 message,
@@ -856,7 +897,7 @@ impl ArmClient {
                     url.as_str(),
                 )
             };
-            let disposition = classify(answer.status, &code);
+            let disposition = classify(Reported::Answer(answer.status), &code);
             permit.answered(
                 &answer.headers,
                 false,

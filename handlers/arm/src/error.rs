@@ -2,8 +2,8 @@
 //! status and ARM error code kept as Azure sent them, and for refusals a [`ArmError::hint`] that
 //! names the missing permission, the policy or the lock.
 //!
-//! This module only describes failures; deciding which are retried is the client's
-//! (`client.rs`), and it uses [`classify`] so that the two cannot disagree.
+//! This module describes failures and [`classify`] decides which are transient, for an answer
+//! and for an operation that ended `Failed`; the client (`client.rs`) retries what it says.
 use serde::Serialize;
 
 /// A failed ARM request, after any retries.
@@ -26,17 +26,20 @@ pub struct ArmError {
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// 401, 403 (`AuthorizationFailed`, `LinkedAuthorizationFailed`, `RequestDisallowedByPolicy`,
-    /// ...), 409 `ScopeLocked`: a person must grant, exempt or unlock. Never retried.
+    /// ...), 409 `ScopeLocked`, or an operation that ended `Failed` with one of these codes: a
+    /// person must grant, exempt or unlock. Never retried.
     Refused,
     /// 404.
     NotFound,
     /// Any other 4xx: the request is wrong, or Azure refuses it for good (`RouteConflict`,
     /// limits, `RemotePeeringIsDisconnected`, ...). Not retried.
     Rejected,
-    /// A retryable failure still failing when the attempts or the retry budget ran out, or a
-    /// long-running operation still running at the operation timeout.
+    /// A retryable failure still failing when the attempts or the retry budget ran out (an
+    /// operation that kept failing transiently among them), or a long-running operation still
+    /// running at the operation timeout.
     Exhausted,
-    /// A long-running operation ended `Failed`; code and message are the operation's.
+    /// A long-running operation ended `Failed` with a code that is not transient; code and
+    /// message are the operation's.
     Failed,
     /// Connection, TLS or timeout errors that exhausted retries; unreadable answers.
     Transport,
@@ -53,8 +56,26 @@ pub(crate) enum Disposition {
     Stop(ErrorKind),
 }
 
-/// The one place that decides whether an ARM answer is transient (DESIGN.md section 6).
-pub(crate) fn classify(status: u16, code: &str) -> Disposition {
+/// Where a failure was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reported {
+    /// An answer with this HTTP status.
+    Answer(u16),
+    /// A long-running operation that ended `Failed`: its status resource answered (200) with the
+    /// operation's error code. The request that started it is what may be sent again.
+    Operation,
+}
+
+/// The one place that decides whether a failure is transient (DESIGN.md section 6), for an
+/// answer or for an operation that ended `Failed`.
+pub(crate) fn classify(reported: Reported, code: &str) -> Disposition {
+    match reported {
+        Reported::Answer(status) => classify_answer(status, code),
+        Reported::Operation => classify_operation(code),
+    }
+}
+
+fn classify_answer(status: u16, code: &str) -> Disposition {
     match (status, code) {
         // Lock conflicts come as 429 too; they are not rate limiting.
         (429, "RetryableErrorDueToAnotherOperation") => Disposition::Retry { throttled: false },
@@ -67,6 +88,40 @@ pub(crate) fn classify(status: u16, code: &str) -> Disposition {
         (409, "ScopeLocked") => Disposition::Stop(ErrorKind::Refused),
         (404, _) => Disposition::Stop(ErrorKind::NotFound),
         _ => Disposition::Stop(ErrorKind::Rejected),
+    }
+}
+
+/// An operation's error code: the request that started it is sent again (PUT and DELETE are
+/// idempotent here) only when the code says Azure failed rather than the request:
+/// - the server-side failures Azure's SDKs retry when they come as an answer's status (408, 429,
+///   500, 502, 503, 504: azure-core's default retry policy, learn.microsoft.com "Understanding
+///   HTTP pipeline and retries in the Azure SDK for Python"), under their ARM codes;
+/// - `RetryableError`, the Network RP's own "A retryable error occurred." for an operation that
+///   met another one or a resource still updating (seen in operation results in field reports,
+///   hashicorp/terraform-provider-azurerm#21293);
+/// - the conflicts Azure also answers at once and that are retried then
+///   (`AnotherOperationInProgress`, `RetryableErrorDueToAnotherOperation`,
+///   `ReferencedResourceNotProvisioned`, shared/notes section 9).
+///
+/// Refusals keep their kind (a person must grant, exempt or unlock); every other code (validation,
+/// limits, overlaps, anything unknown) is final: sending the same request again would fail again.
+fn classify_operation(code: &str) -> Disposition {
+    match code {
+        "InternalServerError"
+        | "BadGateway"
+        | "ServiceUnavailable"
+        | "GatewayTimeout"
+        | "RequestTimeout"
+        | "TooManyRequests"
+        | "RetryableError"
+        | "AnotherOperationInProgress"
+        | "RetryableErrorDueToAnotherOperation"
+        | "ReferencedResourceNotProvisioned" => Disposition::Retry { throttled: false },
+        "AuthorizationFailed"
+        | "LinkedAuthorizationFailed"
+        | "RequestDisallowedByPolicy"
+        | "ScopeLocked" => Disposition::Stop(ErrorKind::Refused),
+        _ => Disposition::Stop(ErrorKind::Failed),
     }
 }
 
@@ -317,48 +372,88 @@ mod tests {
     #[test]
     fn classification_follows_the_design() {
         assert_eq!(
-            classify(429, "SubscriptionRequestsThrottled"),
+            classify(Reported::Answer(429), "SubscriptionRequestsThrottled"),
             Disposition::Retry { throttled: true }
         );
         assert_eq!(
-            classify(429, "RetryableErrorDueToAnotherOperation"),
+            classify(Reported::Answer(429), "RetryableErrorDueToAnotherOperation"),
             Disposition::Retry { throttled: false }
         );
         assert_eq!(
-            classify(409, "AnotherOperationInProgress"),
+            classify(Reported::Answer(409), "AnotherOperationInProgress"),
             Disposition::Retry { throttled: false }
         );
         assert_eq!(
-            classify(409, "ScopeLocked"),
+            classify(Reported::Answer(409), "ScopeLocked"),
             Disposition::Stop(ErrorKind::Refused)
         );
         assert_eq!(
-            classify(409, "Conflict"),
+            classify(Reported::Answer(409), "Conflict"),
             Disposition::Stop(ErrorKind::Rejected)
         );
         assert_eq!(
-            classify(400, "ReferencedResourceNotProvisioned"),
+            classify(Reported::Answer(400), "ReferencedResourceNotProvisioned"),
             Disposition::Retry { throttled: false }
         );
         assert_eq!(
-            classify(400, "RouteConflict"),
+            classify(Reported::Answer(400), "RouteConflict"),
             Disposition::Stop(ErrorKind::Rejected)
         );
         assert_eq!(
-            classify(403, "RequestDisallowedByPolicy"),
+            classify(Reported::Answer(403), "RequestDisallowedByPolicy"),
             Disposition::Stop(ErrorKind::Refused)
         );
         assert_eq!(
-            classify(401, "AuthenticationFailed"),
+            classify(Reported::Answer(401), "AuthenticationFailed"),
             Disposition::Stop(ErrorKind::Refused)
         );
         assert_eq!(
-            classify(404, "NotFound"),
+            classify(Reported::Answer(404), "NotFound"),
             Disposition::Stop(ErrorKind::NotFound)
         );
         assert_eq!(
-            classify(503, "ServiceUnavailable"),
+            classify(Reported::Answer(503), "ServiceUnavailable"),
             Disposition::Retry { throttled: false }
         );
+    }
+
+    #[test]
+    fn an_operation_is_sent_again_only_when_azure_failed_not_the_request() {
+        for transient in [
+            "InternalServerError",
+            "ServiceUnavailable",
+            "RetryableError",
+            "AnotherOperationInProgress",
+            "ReferencedResourceNotProvisioned",
+        ] {
+            assert_eq!(
+                classify(Reported::Operation, transient),
+                Disposition::Retry { throttled: false },
+                "{transient}"
+            );
+        }
+        for refusal in [
+            "LinkedAuthorizationFailed",
+            "RequestDisallowedByPolicy",
+            "ScopeLocked",
+        ] {
+            assert_eq!(
+                classify(Reported::Operation, refusal),
+                Disposition::Stop(ErrorKind::Refused),
+                "{refusal}"
+            );
+        }
+        for final_code in [
+            "VnetAddressSpaceOverlapsWithAlreadyPeeredVnet",
+            "RouteTableRouteLimitReached",
+            "InvalidRequestFormat",
+            "OperationFailed",
+        ] {
+            assert_eq!(
+                classify(Reported::Operation, final_code),
+                Disposition::Stop(ErrorKind::Failed),
+                "{final_code}"
+            );
+        }
     }
 }

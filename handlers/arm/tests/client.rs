@@ -213,20 +213,17 @@ async fn put_with_sync_remote_address_space_brings_a_resized_peering_in_sync() {
 }
 
 #[tokio::test]
-async fn delete_follows_location_to_the_end_and_absent_is_fine() {
+async fn delete_follows_its_operation_to_the_end_and_absent_is_fine() {
     let (sim, client) = sim_and_client(SimConfig::default()).await;
     sim.load(&vnets_snapshot("rg", 1)).unwrap();
     client.delete(&vnet_id("rg", "vnet-0")).await.unwrap();
     let log = requests(&sim);
     assert_eq!((log[0].0.as_str(), log[0].2), ("DELETE", 202));
+    // Azure-AsyncOperation rather than Location, both being given: its status tells the
+    // operation's failure from a failure to read it.
     assert!(log[1..]
         .iter()
-        .all(|(m, p, _)| m == "GET" && p.contains("/operationResults/")));
-    assert_eq!(
-        log.last().unwrap().2,
-        204,
-        "polled until Location stopped answering 202"
-    );
+        .all(|(m, p, s)| m == "GET" && p.contains("/operations/") && *s == 200));
     assert!(client
         .get(&vnet_id("rg", "vnet-0"))
         .await
@@ -363,9 +360,38 @@ async fn a_canceled_operation_sends_the_put_again() {
 }
 
 #[tokio::test]
-async fn a_failed_operation_is_failed_with_the_operation_code() {
+async fn an_operation_that_failed_for_good_is_reported_with_its_code_and_not_sent_again() {
     let (sim, client) = sim_and_client(SimConfig::default()).await;
-    sim.set_faults(faults("PUT */routeTables/*=lro-fail#1"));
+    let body = json!({"location": "westus", "properties": {}});
+    // A validation failure Azure reports only through the operation, then a refusal.
+    sim.set_faults(faults(
+        "PUT */routeTables/rt=lro-fail:VnetAddressSpaceOverlapsWithAlreadyPeeredVnet#1;PUT */routeTables/rt2=lro-fail:RequestDisallowedByPolicy#1",
+    ));
+    let error = client
+        .put(&table_id("rg", "rt"), None, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Failed);
+    assert_eq!(error.code, "VnetAddressSpaceOverlapsWithAlreadyPeeredVnet");
+    assert_eq!(error.method, "PUT");
+    let refused = client
+        .put(&table_id("rg", "rt2"), None, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Refused);
+    let counts = client.counts();
+    assert_eq!(
+        (counts.writes, counts.retries),
+        (2, 0),
+        "neither is sent again"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operation_that_keeps_failing_transiently_is_sent_at_most_max_attempts_times() {
+    let (sim, client) = sim_and_client(SimConfig::default()).await;
+    sim.set_faults(faults("PUT */routeTables/*=lro-fail"));
     let error = client
         .put(
             &table_id("rg", "rt"),
@@ -374,13 +400,46 @@ async fn a_failed_operation_is_failed_with_the_operation_code() {
         )
         .await
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::Failed);
-    assert_eq!(error.code, "InternalServerError");
-    let counts = client.counts();
     assert_eq!(
-        (counts.writes, counts.retries),
-        (1, 0),
-        "a failed operation is not retried"
+        (error.kind, error.code.as_str()),
+        (ErrorKind::Exhausted, "InternalServerError")
+    );
+    let max = u64::from(fast_retry().max_attempts);
+    assert_eq!(client.counts().writes, max);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operation_that_failed_transiently_is_sent_again_within_the_budget() {
+    let (sim, client) = sim_and_client(SimConfig::default()).await;
+    sim.set_faults(faults(
+        "PUT */routeTables/rt=lro-fail#1;DELETE */routeTables/rt=lro-fail#1",
+    ));
+    let table = client
+        .put(
+            &table_id("rg", "rt"),
+            None,
+            &json!({"location": "westus", "properties": {}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(table["properties"]["provisioningState"], "Succeeded");
+    client.delete(&table_id("rg", "rt")).await.unwrap();
+    let counts = client.counts();
+    assert_eq!((counts.writes, counts.retries), (4, 2), "each sent twice");
+    let writes: Vec<(String, u16)> = requests(&sim)
+        .into_iter()
+        .filter(|(method, _, _)| method != "GET")
+        .map(|(method, _, status)| (method, status))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("PUT".to_string(), 201),
+            ("PUT".to_string(), 200),
+            ("DELETE".to_string(), 202),
+            ("DELETE".to_string(), 202)
+        ]
     );
     sim.shutdown().await;
 }

@@ -563,6 +563,37 @@ async fn with_a_fifth_of_writes_failing_and_throttling_on_the_reconcile_still_co
 }
 
 #[tokio::test]
+async fn an_operation_that_fails_transiently_is_absorbed_within_the_pass() {
+    let estate = article();
+    // The first hub-side peering's operation ends Failed with InternalServerError.
+    let faults = hubspoke_sim::FaultSpec::parse(
+        "PUT */virtualNetworks/hub/virtualNetworkPeerings/*=lro-fail#1",
+    )
+    .expect("fault spec");
+    let bed = bed(&estate, |config| config.faults = faults).await;
+    let (result, plan) = bed.pass().await;
+    assert_eq!(
+        result.hubs[0].status,
+        HubOutcome::Changed,
+        "{}",
+        result.text()
+    );
+    // Sent again within the pass: nothing waits for the next one.
+    assert_eq!(result.applied(), changes(&plan));
+    assert_eq!(result.requests.retries, 1, "{:?}", result.requests);
+    assert_eq!(
+        bed.sim
+            .requests()
+            .iter()
+            .filter(|r| r.fault.as_deref() == Some("lro-fail"))
+            .count(),
+        1
+    );
+    let (second, plan) = bed.pass().await;
+    assert_eq!(changes(&plan), 0, "{}", second.text());
+}
+
+#[tokio::test]
 async fn a_refused_change_is_reported_its_dependents_skipped_and_the_rest_applied() {
     let estate = article();
     // Policy denies every write into spoke2's VNet: its peering update is refused.

@@ -109,6 +109,9 @@ pub enum FaultAction {
     /// Accept the request, but let its long-running operation end `Failed`
     /// (`InternalServerError`), the resource left `Failed`.
     LroFail,
+    /// `lro-fail:CODE`: as [`FaultAction::LroFail`], the operation's error having this code (a
+    /// validation failure Azure reports only through the operation, say).
+    LroFailWith(String),
     /// Accept the request, but let its long-running operation end `Canceled`
     /// (`CanceledAndSupersededDueToAnotherOperation`), the resource left `Failed`.
     LroCancel,
@@ -161,7 +164,8 @@ pub struct FaultRule {
 ///
 /// SPEC: rules separated by `;`. A rule is `[METHOD ]PATTERN=ACTION[@RATE][#COUNT]` or
 /// `[METHOD ]PATTERN=script:ACTION,ACTION,...`. ACTION is `429`, `500`, `503`, `409`, `drop`,
-/// `slow:DURATION`, `lro-fail`, `lro-cancel` or (in scripts) `ok`. RATE defaults to 1. Examples:
+/// `slow:DURATION`, `lro-fail`, `lro-fail:CODE`, `lro-cancel` or (in scripts) `ok`. RATE defaults
+/// to 1. Examples:
 /// `PUT */virtualNetworkPeerings/*=429@0.3`, `GET *=script:500,ok,drop`, `*=slow:2s@0.1#5`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
@@ -250,9 +254,14 @@ fn parse_action(text: &str) -> anyhow::Result<FaultAction> {
         _ => {
             if let Some(duration) = text.strip_prefix("slow:") {
                 FaultAction::Slow(parse_duration(duration)?)
+            } else if let Some(code) = text.strip_prefix("lro-fail:") {
+                if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    bail!("fault action `{text}`: lro-fail:CODE needs an error code (letters and digits)");
+                }
+                FaultAction::LroFailWith(code.to_string())
             } else {
                 let status: u16 = text.parse().with_context(|| {
-                    format!("fault action `{text}`: 429, 500, 503, 409, 403, 403-linked, 403-policy, 409-locked, drop, slow:D, lro-fail, lro-cancel or ok")
+                    format!("fault action `{text}`: 429, 500, 503, 409, 403, 403-linked, 403-policy, 409-locked, drop, slow:D, lro-fail, lro-fail:CODE, lro-cancel or ok")
                 })?;
                 if !(400..=599).contains(&status) {
                     bail!("fault status {status} must be 4xx or 5xx");
@@ -474,6 +483,14 @@ mod tests {
             spec.rules[2].action,
             FaultAction::Slow(Duration::from_secs(2))
         );
+        assert_eq!(
+            FaultSpec::parse("PUT *=lro-fail:VnetAddressSpacesOverlap#1")
+                .unwrap()
+                .rules[0]
+                .action,
+            FaultAction::LroFailWith("VnetAddressSpacesOverlap".into())
+        );
+        assert!(FaultSpec::parse("*=lro-fail:").is_err());
         assert!(FaultSpec::parse("*=200").is_err());
         assert!(FaultSpec::parse("*=429@2").is_err());
     }

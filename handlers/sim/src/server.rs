@@ -391,7 +391,11 @@ async fn handle(
         }
         Some(FaultAction::LroFail) => {
             fault_name = Some("lro-fail".into());
-            lro_fault = Some(crate::world::LroFault::Fail);
+            lro_fault = Some(crate::world::LroFault::Fail("InternalServerError".into()));
+        }
+        Some(FaultAction::LroFailWith(code)) => {
+            fault_name = Some(format!("lro-fail:{code}"));
+            lro_fault = Some(crate::world::LroFault::Fail(code));
         }
         Some(FaultAction::LroCancel) => {
             fault_name = Some("lro-cancel".into());

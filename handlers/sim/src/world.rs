@@ -219,10 +219,11 @@ enum OpStatus {
     Canceled(String),
 }
 
-/// An injected end for a long-running operation (fault actions `lro-fail`, `lro-cancel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An injected end for a long-running operation (fault actions `lro-fail[:CODE]`, `lro-cancel`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LroFault {
-    Fail,
+    /// `Failed` with this error code.
+    Fail(String),
     Cancel,
 }
 
@@ -642,7 +643,7 @@ impl World {
             event,
             status_url: status_url.clone(),
             seq: self.op_seq,
-            forced: ctx.lro_fault,
+            forced: ctx.lro_fault.clone(),
             subscription: lower(&path.sub),
         };
         *self.in_flight.entry(lower(&path.sub)).or_default() += 1;
@@ -682,11 +683,12 @@ impl World {
         if let Some(count) = self.in_flight.get_mut(&op.subscription) {
             *count = count.saturating_sub(1);
         }
-        let status = match op.forced {
+        let status = match &op.forced {
             None => OpStatus::Succeeded,
-            Some(LroFault::Fail) => OpStatus::Failed(ArmError::new(
-                500,
-                "InternalServerError",
+            Some(LroFault::Fail(code)) => OpStatus::Failed(ArmError::new(
+                // The status a Location poll answers for it: a server error, or the request's.
+                if code == "InternalServerError" { 500 } else { 400 },
+                code,
                 format!("Operation {} ({}) failed (injected fault).", op.name, op.id),
             )),
             Some(LroFault::Cancel) => OpStatus::Canceled(format!(
