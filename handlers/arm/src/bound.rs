@@ -31,7 +31,9 @@ use crate::apply::lock_keys;
 /// A token bucket: `size` tokens when full, `per_second` added per second.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
+    /// Tokens when full: writes admitted at once.
     pub size: f64,
+    /// Tokens added per second.
     pub per_second: f64,
 }
 
