@@ -99,9 +99,8 @@ fn classify_answer(status: u16, code: &str) -> Disposition {
 /// - `RetryableError`, the Network RP's own "A retryable error occurred." for an operation that
 ///   met another one or a resource still updating (seen in operation results in field reports,
 ///   hashicorp/terraform-provider-azurerm#21293);
-/// - the conflicts Azure also answers at once and that are retried then
-///   (`AnotherOperationInProgress`, `RetryableErrorDueToAnotherOperation`,
-///   `ReferencedResourceNotProvisioned`, shared/notes section 9).
+/// - the conflicts retried when Azure answers them at once (`AnotherOperationInProgress`,
+///   `RetryableErrorDueToAnotherOperation`, `ReferencedResourceNotProvisioned`).
 ///
 /// Refusals keep their kind (a person must grant, exempt or unlock); every other code (validation,
 /// limits, overlaps, anything unknown) is final: sending the same request again would fail again.
