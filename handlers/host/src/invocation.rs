@@ -21,7 +21,7 @@ use hubspoke_queue::message::{
 use hubspoke_queue::{MessageEncoding, QueueService};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use crate::config::{Function, OutputKind};
 use crate::worker::Worker;
@@ -76,24 +76,29 @@ impl Invoker {
         let body = json!({"Data": data, "Metadata": metadata}).to_string();
         let started = Instant::now();
         let span = tracing::info_span!("invocation", function = %function.name, invocation_id = %invocation_id);
-        let _entered = span.enter();
-        info!(
-            "Executing 'Functions.{}' (Id={invocation_id})",
-            function.name
-        );
-        let outcome = self.run(function, &invocation_id, body).await;
-        let elapsed = started.elapsed().as_millis();
-        match &outcome {
-            Outcome::Succeeded { .. } => info!(
-                "Executed 'Functions.{}' (Succeeded, Id={invocation_id}, Duration={elapsed}ms)",
+        // Instrumented, never entered across an await: a task that moves to another thread
+        // would leave the span current on the first one after it closed.
+        async {
+            info!(
+                "Executing 'Functions.{}' (Id={invocation_id})",
                 function.name
-            ),
-            Outcome::Failed(reason) => error!(
-                "Executed 'Functions.{}' (Failed, Id={invocation_id}, Duration={elapsed}ms): {reason}",
-                function.name
-            ),
+            );
+            let outcome = self.run(function, &invocation_id, body).await;
+            let elapsed = started.elapsed().as_millis();
+            match &outcome {
+                Outcome::Succeeded { .. } => info!(
+                    "Executed 'Functions.{}' (Succeeded, Id={invocation_id}, Duration={elapsed}ms)",
+                    function.name
+                ),
+                Outcome::Failed(reason) => error!(
+                    "Executed 'Functions.{}' (Failed, Id={invocation_id}, Duration={elapsed}ms): {reason}",
+                    function.name
+                ),
+            }
+            outcome
         }
-        outcome
+        .instrument(span)
+        .await
     }
 
     async fn run(&self, function: &Function, invocation_id: &str, body: String) -> Outcome {
