@@ -8,8 +8,9 @@
 // that gets new features (Linux Consumption is retiring on 30 September 2028 and gets none, Learn
 // "Azure Functions runtime versions"), it lists custom handlers among its stacks (the stack name
 // `custom` in functionAppConfig.runtime), and Microsoft's self-hosted MCP servers, which are custom
-// handlers, require it. It also gives the 30-minute default function timeout host.json asks for
-// and per-function scaling, so a slow ReconcileHub never delays OnNetworkEvent.
+// handlers, require it. It also allows the one-hour function timeout host.json asks for
+// (Consumption stops at 10 minutes) and scales per function, so a slow ReconcileHub never delays
+// OnNetworkEvent.
 targetScope = 'resourceGroup'
 
 param location string

@@ -398,3 +398,45 @@ async fn backfill_needs_a_key_and_with_one_queues_the_hub_and_converges() {
     stack.wait_converged(CONVERGE).await.unwrap();
     stack.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_cut_by_its_time_limit_continues_through_the_queue_until_converged() {
+    let mut options = options(estate());
+    options
+        .settings
+        .push(("HUBSPOKE_PASS_TIME_LIMIT_SECONDS".into(), "1".into()));
+    let stack = Stack::start(options).await.unwrap();
+    let key = stack.host.keys().function.clone();
+    let (status, body) = stack.backfill("", Some(&key)).await.unwrap();
+    assert_eq!(status, 202, "{body:#}");
+    stack.wait_converged(CONVERGE).await.unwrap();
+    let outcomes = stack
+        .wait_outcomes(CONVERGE, |o| {
+            by_function(o, "ReconcileHub")
+                .iter()
+                .any(|r| r["status"] == "changed" || r["status"] == "unchanged")
+        })
+        .await
+        .unwrap();
+    let passes = by_function(&outcomes, "ReconcileHub");
+    let continued: Vec<_> = passes
+        .iter()
+        .filter(|o| o["status"] == "continued")
+        .collect();
+    assert!(!continued.is_empty(), "the first pass was cut");
+    // Each continuation was taken by a later pass, through the host's queue output.
+    for outcome in &continued {
+        let item = &outcome["work_items"][0];
+        assert!(
+            passes
+                .iter()
+                .any(|o| o["trigger"]["message"]["work_item"] == *item),
+            "continuation {item} was reconciled"
+        );
+    }
+    assert!(
+        passes.iter().all(|o| o["status"] != "failed"),
+        "a slice is no failure"
+    );
+    stack.stop().await.unwrap();
+}

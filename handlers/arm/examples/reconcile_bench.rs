@@ -366,13 +366,8 @@ fn observation_bound(snapshot: &Value, page_size: usize, response: Duration) -> 
 }
 
 fn main() -> anyhow::Result<()> {
-    // azure_identity picks its App Service flavour from these variables; the endpoint and header
-    // each client uses are its own settings' (one simulator per scenario).
-    std::env::set_var(
-        "IDENTITY_ENDPOINT",
-        "http://127.0.0.1:9/replaced-by-settings",
-    );
-    std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
+    // Each client's identity endpoint is its own settings' (one simulator per scenario).
+    hubspoke_identity::use_endpoints_from_settings();
     let mut compression = 20.0;
     let mut texts = Vec::new();
     let mut args = std::env::args().skip(1);

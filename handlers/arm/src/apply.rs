@@ -17,6 +17,11 @@
 //!   sent first, so that the dependency chains that bound the pass are never held up by the many
 //!   changes nothing waits for.
 //! - Every change is attempted; a failure is recorded with its ARM error and the others go on.
+//! - With a deadline (a pass that must end within the Functions host's timeout), no change
+//!   starts after it: what has not started is reported `Deferred`, for the next pass. The changes
+//!   ready when the plan begins always start, so that every pass makes progress; changes in
+//!   flight at the deadline run to their end (a long-running operation is never abandoned
+//!   half-way).
 //! - A subnet is re-read right before its PUT and written exactly as read with only
 //!   `routeTable` set; if it changed since the plan was made, the change is skipped and the
 //!   next pass re-plans.
@@ -49,6 +54,8 @@ pub enum ChangeStatus {
     Failed { error: ArmError },
     /// Not sent, with why.
     Skipped { reason: String },
+    /// Not started because the pass reached its time limit; the next pass continues.
+    Deferred { reason: String },
 }
 
 /// One change of the plan and how it ended.
@@ -70,16 +77,26 @@ impl ChangeOutcome {
 /// Progress reports while a plan runs: (the change that ended, how many ended, how many in all).
 pub type Progress<'a> = &'a (dyn Fn(&ChangeOutcome, usize, usize) + Send + Sync);
 
-/// Runs `plan`'s changes against ARM; `concurrency`, when given, bounds the changes in flight.
+/// When a plan's changes may start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// At most this many changes in flight at once; `None`: as many as the pacer allows.
+    pub concurrency: Option<usize>,
+    /// No change starts after this instant but those ready at the start (module docs).
+    pub deadline: Option<Instant>,
+}
+
+/// Runs `plan`'s changes against ARM within `limits`.
 pub async fn apply(
     client: &ArmClient,
     plan: &HubPlan,
-    concurrency: Option<usize>,
+    limits: Limits,
     progress: Option<Progress<'_>>,
 ) -> Vec<ChangeOutcome> {
     let total = plan.changes.len();
     let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; total];
-    let limit = concurrency.unwrap_or(usize::MAX).max(1);
+    let limit = limits.concurrency.unwrap_or(usize::MAX).max(1);
+    let mut started_any = false;
     let (keys, key_count) = interned_lock_keys(plan);
     let priorities = chain_lengths(plan);
     let mut busy = vec![false; key_count];
@@ -99,21 +116,34 @@ pub async fn apply(
             while started_or_skipped {
                 started_or_skipped = false;
                 let candidates: Vec<usize> = waiting.iter().copied().collect();
+                let past_deadline =
+                    started_any && limits.deadline.is_some_and(|d| Instant::now() >= d);
                 for id in candidates {
                     let change = &plan.changes[id];
-                    let failed_dependency = change
-                        .depends_on
-                        .iter()
-                        .find(|d| outcomes[**d].as_ref().is_some_and(|o| !o.succeeded()));
-                    if let Some(dependency) = failed_dependency {
+                    let failed_dependency = change.depends_on.iter().find(|d| {
+                        outcomes[**d].as_ref().is_some_and(|o| {
+                            matches!(
+                                o.status,
+                                ChangeStatus::Failed { .. } | ChangeStatus::Skipped { .. }
+                            )
+                        })
+                    });
+                    let status = match failed_dependency {
+                        Some(dependency) => Some(ChangeStatus::Skipped {
+                            reason: format!("change #{dependency} it depends on did not succeed"),
+                        }),
+                        None if past_deadline => Some(ChangeStatus::Deferred {
+                            reason: "not started: the pass reached its time limit; the next \
+                                     pass continues"
+                                .into(),
+                        }),
+                        None => None,
+                    };
+                    if let Some(status) = status {
                         waiting.remove(&id);
                         let outcome = ChangeOutcome {
                             change: change.clone(),
-                            status: ChangeStatus::Skipped {
-                                reason: format!(
-                                    "change #{dependency} it depends on did not succeed"
-                                ),
-                            },
+                            status,
                             duration_ms: 0,
                         };
                         done += 1;
@@ -128,6 +158,7 @@ pub async fn apply(
                     let free = keys[id].iter().all(|key| !busy[*key]);
                     if ready && free && running.len() < limit {
                         waiting.remove(&id);
+                        started_any = true;
                         for key in &keys[id] {
                             busy[*key] = true;
                         }

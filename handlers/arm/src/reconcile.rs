@@ -8,14 +8,14 @@
 //! # Assumptions
 //! - Several passes may run at once (other instances, the timer and an event): every pass
 //!   re-observes, writes are idempotent, and a pass that lost a race finds less to do next time.
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hubspoke_core::config::{parse_bool, PlanConfig, SettingError};
 use hubspoke_core::id::{portal_name, VnetId};
 use hubspoke_core::plan::{plan, HubStatus, Plan, Warning};
 use serde::Serialize;
 
-use crate::apply::{apply, planned, ChangeOutcome, ChangeStatus, Progress};
+use crate::apply::{apply, planned, ChangeOutcome, ChangeStatus, Limits, Progress};
 use crate::client::{ArmClient, RequestCounts};
 use crate::observe::{observe, ObserveError, Skipped};
 
@@ -32,6 +32,10 @@ pub struct ReconcileOptions {
     /// Apply and report only these hubs' plans. Every configured hub is still planned: a spoke
     /// peered with two hubs is a conflict only the whole configuration reveals.
     pub only_hubs: Option<Vec<VnetId>>,
+    /// No change starts this long after the pass began, but those ready when a hub's plan
+    /// begins: the rest are deferred to the next pass (a pass run by the Functions host must end
+    /// within its `functionTimeout`). `None`: no limit.
+    pub time_limit: Option<Duration>,
 }
 
 impl ReconcileOptions {
@@ -99,6 +103,8 @@ pub enum HubOutcome {
     Unchanged,
     /// Every change applied (or, in a dry run, planned).
     Changed,
+    /// Every change started applied; the pass reached its time limit and deferred the rest.
+    Incomplete,
     /// Some changes failed or were skipped.
     Partial,
     /// Every change failed or was skipped, or the hub could not be read.
@@ -111,6 +117,14 @@ impl ReconcileResult {
         self.hubs
             .iter()
             .any(|hub| matches!(hub.status, HubOutcome::Partial | HubOutcome::Failed))
+    }
+
+    /// Whether the pass deferred changes to the next pass (its time limit).
+    pub fn has_deferred(&self) -> bool {
+        self.hubs
+            .iter()
+            .flat_map(|hub| &hub.changes)
+            .any(|c| matches!(c.status, ChangeStatus::Deferred { .. }))
     }
 
     /// Changes applied in the pass.
@@ -146,18 +160,24 @@ pub async fn reconcile(
         let changes = if options.dry_run {
             planned(hub_plan)
         } else {
-            apply(client, hub_plan, options.concurrency, progress).await
+            let limits = Limits {
+                concurrency: options.concurrency,
+                deadline: options.time_limit.map(|limit| start + limit),
+            };
+            apply(client, hub_plan, limits, progress).await
         };
         let status = match hub_plan.status {
             HubStatus::HubNotFound => HubOutcome::Failed,
             HubStatus::UpToDate => HubOutcome::Unchanged,
             HubStatus::ChangesPending => {
-                let good = changes
-                    .iter()
-                    .filter(|c| matches!(c.status, ChangeStatus::Applied | ChangeStatus::Planned))
-                    .count();
+                let count =
+                    |f: fn(&ChangeStatus) -> bool| changes.iter().filter(|c| f(&c.status)).count();
+                let good = count(|s| matches!(s, ChangeStatus::Applied | ChangeStatus::Planned));
+                let deferred = count(|s| matches!(s, ChangeStatus::Deferred { .. }));
                 if good == changes.len() {
                     HubOutcome::Changed
+                } else if good + deferred == changes.len() {
+                    HubOutcome::Incomplete
                 } else if good == 0 {
                     HubOutcome::Failed
                 } else {
@@ -193,6 +213,9 @@ impl ReconcileResult {
                 HubOutcome::Unchanged => "unchanged",
                 HubOutcome::Changed if self.dry_run => "changes planned",
                 HubOutcome::Changed => "changed",
+                HubOutcome::Incomplete => {
+                    "changed up to the pass's time limit; the rest deferred to the next pass"
+                }
                 HubOutcome::Partial => "partial: some changes failed or were skipped",
                 HubOutcome::Failed => "failed",
             };
@@ -209,6 +232,7 @@ impl ReconcileResult {
                         ),
                     ),
                     ChangeStatus::Skipped { reason } => ("skipped", format!(" — {reason}")),
+                    ChangeStatus::Deferred { reason } => ("deferred", format!(" — {reason}")),
                 };
                 let _ = writeln!(
                     out,

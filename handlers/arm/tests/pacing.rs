@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use hubspoke_arm::apply::{apply, ChangeOutcome};
+use hubspoke_arm::apply::{apply, ChangeOutcome, Limits};
 use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::observe::observe;
 use hubspoke_arm::reconcile::{reconcile, HubOutcome, ReconcileOptions, ReconcileResult};
@@ -64,7 +64,7 @@ async fn pass_for(
         .await
         .expect("the estate can be observed");
     let plan = plan(config, &observation.observed);
-    let outcomes = apply(&client, &plan.hubs[hub], None, None).await;
+    let outcomes = apply(&client, &plan.hubs[hub], Limits::default(), None).await;
     (outcomes, client.counts().throttled)
 }
 

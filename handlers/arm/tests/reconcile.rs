@@ -876,3 +876,58 @@ async fn only_the_selected_hub_is_applied_while_every_hub_is_planned() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_pass_past_its_time_limit_defers_what_it_has_not_started_and_the_next_passes_finish() {
+    let estate = estate_of(6);
+    let bed = bed(&estate, |_| {}).await;
+    // A limit already spent: each pass starts only what is ready at once, defers the rest.
+    let options = ReconcileOptions {
+        time_limit: Some(Duration::ZERO),
+        ..ReconcileOptions::default()
+    };
+    let mut planned_first = None;
+    let mut writes = 0;
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        assert!(passes <= 30, "the passes keep making progress");
+        let (result, plan) = reconcile(&bed.client, &bed.config, &options, None)
+            .await
+            .expect("observed");
+        planned_first.get_or_insert(changes(&plan));
+        if changes(&plan) == 0 {
+            break;
+        }
+        let changes = &result.hubs[0].changes;
+        let applied = changes.iter().filter(|c| c.succeeded()).count();
+        let deferred = changes
+            .iter()
+            .filter(|c| matches!(&c.status, ChangeStatus::Deferred { reason } if reason.contains("time limit")))
+            .count();
+        assert!(applied > 0, "every pass makes progress: {}", result.text());
+        assert_eq!(
+            applied + deferred,
+            changes.len(),
+            "nothing failed or was skipped: {}",
+            result.text()
+        );
+        assert_eq!(result.requests.writes as usize, applied);
+        if deferred > 0 {
+            assert!(result.has_deferred());
+            assert!(!result.has_failures(), "deferring is no failure");
+            assert!(result.text().contains("deferred"), "{}", result.text());
+        }
+        writes += applied;
+    }
+    assert!(passes > 2, "the chain of a new spoke takes several passes");
+    assert_eq!(
+        Some(writes),
+        planned_first,
+        "every change of the first plan written once, none twice"
+    );
+    for n in 0..6 {
+        let table = estate.table_id(&format!("hubspoke-rt-spoke{n:02}"));
+        assert_eq!(bed.gateway_routes(&table).await.len(), 5, "spoke{n:02}");
+    }
+}

@@ -201,6 +201,7 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
             ChangeStatus::Planned => "planned".to_owned(),
             ChangeStatus::Failed { error } => format!("FAILED {}", error.code),
             ChangeStatus::Skipped { .. } => "skipped".to_owned(),
+            ChangeStatus::Deferred { .. } => "deferred".to_owned(),
         };
         let line = format!(
             "{} {} {status}",

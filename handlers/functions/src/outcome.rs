@@ -66,6 +66,7 @@ pub enum Status {
     Unchanged,
     Queued,
     Changed,
+    Continued,
     Partial,
     Rejected,
     Failed,
@@ -78,6 +79,7 @@ impl Status {
             Status::Unchanged => "unchanged",
             Status::Queued => "queued",
             Status::Changed => "changed",
+            Status::Continued => "continued",
             Status::Partial => "partial",
             Status::Rejected => "rejected",
             Status::Failed => "failed",
@@ -181,11 +183,11 @@ pub struct ChangeRecord {
     pub reason: String,
     pub before: Value,
     pub after: Value,
-    /// `applied`, `planned`, `failed` or `skipped`.
+    /// `applied`, `planned`, `failed`, `skipped` or `deferred`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
-    /// Why a skipped change was not sent.
+    /// Why a skipped or deferred change was not sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_because: Option<String>,
     pub duration_ms: u64,
@@ -200,6 +202,7 @@ impl ChangeRecord {
             ChangeStatus::Planned => ("planned", None, None),
             ChangeStatus::Failed { error } => ("failed", Some(ErrorRecord::from_arm(error)), None),
             ChangeStatus::Skipped { reason } => ("skipped", None, Some(reason.clone())),
+            ChangeStatus::Deferred { reason } => ("deferred", None, Some(reason.clone())),
         };
         Self {
             id: outcome.change.id,

@@ -8,9 +8,12 @@
 //! | `HUBSPOKE_HUBS` and the planner's settings | [`PlanConfig::from_settings`] |
 //! | `HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
+//! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 1200); the rest continues in a new pass |
 //! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |
 //! | `HUBSPOKE_DRIFT_SCHEDULE` | read by the host for `DriftCheck`; checked here so a typo stops start-up |
 //! | `AzureWebJobsStorage__queueServiceUri` (or `__accountName`), `__credential`, `__clientId` | the host's storage, where the handler writes the outcomes of failed invocations itself |
+use std::time::Duration;
+
 use hubspoke_arm::reconcile::ReconcileOptions;
 use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::{PlanConfig, SettingError};
@@ -35,6 +38,14 @@ impl SettingsError {
         }
     }
 }
+
+/// No change of a `ReconcileHub` pass starts after this. With the ARM client's operation timeout
+/// (15 minutes) and retry budget (5 minutes) on top, a pass ends within `host.json`'s `functionTimeout`
+/// (1 hour), whose expiry would restart the handler.
+pub const DEFAULT_PASS_TIME_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// The largest `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` accepted: half of `functionTimeout`.
+pub const MAX_PASS_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
 
 /// Everything the handler needs, parsed once.
 #[derive(Debug, Clone)]
@@ -79,7 +90,24 @@ impl HandlerSettings {
                 reason: "expected a port number from 1 to 65535".into(),
             })?;
         let plan = PlanConfig::from_settings(&lookup)?;
-        let reconcile = ReconcileOptions::from_settings(&lookup)?;
+        let mut reconcile = ReconcileOptions::from_settings(&lookup)?;
+        reconcile.time_limit = Some(match get("HUBSPOKE_PASS_TIME_LIMIT_SECONDS") {
+            None => DEFAULT_PASS_TIME_LIMIT,
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|seconds| (1..=MAX_PASS_TIME_LIMIT.as_secs()).contains(seconds))
+                .map(Duration::from_secs)
+                .ok_or_else(|| SettingError {
+                    setting: "HUBSPOKE_PASS_TIME_LIMIT_SECONDS",
+                    value: value.clone(),
+                    reason: format!(
+                        "expected whole seconds from 1 to {} (a pass must end within the \
+                         host's functionTimeout, with room for the operations in flight)",
+                        MAX_PASS_TIME_LIMIT.as_secs()
+                    ),
+                })?,
+        });
         let arm = ArmSettings::from_settings(&lookup)?;
         let self_principal_id = match get("HUBSPOKE_SELF_PRINCIPAL_ID") {
             None => None,
@@ -199,6 +227,7 @@ mod tests {
         assert_eq!(settings.port, 7071);
         assert_eq!(settings.plan.hubs.len(), 1);
         assert!(settings.reconcile.dry_run);
+        assert_eq!(settings.reconcile.time_limit, Some(DEFAULT_PASS_TIME_LIMIT));
         assert_eq!(
             settings.self_principal_id.as_deref(),
             Some("5e1f0000-0000-4000-8000-0000000051a0")
@@ -252,6 +281,9 @@ mod tests {
                 "http://plain.example",
             ),
             ("AzureWebJobsStorage__accountName", "Not An Account"),
+            ("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "0"),
+            ("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "1801"),
+            ("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "20m"),
         ];
         for (setting, value) in cases {
             let mut pairs: Vec<(&str, &str)> = base

@@ -1,5 +1,6 @@
-//! Work items: what `OnNetworkEvent`, `Backfill` and `DriftCheck` queue to `hubspoke-work`, and
-//! `ReconcileHub` takes. One item asks for one pass over one hub; it carries no state of the
+//! Work items: what `OnNetworkEvent`, `Backfill` and `DriftCheck` queue to `hubspoke-work` (and
+//! `ReconcileHub` itself, to continue a pass that reached its time limit), and `ReconcileHub`
+//! takes. One item asks for one pass over one hub; it carries no state of the
 //! estate (the pass observes Azure afresh), only why it was asked for, so that duplicates and
 //! reordering are harmless.
 //!
@@ -42,6 +43,8 @@ pub enum Reason {
     Backfill,
     /// The drift check's timer.
     Drift,
+    /// A pass that reached its time limit asks for the next one.
+    Continuation,
 }
 
 /// Who asked.

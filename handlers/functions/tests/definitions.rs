@@ -87,20 +87,13 @@ fn every_function_json_matches_the_schema_and_the_handler() {
         assert_eq!(outcome["direction"], "out");
         assert_eq!(outcome["queueName"], "hubspoke-outcomes");
         assert_eq!(outcome["connection"], "AzureWebJobsStorage");
-        let work_output = definition["bindings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["name"] == bindings::WORK);
-        if name == "ReconcileHub" {
-            assert!(work_output.is_none());
-        } else {
-            let work = work_output.unwrap();
-            assert_eq!(
-                (&work["type"], &work["direction"], &work["queueName"]),
-                (&json!("queue"), &json!("out"), &json!("hubspoke-work"))
-            );
-        }
+        // Every function queues work; ReconcileHub the continuation of a pass that reached its
+        // time limit.
+        let work = binding(definition, bindings::WORK);
+        assert_eq!(
+            (&work["type"], &work["direction"], &work["queueName"]),
+            (&json!("queue"), &json!("out"), &json!("hubspoke-work"))
+        );
     }
     let by_name = |wanted: &str| &found.iter().find(|(name, _)| name == wanted).unwrap().1;
     let trigger = binding(by_name("OnNetworkEvent"), bindings::EVENT);
@@ -148,8 +141,18 @@ fn host_json_matches_the_schema_and_runs_the_handler() {
     assert_eq!(handler["description"]["defaultExecutablePath"], "hubspoke");
     assert_eq!(handler["description"]["arguments"], json!(["serve"]));
     assert_eq!(handler["enableForwardingHttpRequest"], false);
-    // A first reconcile of 400 spokes fits well within it (BENCHMARKS.md); Flex allows more.
-    assert_eq!(host["functionTimeout"], "00:30:00");
+    // A pass starts no change after its time limit and continues in a new one, so any estate
+    // fits; the changes in flight then end within the ARM client's operation timeout and retry
+    // budget. The timeout must hold all of it: its expiry restarts the handler.
+    assert_eq!(host["functionTimeout"], "01:00:00");
+    let arm = hubspoke_arm::settings::ArmSettings::default();
+    let worst_pass = hubspoke_functions::settings::MAX_PASS_TIME_LIMIT
+        + arm.operation_timeout
+        + arm.retry.budget;
+    assert!(
+        worst_pass < std::time::Duration::from_secs(3600),
+        "{worst_pass:?}"
+    );
     assert_eq!(host["extensions"]["queues"]["maxDequeueCount"], 5);
     let mut wrong = host.clone();
     wrong["version"] = json!("3.0");

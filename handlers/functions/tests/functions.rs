@@ -494,3 +494,72 @@ async fn work_items_for_a_busy_hub_collapse_into_one_more_pass() {
     }
     assert!(passes.len() <= 2, "six items, {} passes", passes.len());
 }
+
+#[tokio::test]
+async fn a_pass_that_reaches_its_time_limit_continues_in_a_work_item_it_queues() {
+    let estate = article();
+    // One second: the pass starts what is ready at once, the operations take longer.
+    let bed = bed(
+        &estate,
+        &[("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "1")],
+        |config| {
+            config.latency.lro = std::time::Duration::from_millis(1200);
+        },
+    )
+    .await;
+    let mut item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
+        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
+        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let mut slices = 0;
+    loop {
+        slices += 1;
+        assert!(slices <= 10, "every slice makes progress");
+        let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "a slice is no failed attempt"
+        );
+        let outcome = answer.outcome();
+        let work = answer.work();
+        match outcome["status"].as_str().unwrap() {
+            "continued" => {
+                let hub = &outcome["hubs"][0];
+                assert!(
+                    hub["detail"].as_str().unwrap().contains("time limit"),
+                    "{hub:#}"
+                );
+                let changes = hub["changes"].as_array().unwrap();
+                assert!(changes.iter().any(|c| c["status"] == "applied"));
+                let deferred = changes.iter().find(|c| c["status"] == "deferred").unwrap();
+                assert!(deferred["skipped_because"]
+                    .as_str()
+                    .unwrap()
+                    .contains("next pass"));
+                assert!(changes
+                    .iter()
+                    .all(|c| c["status"] == "applied" || c["status"] == "deferred"));
+                assert_eq!(work.len(), 1, "one continuation: {outcome:#}");
+                assert_eq!(work[0]["hub"], estate.vnet_id("hub"));
+                assert_eq!(work[0]["reason"], "continuation");
+                assert_eq!(work[0]["requested_by"]["function"], "ReconcileHub");
+                assert_eq!(outcome["work_items"][0], work[0]["item_id"]);
+                item = work[0].clone();
+            }
+            "changed" | "unchanged" => {
+                assert!(work.is_empty(), "nothing left to continue: {outcome:#}");
+                break;
+            }
+            other => panic!("{other}: {outcome:#}"),
+        }
+    }
+    assert!(slices >= 2, "the time limit cut the first pass");
+    assert_eq!(
+        routes(&bed, "hubspoke-rt-spoke1").await,
+        ["10.2.0.0/16 VirtualNetworkGateway"]
+    );
+    assert_eq!(
+        routes(&bed, "hubspoke-rt-spoke2").await,
+        ["10.1.0.0/16 VirtualNetworkGateway"]
+    );
+}

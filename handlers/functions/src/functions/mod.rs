@@ -5,6 +5,7 @@ pub mod drift_check;
 pub mod on_network_event;
 pub mod reconcile_hub;
 
+use hubspoke_arm::apply::ChangeStatus;
 use hubspoke_arm::observe::ObserveError;
 use hubspoke_arm::reconcile::{HubOutcome, ReconcileResult};
 
@@ -20,10 +21,22 @@ pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
             status: match hub.status {
                 HubOutcome::Unchanged => Status::Unchanged,
                 HubOutcome::Changed => Status::Changed,
+                HubOutcome::Incomplete => Status::Continued,
                 HubOutcome::Partial => Status::Partial,
                 HubOutcome::Failed => Status::Failed,
             },
-            detail: None,
+            detail: (hub.status == HubOutcome::Incomplete).then(|| {
+                let deferred = hub
+                    .changes
+                    .iter()
+                    .filter(|c| matches!(c.status, ChangeStatus::Deferred { .. }))
+                    .count();
+                format!(
+                    "the pass reached its time limit (HUBSPOKE_PASS_TIME_LIMIT_SECONDS): \
+                     {deferred} of {} changes deferred to the next pass",
+                    hub.changes.len()
+                )
+            }),
             changes: hub.changes.iter().map(ChangeRecord::from_outcome).collect(),
             warnings: hub.warnings.clone(),
             errors: Vec::new(),

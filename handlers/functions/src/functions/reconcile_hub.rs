@@ -12,6 +12,15 @@
 //! - A permanent one (a refusal: RBAC, policy, lock; a rejection: a limit, a validation) succeeds,
 //!   with the failure in the outcome: retrying would only repeat the refusal.
 //! - A message that is not a work item, or names a hub not in `HUBSPOKE_HUBS`, is `rejected`.
+//!
+//! # Time limit
+//! A pass starts no change after `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` (20 minutes by default; a
+//! first reconcile of hundreds of spokes takes hours, because Azure writes a hub's peerings one
+//! at a time). What it did not start is `deferred`, the outcome says `continued`, and the
+//! invocation queues a work item for the same hub to `hubspoke-work`: the next pass observes
+//! afresh and goes on. So an invocation always ends well within `functionTimeout` (whose expiry
+//! would restart the handler and fail every invocation in flight), and none of it counts as a
+//! failed attempt towards the poison queue.
 use std::collections::BTreeSet;
 
 use hubspoke_arm::apply::ChangeStatus;
@@ -24,14 +33,16 @@ use super::{hub_records, observe_error, skipped_reads};
 use crate::adapter::{AppState, Failure, Invocation, Reply};
 use crate::envelope::QueueInput;
 use crate::outcome::{ErrorRecord, HubRecord, MessageRef, PassInfo, Status};
-use crate::work::WorkItem;
+use crate::work::{Reason, RequestedBy, WorkItem};
 
 /// What one pass produced.
 type PassResult = Result<ReconcileResult, ObserveError>;
 
 pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<Reply, Failure> {
     let Invocation {
-        input, mut outcome, ..
+        id: invocation_id,
+        input,
+        mut outcome,
     } = invocation;
     let mut message = MessageRef {
         id: input.id.clone(),
@@ -103,10 +114,24 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
             outcome.hubs = hub_records(result);
             outcome.errors.extend(skipped_reads(result));
             outcome.settle_status();
-            match retry_reason(result) {
-                Some(message) => Err(Failure { outcome, message }),
-                None => Ok(Reply::outcome(outcome)),
+            if let Some(message) = retry_reason(result) {
+                return Err(Failure { outcome, message });
             }
+            let mut reply = Reply::outcome(outcome);
+            // The request that ran the pass continues it; those that shared it need not.
+            if result.has_deferred() && !joined.shared {
+                reply.work.push(WorkItem::new(
+                    &hub,
+                    Reason::Continuation,
+                    RequestedBy {
+                        function: "ReconcileHub".into(),
+                        invocation_id,
+                        event_id: None,
+                        subject: None,
+                    },
+                ));
+            }
+            Ok(reply)
         }
     }
 }
