@@ -295,6 +295,30 @@ async fn handle(store: &QueueStore, request: Request<Incoming>) -> HttpResponse 
     }
 }
 
+fn internal_error() -> HttpResponse {
+    error(
+        500,
+        "InternalError",
+        "The server encountered an internal error.",
+    )
+}
+
+/// Runs `f` on the messages of `queue`, expired ones gone; 404 when the queue does not exist.
+fn with_messages(
+    store: &QueueStore,
+    queue: &str,
+    f: impl FnOnce(&mut Vec<Message>) -> HttpResponse,
+) -> HttpResponse {
+    let Ok(mut queues) = store.queues.lock() else {
+        return internal_error();
+    };
+    let Some(messages) = queues.get_mut(queue) else {
+        return queue_not_found();
+    };
+    expire(messages);
+    f(messages)
+}
+
 fn queue_not_found() -> HttpResponse {
     error(404, "QueueNotFound", "The specified queue does not exist.")
 }
@@ -306,11 +330,7 @@ fn queue_operation(
     query: &[(String, String)],
 ) -> HttpResponse {
     let Ok(mut queues) = store.queues.lock() else {
-        return error(
-            500,
-            "InternalError",
-            "The server encountered an internal error.",
-        );
+        return internal_error();
     };
     let comp = crate::server::query_value(query, "comp").unwrap_or("");
     match (method, comp) {
@@ -400,46 +420,36 @@ fn messages_operation(
     query: &[(String, String)],
     body: &Bytes,
 ) -> HttpResponse {
-    let Ok(mut queues) = store.queues.lock() else {
-        return error(
-            500,
-            "InternalError",
-            "The server encountered an internal error.",
-        );
-    };
-    let Some(messages) = queues.get_mut(queue) else {
-        return queue_not_found();
-    };
-    expire(messages);
-    let now = now();
-    match method {
-        "POST" => {
-            let text = match message_text(body) {
-                Ok(text) => text,
-                Err(answer) => return *answer,
-            };
-            let ttl = match ranged(query, "messagettl", -1..=i64::MAX) {
-                Ok(ttl) => ttl.unwrap_or(SEVEN_DAYS),
-                Err(answer) => return *answer,
-            };
-            if ttl == 0 {
-                return error(400, "OutOfRangeQueryParameterValue", "One of the query parameters specified in the request URI is outside the permissible range: messagettl.");
-            }
-            let visibility = match ranged(query, "visibilitytimeout", 0..=SEVEN_DAYS) {
-                Ok(v) => v.unwrap_or(0),
-                Err(answer) => return *answer,
-            };
-            let inserted = now as u64;
-            let message = Message {
-                id: uuid::Uuid::new_v4().to_string(),
-                text,
-                inserted,
-                expires: (ttl > 0).then(|| inserted + ttl as u64),
-                visible_at: now + visibility as f64,
-                dequeue_count: 0,
-                pop_receipt: pop_receipt(),
-            };
-            let xml = format!(
+    with_messages(store, queue, |messages| {
+        let now = now();
+        match method {
+            "POST" => {
+                let text = match message_text(body) {
+                    Ok(text) => text,
+                    Err(answer) => return *answer,
+                };
+                let ttl = match ranged(query, "messagettl", -1..=i64::MAX) {
+                    Ok(ttl) => ttl.unwrap_or(SEVEN_DAYS),
+                    Err(answer) => return *answer,
+                };
+                if ttl == 0 {
+                    return error(400, "OutOfRangeQueryParameterValue", "One of the query parameters specified in the request URI is outside the permissible range: messagettl.");
+                }
+                let visibility = match ranged(query, "visibilitytimeout", 0..=SEVEN_DAYS) {
+                    Ok(v) => v.unwrap_or(0),
+                    Err(answer) => return *answer,
+                };
+                let inserted = now as u64;
+                let message = Message {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    text,
+                    inserted,
+                    expires: (ttl > 0).then(|| inserted + ttl as u64),
+                    visible_at: now + visibility as f64,
+                    dequeue_count: 0,
+                    pop_receipt: pop_receipt(),
+                };
+                let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"utf-8\"?><QueueMessagesList><QueueMessage><MessageId>{}</MessageId><InsertionTime>{}</InsertionTime><ExpirationTime>{}</ExpirationTime><PopReceipt>{}</PopReceipt><TimeNextVisible>{}</TimeNextVisible></QueueMessage></QueueMessagesList>",
                 message.id,
                 http_date(message.inserted),
@@ -447,21 +457,21 @@ fn messages_operation(
                 message.pop_receipt,
                 http_date(message.visible_at as u64)
             );
-            messages.push(message);
-            response(201, &[], xml, true)
-        }
-        "GET" => {
-            let count = match ranged(query, "numofmessages", 1..=32) {
-                Ok(count) => count.unwrap_or(1) as usize,
-                Err(answer) => return *answer,
-            };
-            let peek = crate::server::query_value(query, "peekonly")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let mut xml =
-                String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><QueueMessagesList>");
-            if peek {
-                for message in messages.iter().filter(|m| m.visible_at <= now).take(count) {
-                    xml.push_str(&format!(
+                messages.push(message);
+                response(201, &[], xml, true)
+            }
+            "GET" => {
+                let count = match ranged(query, "numofmessages", 1..=32) {
+                    Ok(count) => count.unwrap_or(1) as usize,
+                    Err(answer) => return *answer,
+                };
+                let peek = crate::server::query_value(query, "peekonly")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                let mut xml =
+                    String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><QueueMessagesList>");
+                if peek {
+                    for message in messages.iter().filter(|m| m.visible_at <= now).take(count) {
+                        xml.push_str(&format!(
                         "<QueueMessage><MessageId>{}</MessageId><InsertionTime>{}</InsertionTime><ExpirationTime>{}</ExpirationTime><DequeueCount>{}</DequeueCount><MessageText>{}</MessageText></QueueMessage>",
                         message.id,
                         http_date(message.inserted),
@@ -469,21 +479,21 @@ fn messages_operation(
                         message.dequeue_count,
                         escape(&message.text)
                     ));
-                }
-            } else {
-                let visibility = match ranged(query, "visibilitytimeout", 1..=SEVEN_DAYS) {
-                    Ok(v) => v.unwrap_or(30),
-                    Err(answer) => return *answer,
-                };
-                for message in messages
-                    .iter_mut()
-                    .filter(|m| m.visible_at <= now)
-                    .take(count)
-                {
-                    message.dequeue_count += 1;
-                    message.visible_at = now + visibility as f64;
-                    message.pop_receipt = pop_receipt();
-                    xml.push_str(&format!(
+                    }
+                } else {
+                    let visibility = match ranged(query, "visibilitytimeout", 1..=SEVEN_DAYS) {
+                        Ok(v) => v.unwrap_or(30),
+                        Err(answer) => return *answer,
+                    };
+                    for message in messages
+                        .iter_mut()
+                        .filter(|m| m.visible_at <= now)
+                        .take(count)
+                    {
+                        message.dequeue_count += 1;
+                        message.visible_at = now + visibility as f64;
+                        message.pop_receipt = pop_receipt();
+                        xml.push_str(&format!(
                         "<QueueMessage><MessageId>{}</MessageId><InsertionTime>{}</InsertionTime><ExpirationTime>{}</ExpirationTime><PopReceipt>{}</PopReceipt><TimeNextVisible>{}</TimeNextVisible><DequeueCount>{}</DequeueCount><MessageText>{}</MessageText></QueueMessage>",
                         message.id,
                         http_date(message.inserted),
@@ -493,21 +503,22 @@ fn messages_operation(
                         message.dequeue_count,
                         escape(&message.text)
                     ));
+                    }
                 }
+                xml.push_str("</QueueMessagesList>");
+                response(200, &[], xml, true)
             }
-            xml.push_str("</QueueMessagesList>");
-            response(200, &[], xml, true)
+            "DELETE" => {
+                messages.clear();
+                response(204, &[], String::new(), false)
+            }
+            _ => error(
+                400,
+                "UnsupportedHttpVerb",
+                "The resource doesn't support the specified HTTP verb.",
+            ),
         }
-        "DELETE" => {
-            messages.clear();
-            response(204, &[], String::new(), false)
-        }
-        _ => error(
-            400,
-            "UnsupportedHttpVerb",
-            "The resource doesn't support the specified HTTP verb.",
-        ),
-    }
+    })
 }
 
 fn message_operation(
@@ -518,45 +529,36 @@ fn message_operation(
     query: &[(String, String)],
     body: &Bytes,
 ) -> HttpResponse {
-    let Ok(mut queues) = store.queues.lock() else {
-        return error(
-            500,
-            "InternalError",
-            "The server encountered an internal error.",
-        );
-    };
-    let Some(messages) = queues.get_mut(queue) else {
-        return queue_not_found();
-    };
-    expire(messages);
-    let Some(receipt) = crate::server::query_value(query, "popreceipt").map(str::to_string) else {
-        return error(
-            400,
-            "MissingRequiredQueryParameter",
-            "A query parameter that's mandatory for this request is not specified: popreceipt.",
-        );
-    };
-    let Some(index) = messages.iter().position(|m| m.id == id) else {
-        return error(
-            404,
-            "MessageNotFound",
-            "The specified message does not exist.",
-        );
-    };
-    if messages[index].pop_receipt != receipt {
-        return error(
-            400,
-            "PopReceiptMismatch",
-            "The specified pop receipt did not match the pop receipt for a dequeued message.",
-        );
-    }
-    match method {
-        "DELETE" => {
-            messages.remove(index);
-            response(204, &[], String::new(), false)
+    with_messages(store, queue, |messages| {
+        let Some(receipt) = crate::server::query_value(query, "popreceipt").map(str::to_string)
+        else {
+            return error(
+                400,
+                "MissingRequiredQueryParameter",
+                "A query parameter that's mandatory for this request is not specified: popreceipt.",
+            );
+        };
+        let Some(index) = messages.iter().position(|m| m.id == id) else {
+            return error(
+                404,
+                "MessageNotFound",
+                "The specified message does not exist.",
+            );
+        };
+        if messages[index].pop_receipt != receipt {
+            return error(
+                400,
+                "PopReceiptMismatch",
+                "The specified pop receipt did not match the pop receipt for a dequeued message.",
+            );
         }
-        "PUT" => {
-            let visibility = match ranged(query, "visibilitytimeout", 0..=SEVEN_DAYS) {
+        match method {
+            "DELETE" => {
+                messages.remove(index);
+                response(204, &[], String::new(), false)
+            }
+            "PUT" => {
+                let visibility = match ranged(query, "visibilitytimeout", 0..=SEVEN_DAYS) {
                 Ok(Some(v)) => v,
                 Ok(None) => {
                     return error(
@@ -567,38 +569,39 @@ fn message_operation(
                 }
                 Err(answer) => return *answer,
             };
-            let text = if body.is_empty() {
-                None
-            } else {
-                match message_text(body) {
-                    Ok(text) => Some(text),
-                    Err(answer) => return *answer,
+                let text = if body.is_empty() {
+                    None
+                } else {
+                    match message_text(body) {
+                        Ok(text) => Some(text),
+                        Err(answer) => return *answer,
+                    }
+                };
+                let message = &mut messages[index];
+                if let Some(text) = text {
+                    message.text = text;
                 }
-            };
-            let message = &mut messages[index];
-            if let Some(text) = text {
-                message.text = text;
+                message.visible_at = now() + visibility as f64;
+                message.pop_receipt = pop_receipt();
+                let next = http_date(message.visible_at as u64);
+                let receipt = message.pop_receipt.clone();
+                response(
+                    204,
+                    &[
+                        ("x-ms-popreceipt", receipt.as_str()),
+                        ("x-ms-time-next-visible", next.as_str()),
+                    ],
+                    String::new(),
+                    false,
+                )
             }
-            message.visible_at = now() + visibility as f64;
-            message.pop_receipt = pop_receipt();
-            let next = http_date(message.visible_at as u64);
-            let receipt = message.pop_receipt.clone();
-            response(
-                204,
-                &[
-                    ("x-ms-popreceipt", receipt.as_str()),
-                    ("x-ms-time-next-visible", next.as_str()),
-                ],
-                String::new(),
-                false,
-            )
+            _ => error(
+                400,
+                "UnsupportedHttpVerb",
+                "The resource doesn't support the specified HTTP verb.",
+            ),
         }
-        _ => error(
-            400,
-            "UnsupportedHttpVerb",
-            "The resource doesn't support the specified HTTP verb.",
-        ),
-    }
+    })
 }
 
 fn expiration(message: &Message) -> String {
