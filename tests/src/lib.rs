@@ -49,6 +49,18 @@ pub enum Storage {
     Auto,
 }
 
+impl Storage {
+    /// What the tests use: Azurite, required under `CI=true` (the README's test command installs
+    /// it), else whatever is there.
+    pub fn for_tests() -> Self {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            Storage::Azurite
+        } else {
+            Storage::Auto
+        }
+    }
+}
+
 /// How to start a [`Stack`].
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -14,11 +14,7 @@ async fn a_short_storm_converges_with_nothing_lost_and_nothing_foreign_changed()
         deleted: 1,
         fault_phase: Duration::from_secs(12),
         converge_limit: Duration::from_secs(150),
-        storage: if std::env::var("CI").is_ok_and(|v| v == "true") {
-            Storage::Azurite
-        } else {
-            Storage::Auto
-        },
+        storage: Storage::for_tests(),
     };
     let report = chaos::run(7, &campaign).await.expect("the campaign runs");
     assert!(report.passed(), "{report:#?}");

@@ -15,14 +15,6 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
-fn storage() -> Storage {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        Storage::Azurite
-    } else {
-        Storage::Auto
-    }
-}
-
 /// A hub and six spokes, transit and routed by hubspoke's first pass; some subnets with NSGs,
 /// one spoke behind its team's own table.
 fn estate() -> Estate {
@@ -143,7 +135,7 @@ impl Invariants {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_handler_killed_twenty_times_mid_reconcile_leaves_nothing_half_written() {
     let mut options = Options::new(estate());
-    options.storage = storage();
+    options.storage = Storage::for_tests();
     options.latency = LatencySpec {
         lro: Duration::from_millis(250),
         delete: Duration::from_millis(250),
@@ -204,7 +196,7 @@ async fn the_handler_killed_twenty_times_mid_reconcile_leaves_nothing_half_writt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_killed_mid_pass_loses_nothing_once_it_is_back() {
     let mut options = Options::new(estate());
-    options.storage = storage();
+    options.storage = Storage::for_tests();
     options.host_process = true;
     options.latency = LatencySpec {
         lro: Duration::from_millis(300),

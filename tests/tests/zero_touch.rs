@@ -17,14 +17,6 @@ use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(60);
 
-fn storage() -> Storage {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        Storage::Azurite
-    } else {
-        Storage::Auto
-    }
-}
-
 /// A hub with a VPN gateway and two spokes, already transit and routed.
 fn estate() -> Estate {
     let mut estate = Estate::default();
@@ -42,7 +34,7 @@ fn estate() -> Estate {
 
 fn options(estate: Estate) -> Options {
     let mut options = Options::new(estate);
-    options.storage = storage();
+    options.storage = Storage::for_tests();
     options
 }
 
