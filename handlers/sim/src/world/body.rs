@@ -1,0 +1,84 @@
+//! Helpers on the stored ARM JSON bodies: new etags and guids, provisioning states, the
+//! envelope key order, and the children embedded in a parent.
+
+use serde_json::{json, Value};
+
+use super::{ChildKind, Kind};
+use crate::json::{name_of, obj, prop_arr, prop_arr_mut, props};
+
+fn new_etag() -> String {
+    format!("W/\"{}\"", uuid::Uuid::new_v4())
+}
+
+pub(super) fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub(super) fn set_state(value: &mut Value, state: &str) {
+    props(value).insert("provisioningState".into(), json!(state));
+}
+
+/// A new weak etag for a resource, shared by its embedded children (notes §3, §9).
+pub(super) fn restamp(body: &mut Value, kind: Kind) {
+    let etag = new_etag();
+    obj(body).insert("etag".into(), json!(etag));
+    canonical_order(body);
+    let arrays: &[&str] = match kind {
+        Kind::Vnet => &["subnets", "virtualNetworkPeerings"],
+        Kind::RouteTable => &["routes"],
+        Kind::Gateway | Kind::Nic => &["ipConfigurations"],
+    };
+    for array in arrays {
+        if let Some(Value::Array(items)) = obj(body)
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(*array))
+        {
+            for item in items.iter_mut() {
+                obj(item).insert("etag".into(), json!(etag));
+                canonical_order(item);
+            }
+        }
+    }
+}
+
+/// Puts the envelope keys first, in ARM's order (name, id, etag, type, location, tags, ...),
+/// for resources and their embedded children.
+fn canonical_order(body: &mut Value) {
+    const FIRST: [&str; 6] = ["name", "id", "etag", "type", "location", "tags"];
+    let map = obj(body);
+    let mut old = std::mem::take(map);
+    for key in FIRST {
+        if let Some(value) = old.shift_remove(key) {
+            map.insert(key.to_string(), value);
+        }
+    }
+    map.extend(old);
+}
+
+pub(super) fn find_child<'a>(parent: &'a Value, kind: ChildKind, name: &str) -> Option<&'a Value> {
+    prop_arr(parent, kind.parent_array())
+        .iter()
+        .find(|c| name_of(c).eq_ignore_ascii_case(name))
+}
+
+pub(super) fn find_child_mut<'a>(
+    parent: &'a mut Value,
+    kind: ChildKind,
+    name: &str,
+) -> Option<&'a mut Value> {
+    prop_arr_mut(parent, kind.parent_array())
+        .iter_mut()
+        .find(|c| name_of(c).eq_ignore_ascii_case(name))
+}
+
+pub(super) fn upsert_child(parent: &mut Value, kind: ChildKind, child: Value) {
+    let items = prop_arr_mut(parent, kind.parent_array());
+    let name = name_of(&child).to_string();
+    match items
+        .iter_mut()
+        .find(|c| name_of(c).eq_ignore_ascii_case(&name))
+    {
+        Some(slot) => *slot = child,
+        None => items.push(child),
+    }
+}
