@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p hubspoke-arm --example reconcile_bench [-- [--compression C] SCENARIO...]`
 //!
-//! SCENARIO is `new:N[/S][+summary][@C]` or `first:N[/S][+summary][@C]`:
+//! SCENARIO is `new:N[/S][+summary][@C][~L]` or `first:N[/S][+summary][@C][~L]`:
 //! - `new`: an estate of N spokes is converged on a fast simulator, its state loaded into an
 //!   Azure-paced one, then a landing zone adds one spoke peered from its side only (in a
 //!   subscription of its own when S > 1, listed in the subscriptions in scope) and hubspoke
@@ -13,7 +13,10 @@
 //! - S: the spokes' subscriptions (default 1: the hub's own); with S > 1 the hub has a
 //!   subscription of its own and spoke n lives in landing-zone subscription n mod S;
 //! - `+summary`: `HUBSPOKE_SUMMARY_PREFIXES=10.0.0.0/8`;
-//! - `@C`: this scenario's compression (default `--compression`, itself 20).
+//! - `@C`: this scenario's compression (default `--compression`, itself 20);
+//! - `~L`: passes as the Functions app runs them, cut by a time limit of L seconds of Azure time
+//!   (`HUBSPOKE_PASS_TIME_LIMIT_SECONDS`): passes follow one another until none defers a change;
+//!   the row sums them and says how many there were.
 //!
 //! Without SCENARIO: `new:100 new:400@5 new:400/2@5 new:490/50 new:490/50+summary
 //! first:490/50@50` (about six minutes). Compression multiplies the simulator's and the client's
@@ -115,10 +118,16 @@ struct Scenario {
     subscriptions: usize,
     summary: bool,
     compression: f64,
+    /// `~L`: each pass's time limit, in seconds of Azure time.
+    pass_limit: Option<f64>,
 }
 
 impl Scenario {
     fn parse(text: &str, compression: f64) -> anyhow::Result<Self> {
+        let (text, pass_limit) = match text.split_once('~') {
+            Some((rest, limit)) => (rest, Some(limit.parse::<f64>()?)),
+            None => (text, None),
+        };
         let (text, compression) = match text.split_once('@') {
             Some((rest, c)) => (rest, c.parse()?),
             None => (text, compression),
@@ -145,12 +154,13 @@ impl Scenario {
             subscriptions: std::cmp::max(subscriptions, 1),
             summary,
             compression,
+            pass_limit,
         })
     }
 
     fn label(&self) -> String {
         format!(
-            "{} {} spokes, {} sub{}{}",
+            "{} {} spokes, {} sub{}{}{}",
             if self.first {
                 "first reconcile,"
             } else {
@@ -159,7 +169,10 @@ impl Scenario {
             self.spokes,
             self.subscriptions,
             if self.subscriptions == 1 { "" } else { "s" },
-            if self.summary { ", summary" } else { "" }
+            if self.summary { ", summary" } else { "" },
+            self.pass_limit
+                .map(|l| format!(", passes of {l:.0} s"))
+                .unwrap_or_default()
         )
     }
 
@@ -420,11 +433,12 @@ async fn run(simulators: &tokio::runtime::Runtime, scenarios: &[Scenario]) -> an
 
 async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> anyhow::Result<()> {
     let config = scenario.config()?;
-    let options = ReconcileOptions {
+    let mut options = ReconcileOptions {
         subscriptions: Some(scenario.subscriptions()),
         ..ReconcileOptions::default()
     };
     let compression = scenario.compression;
+    let scale = |seconds: f64| Duration::from_secs_f64(seconds / compression);
 
     let mut state = scenario.estate();
     if !scenario.first {
@@ -457,7 +471,6 @@ async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> a
         stop_sim(simulators, fast).await;
     }
 
-    let scale = |seconds: f64| Duration::from_secs_f64(seconds / compression);
     let latency = LatencySpec {
         lro: scale(10.0),
         delete: scale(10.0),
@@ -492,13 +505,29 @@ async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> a
 
     let base = CURRENT.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
+    options.time_limit = scenario.pass_limit.map(scale);
     let start = Instant::now();
-    let (result, plan) = reconcile(&client, &config, &options, None).await?;
+    let (mut result, plan) = reconcile(&client, &config, &options, None).await?;
+    // Cut by a time limit, passes follow one another as the queue would run them; the counts are
+    // summed, the plan (and so the lower bound) is the first pass's.
+    let mut passes = 1;
+    let mut applied = result.applied();
+    let mut requests = result.requests;
+    while result.has_deferred() && passes < 1000 {
+        (result, _) = reconcile(&client, &config, &options, None).await?;
+        passes += 1;
+        applied += result.applied();
+        requests.reads += result.requests.reads;
+        requests.writes += result.requests.writes;
+        requests.retries += result.requests.retries;
+        requests.throttled += result.requests.throttled;
+    }
     let elapsed = start.elapsed();
     let peak_heap = PEAK.load(Ordering::Relaxed) - base;
+    options.time_limit = None;
 
     let changes: usize = plan.hubs.iter().map(|h| h.changes.len()).sum();
-    let failed = changes - result.applied();
+    let failed = changes.saturating_sub(applied);
     let in_flight = sim
         .requests()
         .iter()
@@ -549,13 +578,18 @@ async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> a
     let (_, again) = reconcile(&client, &config, &options, None).await?;
     let leftover: usize = again.hubs.iter().map(|h| h.changes.len()).sum();
     println!(
-        "| {}{} | {compression}x | {} | {changes} | {failed} | {} | {} | {} | {in_flight} | {:.1} s | {:.0} s | {:.1} s ({}) | {:.2} | {:.1} MiB |",
+        "| {}{}{} | {compression}x | {} | {changes} | {failed} | {} | {} | {} | {in_flight} | {:.1} s | {:.0} s | {:.1} s ({}) | {:.2} | {:.1} MiB |",
         scenario.label(),
+        if scenario.pass_limit.is_some() {
+            format!(": {passes} passes")
+        } else {
+            String::new()
+        },
         if leftover == 0 { "" } else { " (not converged)" },
-        result.requests.writes,
-        result.requests.reads,
-        result.requests.retries,
-        result.requests.throttled,
+        requests.writes,
+        requests.reads,
+        requests.retries,
+        requests.throttled,
         elapsed.as_secs_f64(),
         azure.as_secs_f64(),
         bound.as_secs_f64(),
