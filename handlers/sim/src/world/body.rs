@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{ChildKind, Kind};
+use super::{ArmError, ChildKind, Kind};
 use crate::json::{name_of, obj, prop_arr, prop_arr_mut, props};
 
 fn new_etag() -> String {
@@ -81,4 +81,17 @@ pub(super) fn upsert_child(parent: &mut Value, kind: ChildKind, child: Value) {
         Some(slot) => *slot = child,
         None => items.push(child),
     }
+}
+
+/// The `location` a PUT of a tracked resource must carry.
+pub(super) fn required_location(body: &Value) -> Result<String, ArmError> {
+    body.get("location")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ArmError::bad_request(
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
+        })
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::body::{find_child, find_child_mut, new_guid, restamp};
+use super::body::{find_child, find_child_mut, new_guid, required_location, restamp};
 use super::keys::{lower, vnet_key_of};
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
 use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_ref_id, prop_str, props};
@@ -20,16 +20,7 @@ impl World {
         let key = path.parent_key();
         let superseded = self.check_lock(ctx, &key, &key, OpKind::Put)?;
         self.check_if_match(ctx, path)?;
-        let location = body
-            .get("location")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                )
-            })?;
+        let location = required_location(&body)?;
         let existing = self.gateways.get(&key).cloned();
         let created = existing.is_none();
         let configs = prop_arr(&body, "ipConfigurations").to_vec();
@@ -150,17 +141,14 @@ impl World {
                 restamp(&mut vnet.body, Kind::Vnet);
             }
         }
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutVirtualNetworkGatewayOperation",
             superseded,
             created,
             self.latency.gateway,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     pub(super) fn remove_gateway(&mut self, key: &str) {

@@ -789,20 +789,26 @@ impl World {
         })
     }
 
-    fn lro_reply(
-        &self,
+    /// Starts a PUT's long-running operation and answers it as ARM does: 201 for a creation, 200
+    /// otherwise, with the resource as it now reads.
+    fn accept_put(
+        &mut self,
+        ctx: &Ctx,
+        path: &ResPath,
+        name: &'static str,
+        superseded: Option<String>,
         created: bool,
-        body: Value,
-        headers: Vec<(String, String)>,
-        scheduled: (String, Instant),
-    ) -> Reply {
-        Reply {
+        duration: Duration,
+    ) -> Result<Reply, ArmError> {
+        let (_, headers, scheduled) =
+            self.begin(ctx, path, OpKind::Put, name, superseded, created, duration);
+        Ok(Reply {
             status: if created { 201 } else { 200 },
-            body: Some(body),
+            body: Some(self.get(path)?),
             headers,
             scheduled: vec![scheduled],
             operations_in_flight: None,
-        }
+        })
     }
 }
 

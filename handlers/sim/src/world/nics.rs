@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::body::{find_child, find_child_mut, new_guid, restamp};
+use super::body::{find_child, find_child_mut, new_guid, required_location, restamp};
 use super::keys::{lower, vnet_key_of};
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
 use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_bool, prop_ref_id, prop_str, props};
@@ -29,16 +29,7 @@ impl World {
         let key = path.parent_key();
         let superseded = self.check_lock(ctx, &key, &key, OpKind::Put)?;
         self.check_if_match(ctx, path)?;
-        let location = body
-            .get("location")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                )
-            })?;
+        let location = required_location(&body)?;
         let existing = self.nics.get(&key).cloned();
         let created = existing.is_none();
         if prop_arr(&body, "ipConfigurations").is_empty() {
@@ -157,17 +148,14 @@ impl World {
         for (subnet_id, config_id) in &links {
             self.link_ip_config(subnet_id, config_id);
         }
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutNetworkInterfaceOperation",
             superseded,
             created,
             self.latency.lro,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     pub(super) fn remove_nic(&mut self, key: &str) {

@@ -320,17 +320,14 @@ impl World {
             }
         }
         self.refresh_related(&key);
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutVirtualNetworkPeeringOperation",
             superseded,
             created,
             self.latency.lro,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     fn vnet_has_gateway(&self, vnet_key: &str, require_succeeded: bool) -> bool {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::body::{find_child, new_guid, restamp, set_state, upsert_child};
+use super::body::{find_child, new_guid, required_location, restamp, set_state, upsert_child};
 use super::keys::lower;
 use super::prefixes::parse_prefix;
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
@@ -141,16 +141,7 @@ impl World {
         let key = path.parent_key();
         let superseded = self.check_lock(ctx, &key, &key, OpKind::Put)?;
         self.check_if_match(ctx, path)?;
-        let location = body
-            .get("location")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                )
-            })?;
+        let location = required_location(&body)?;
         let existing = self.tables.get(&key).cloned();
         let created = existing.is_none();
         let mut routes: Vec<Value> = prop_arr(&body, "routes").to_vec();
@@ -190,17 +181,14 @@ impl World {
         restamp(&mut body, Kind::RouteTable);
         self.tables.insert(key.clone(), Res { body });
         self.rebuild_table_subnets(&BTreeSet::from([key]));
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutRouteTableOperation",
             superseded,
             created,
             self.latency.lro,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     /// PUT of one route.
@@ -232,17 +220,14 @@ impl World {
             set_state(&mut res.body, "Updating");
             restamp(&mut res.body, Kind::RouteTable);
         }
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutRouteOperation",
             superseded,
             created,
             self.latency.lro,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     /// Recomputes the read-only `subnets` of the given route tables.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::body::{find_child, new_guid, restamp, set_state, upsert_child};
+use super::body::{find_child, new_guid, required_location, restamp, set_state, upsert_child};
 use super::keys::lower;
 use super::prefixes::{nets, overlap_between, overlaps, parse_prefix};
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
@@ -26,16 +26,7 @@ impl World {
         let key = path.parent_key();
         let superseded = self.check_lock(ctx, &key, &key, OpKind::Put)?;
         self.check_if_match(ctx, path)?;
-        let location = body
-            .get("location")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "LocationRequired",
-                    "The location property is required for this definition.",
-                )
-            })?;
+        let location = required_location(&body)?;
         let prefixes = address_prefixes(&body, "addressSpace");
         let prefix_nets = self.validate_prefixes(&prefixes)?;
         if prefix_nets.is_empty() {
@@ -172,17 +163,14 @@ impl World {
         }
         self.rebuild_table_subnets(&tables);
         self.refresh_related(&key);
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutVirtualNetworkOperation",
             superseded,
             created,
             self.latency.lro,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     fn validate_prefixes(&self, prefixes: &[String]) -> Result<Vec<IpNet>, ArmError> {
@@ -344,17 +332,14 @@ impl World {
             restamp(&mut res.body, Kind::Vnet);
         }
         self.rebuild_table_subnets(&tables);
-        let (_, headers, scheduled) = self.begin(
+        self.accept_put(
             ctx,
             path,
-            OpKind::Put,
             "PutSubnetOperation",
             superseded,
             created,
             self.latency.lro,
-        );
-        let body = self.get(path)?;
-        Ok(self.lro_reply(created, body, headers, scheduled))
+        )
     }
 
     pub(super) fn remove_vnet(&mut self, key: &str) {
