@@ -232,44 +232,40 @@ fn disabled(name: &str, document: &Value, lookup: &dyn Fn(&str) -> Option<String
 /// Replaces `%NAME%` by the setting's value. Unset settings are an error here (binding
 /// expressions); the handler's command line removes them instead ([`expand_command`]).
 fn resolve(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find('%') {
-        let Some(length) = rest[start + 1..].find('%') else {
-            break;
-        };
-        let name = &rest[start + 1..start + 1 + length];
-        out.push_str(&rest[..start]);
-        match lookup(name).filter(|v| !v.is_empty()) {
-            Some(value) => out.push_str(&value),
-            None => {
-                return Err(format!(
-                    "'%{name}%' does not resolve to a value (the app setting {name} is unset)"
-                ))
-            }
-        }
-        rest = &rest[start + length + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    substitute(text, |name| {
+        lookup(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            format!("'%{name}%' does not resolve to a value (the app setting {name} is unset)")
+        })
+    })
 }
 
 /// `%NAME%` in the command line is expanded from the environment; unset ones are removed
 /// (Functions host `DefaultWorkerProcessFactory`).
 fn expand_command(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    substitute(text, |name| {
+        Ok::<_, std::convert::Infallible>(lookup(name).unwrap_or_default())
+    })
+    .unwrap_or_else(|never| match never {})
+}
+
+/// Replaces each `%NAME%` of `text` by `value(NAME)`; a lone `%` and what follows stay as they
+/// are.
+fn substitute<E>(
+    text: &str,
+    mut value: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find('%') {
         let Some(length) = rest[start + 1..].find('%') else {
             break;
         };
-        let name = &rest[start + 1..start + 1 + length];
         out.push_str(&rest[..start]);
-        out.push_str(&lookup(name).unwrap_or_default());
+        out.push_str(&value(&rest[start + 1..start + 1 + length])?);
         rest = &rest[start + length + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 fn apply_overrides(
