@@ -296,14 +296,7 @@ async fn renumber(stack: &Stack, spoke: &Spoke) -> anyhow::Result<()> {
         .as_array_mut()
         .context("an address space")?;
     prefixes.push(json!(format!("172.21.{}.0/24", spoke.n)));
-    if let Some(object) = vnet.as_object_mut() {
-        object.remove("etag");
-    }
-    if let Some(properties) = vnet["properties"].as_object_mut() {
-        properties.remove("provisioningState");
-        properties.remove("resourceGuid");
-        properties.remove("virtualNetworkPeerings");
-    }
+    crate::strip_read_only(&mut vnet);
     lz_put(stack, &id, &vnet).await
 }
 

@@ -532,6 +532,20 @@ fn symlink(target: &Path, link: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A VNet as read, made fit to be sent back the way a landing zone renumbers one: without
+/// what ARM computes, and without its peerings (they are written through their own endpoint; a
+/// VNet PUT leaves them as they are).
+pub fn strip_read_only(vnet: &mut Value) {
+    if let Some(object) = vnet.as_object_mut() {
+        object.remove("etag");
+    }
+    if let Some(properties) = vnet["properties"].as_object_mut() {
+        properties.remove("provisioningState");
+        properties.remove("resourceGuid");
+        properties.remove("virtualNetworkPeerings");
+    }
+}
+
 /// One line per outcome, for failure messages.
 pub fn summary(outcomes: &[Value]) -> String {
     outcomes
