@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::{ArmError, ChildKind, Kind};
-use crate::json::{name_of, obj, prop_arr, prop_arr_mut, props};
+use super::{ArmError, ChildKind, Kind, ResPath};
+use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_str, props};
 
 fn new_etag() -> String {
     format!("W/\"{}\"", uuid::Uuid::new_v4())
@@ -94,4 +94,27 @@ pub(super) fn required_location(body: &Value) -> Result<String, ArmError> {
                 "The location property is required for this definition.",
             )
         })
+}
+
+/// Stamps what ARM sets on a tracked resource it accepts: its name, id, type and location, and in
+/// its properties `provisioningState: Updating` and its `resourceGuid` (kept from `existing`, or
+/// new).
+pub(super) fn stamp_accepted(
+    body: &mut Value,
+    path: &ResPath,
+    resource_type: &str,
+    location: &str,
+    existing: Option<&Value>,
+) {
+    let guid = existing
+        .and_then(|e| prop_str(e, "resourceGuid").map(str::to_string))
+        .unwrap_or_else(new_guid);
+    let top = obj(body);
+    top.insert("name".into(), json!(path.name));
+    top.insert("id".into(), json!(path.id()));
+    top.insert("type".into(), json!(resource_type));
+    top.insert("location".into(), json!(location));
+    let p = props(body);
+    p.insert("provisioningState".into(), json!("Updating"));
+    p.insert("resourceGuid".into(), json!(guid));
 }

@@ -2,8 +2,9 @@
 
 use serde_json::{json, Value};
 
-use super::body::{find_child, find_child_mut, new_guid, required_location, restamp};
-use super::keys::{lower, vnet_key_of};
+use super::body::{find_child, required_location, restamp, stamp_accepted};
+use super::keys::vnet_key_of;
+use super::nics::config_ids_of;
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
 use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_ref_id, prop_str, props};
 
@@ -77,24 +78,15 @@ impl World {
             self.check_referenced(&vnet_key, &subnet_id, &path.id())?;
             subnet_ids.push(subnet_id);
         }
-        let guid = existing
-            .as_ref()
-            .and_then(|e| prop_str(&e.body, "resourceGuid").map(str::to_string))
-            .unwrap_or_else(new_guid);
-        {
-            let top = obj(&mut body);
-            top.insert("name".into(), json!(path.name));
-            top.insert("id".into(), json!(path.id()));
-            top.insert(
-                "type".into(),
-                json!("Microsoft.Network/virtualNetworkGateways"),
-            );
-            top.insert("location".into(), json!(location));
-        }
+        stamp_accepted(
+            &mut body,
+            path,
+            "Microsoft.Network/virtualNetworkGateways",
+            &location,
+            existing.as_ref().map(|e| &e.body),
+        );
         {
             let p = props(&mut body);
-            p.insert("provisioningState".into(), json!("Updating"));
-            p.insert("resourceGuid".into(), json!(guid));
             p.entry("gatewayType").or_insert(json!("Vpn"));
             p.entry("vpnType").or_insert(json!("RouteBased"));
             p.entry("enableBgp").or_insert(json!(false));
@@ -124,22 +116,7 @@ impl World {
         self.gateways.insert(key.clone(), Res { body });
         // The gateway subnet lists the gateway's ip configurations.
         for (subnet_id, config_id) in subnet_ids.iter().zip(config_ids) {
-            let vnet_key = vnet_key_of(subnet_id);
-            if let Some(vnet) = self.vnets.get_mut(&vnet_key) {
-                if let Some(subnet) =
-                    find_child_mut(&mut vnet.body, ChildKind::Subnet, "GatewaySubnet")
-                {
-                    let configs = prop_arr_mut(subnet, "ipConfigurations");
-                    if !configs.iter().any(|c| {
-                        c.get("id")
-                            .and_then(Value::as_str)
-                            .is_some_and(|i| i.eq_ignore_ascii_case(&config_id))
-                    }) {
-                        configs.push(json!({"id": config_id}));
-                    }
-                }
-                restamp(&mut vnet.body, Kind::Vnet);
-            }
+            self.link_ip_config(subnet_id, &config_id);
         }
         self.accept_put(
             ctx,
@@ -155,30 +132,6 @@ impl World {
         let Some(res) = self.gateways.remove(key) else {
             return;
         };
-        let config_ids: Vec<String> = prop_arr(&res.body, "ipConfigurations")
-            .iter()
-            .filter_map(|c| c.get("id").and_then(Value::as_str).map(lower))
-            .collect();
-        for vnet in self.vnets.values_mut() {
-            let mut changed = false;
-            for subnet in prop_arr_mut(&mut vnet.body, "subnets").iter_mut() {
-                let p = props(subnet);
-                if let Some(Value::Array(configs)) = p.get_mut("ipConfigurations") {
-                    let before = configs.len();
-                    configs.retain(|c| {
-                        !c.get("id")
-                            .and_then(Value::as_str)
-                            .is_some_and(|id| config_ids.contains(&lower(id)))
-                    });
-                    changed |= configs.len() != before;
-                    if configs.is_empty() {
-                        p.remove("ipConfigurations");
-                    }
-                }
-            }
-            if changed {
-                restamp(&mut vnet.body, Kind::Vnet);
-            }
-        }
+        self.unlink_ip_configs(&config_ids_of(&res.body));
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::body::{find_child, find_child_mut, new_guid, required_location, restamp};
+use super::body::{find_child, find_child_mut, required_location, restamp, stamp_accepted};
 use super::keys::{lower, vnet_key_of};
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
 use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_bool, prop_ref_id, prop_str, props};
@@ -123,21 +123,15 @@ impl World {
                 .or_insert(json!(!has_primary && index == 0));
             links.push((subnet_id, id));
         }
-        let guid = existing
-            .as_ref()
-            .and_then(|e| prop_str(&e.body, "resourceGuid").map(str::to_string))
-            .unwrap_or_else(new_guid);
-        {
-            let top = obj(&mut body);
-            top.insert("name".into(), json!(path.name));
-            top.insert("id".into(), json!(path.id()));
-            top.insert("type".into(), json!("Microsoft.Network/networkInterfaces"));
-            top.insert("location".into(), json!(location));
-        }
+        stamp_accepted(
+            &mut body,
+            path,
+            "Microsoft.Network/networkInterfaces",
+            &location,
+            existing.as_ref().map(|e| &e.body),
+        );
         {
             let p = props(&mut body);
-            p.insert("provisioningState".into(), json!("Updating"));
-            p.insert("resourceGuid".into(), json!(guid));
             p.entry("enableAcceleratedNetworking")
                 .or_insert(json!(false));
             p.entry("enableIPForwarding").or_insert(json!(false));
@@ -165,7 +159,7 @@ impl World {
     }
 
     /// Adds `config_id` to the read-only `ipConfigurations` of the subnet `subnet_id`.
-    fn link_ip_config(&mut self, subnet_id: &str, config_id: &str) {
+    pub(super) fn link_ip_config(&mut self, subnet_id: &str, config_id: &str) {
         let vnet_key = vnet_key_of(subnet_id);
         let subnet_name = subnet_id.rsplit('/').next().unwrap_or("");
         if let Some(vnet) = self.vnets.get_mut(&vnet_key) {
@@ -184,7 +178,7 @@ impl World {
     }
 
     /// Removes these ip configuration ids (lower-cased) from every subnet that lists them.
-    fn unlink_ip_configs(&mut self, config_ids: &[String]) {
+    pub(super) fn unlink_ip_configs(&mut self, config_ids: &[String]) {
         if config_ids.is_empty() {
             return;
         }
@@ -239,7 +233,7 @@ impl World {
 }
 
 /// The lower-case ids of a gateway's or NIC's ip configurations.
-fn config_ids_of(body: &Value) -> Vec<String> {
+pub(super) fn config_ids_of(body: &Value) -> Vec<String> {
     prop_arr(body, "ipConfigurations")
         .iter()
         .filter_map(|c| c.get("id").and_then(Value::as_str).map(lower))

@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::body::{find_child, new_guid, required_location, restamp, set_state, upsert_child};
+use super::body::{
+    find_child, required_location, restamp, set_state, stamp_accepted, upsert_child,
+};
 use super::keys::lower;
 use super::prefixes::parse_prefix;
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
@@ -158,21 +160,15 @@ impl World {
             Self::finish_route(path, &name, route);
         }
         self.check_route_set(path, &routes)?;
-        let guid = existing
-            .as_ref()
-            .and_then(|e| prop_str(&e.body, "resourceGuid").map(str::to_string))
-            .unwrap_or_else(new_guid);
-        {
-            let top = obj(&mut body);
-            top.insert("name".into(), json!(path.name));
-            top.insert("id".into(), json!(path.id()));
-            top.insert("type".into(), json!("Microsoft.Network/routeTables"));
-            top.insert("location".into(), json!(location));
-        }
+        stamp_accepted(
+            &mut body,
+            path,
+            "Microsoft.Network/routeTables",
+            &location,
+            existing.as_ref().map(|e| &e.body),
+        );
         {
             let p = props(&mut body);
-            p.insert("provisioningState".into(), json!("Updating"));
-            p.insert("resourceGuid".into(), json!(guid));
             p.entry("disableBgpRoutePropagation")
                 .or_insert(json!(false));
             p.insert("routes".into(), Value::Array(routes));

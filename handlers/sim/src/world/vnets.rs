@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use super::body::{find_child, new_guid, required_location, restamp, set_state, upsert_child};
+use super::body::{
+    find_child, required_location, restamp, set_state, stamp_accepted, upsert_child,
+};
 use super::keys::lower;
 use super::prefixes::{nets, overlap_between, overlaps, parse_prefix};
 use super::{ArmError, ChildKind, Ctx, Kind, OpKind, Reply, Res, ResPath, World};
@@ -124,21 +126,15 @@ impl World {
             .as_ref()
             .map(|e| prop_arr(&e.body, "virtualNetworkPeerings").to_vec())
             .unwrap_or_default();
-        let guid = existing
-            .as_ref()
-            .and_then(|e| prop_str(&e.body, "resourceGuid").map(str::to_string))
-            .unwrap_or_else(new_guid);
-        {
-            let top = obj(&mut body);
-            top.insert("name".into(), json!(path.name));
-            top.insert("id".into(), json!(path.id()));
-            top.insert("type".into(), json!("Microsoft.Network/virtualNetworks"));
-            top.insert("location".into(), json!(location));
-        }
+        stamp_accepted(
+            &mut body,
+            path,
+            "Microsoft.Network/virtualNetworks",
+            &location,
+            existing.as_ref().map(|e| &e.body),
+        );
         {
             let p = props(&mut body);
-            p.insert("provisioningState".into(), json!("Updating"));
-            p.insert("resourceGuid".into(), json!(guid));
             p.entry("dhcpOptions").or_insert(json!({"dnsServers": []}));
             p.entry("enableDdosProtection").or_insert(json!(false));
             p.insert("subnets".into(), Value::Array(subnets));
