@@ -14,8 +14,8 @@
 use std::time::{Duration, SystemTime};
 
 use hubspoke_core::synth::Estate;
-use hubspoke_e2e::{Options, Stack};
 use hubspoke_sim::LatencySpec;
+use hubspoke_stack::{Options, Stack};
 use serde_json::Value;
 
 fn ms_since_epoch(text: &str) -> Option<f64> {

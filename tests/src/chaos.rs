@@ -24,7 +24,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::{Options, Stack, Storage};
+use hubspoke_stack::{Options, Stack, Storage};
 
 /// The hub's subscription.
 pub const SUBSCRIPTION_A: &str = "00000000-0000-4000-8000-0000000000a1";
@@ -296,7 +296,7 @@ async fn renumber(stack: &Stack, spoke: &Spoke) -> anyhow::Result<()> {
         .as_array_mut()
         .context("an address space")?;
     prefixes.push(json!(format!("172.21.{}.0/24", spoke.n)));
-    crate::strip_read_only(&mut vnet);
+    hubspoke_stack::strip_read_only(&mut vnet);
     lz_put(stack, &id, &vnet).await
 }
 

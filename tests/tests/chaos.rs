@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hubspoke_e2e::chaos::{self, Campaign};
-use hubspoke_e2e::Storage;
+use hubspoke_stack::Storage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_storm_converges_with_nothing_lost_and_nothing_foreign_changed() {

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use hubspoke_core::synth::{Estate, Flags};
-use hubspoke_e2e::{Options, Stack, Storage};
 use hubspoke_sim::{EventKnobs, LatencySpec};
+use hubspoke_stack::{Options, Stack, Storage};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
@@ -168,7 +168,7 @@ async fn the_handler_killed_twenty_times_mid_reconcile_leaves_nothing_half_writt
             tokio::time::sleep(Duration::from_millis(rng.random_range(5..60))).await;
         }
         let pid = stack.host.handler_pid().expect("a handler runs");
-        hubspoke_e2e::signal(pid, libc::SIGKILL).unwrap();
+        hubspoke_stack::signal(pid, libc::SIGKILL).unwrap();
         invariants.check(&stack.sim.state(), &format!("right after kill {round}"));
         stack
             .wait_converged(Duration::from_secs(90))

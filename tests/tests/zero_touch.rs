@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hubspoke_core::synth::{Estate, Flags};
-use hubspoke_e2e::{Options, Stack, Storage};
 use hubspoke_sim::{EventKnobs, FaultSpec, LatencySpec};
+use hubspoke_stack::{Options, Stack, Storage};
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(60);
@@ -290,7 +290,7 @@ async fn the_handler_killed_in_the_middle_of_a_reconcile_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = stack.host.handler_pid().unwrap();
-    hubspoke_e2e::signal(pid, libc::SIGKILL).unwrap();
+    hubspoke_stack::signal(pid, libc::SIGKILL).unwrap();
     stack
         .wait_converged(Duration::from_secs(120))
         .await

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hubspoke_core::id::portal_name;
 use hubspoke_core::synth::Estate;
-use hubspoke_e2e::{Options, Stack};
 use hubspoke_sim::LatencySpec;
+use hubspoke_stack::{Options, Stack};
 use serde_json::Value;
 
 use crate::results::{self, Reader};
@@ -92,7 +92,7 @@ pub async fn run() -> anyhow::Result<()> {
     let mut vnet = stack.landing_zone.get(&spoke2).await?;
     vnet["properties"]["addressSpace"]["addressPrefixes"] =
         serde_json::json!(["10.2.0.0/16", "10.20.0.0/16"]);
-    hubspoke_e2e::strip_read_only(&mut vnet);
+    hubspoke_stack::strip_read_only(&mut vnet);
     stack.landing_zone.put(&spoke2, None, &vnet).await?;
     story.watch().await?;
 

@@ -1,6 +1,10 @@
 //! The `hubspoke` binary: subcommands that only wire the crates together.
+#[cfg(feature = "local")]
 mod demo;
+#[cfg(feature = "local")]
 mod package;
+#[cfg(feature = "local")]
+mod reconcile;
 mod results;
 
 use std::path::PathBuf;
@@ -8,13 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
 use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::reconcile::ReconcileOptions;
 use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::PlanConfig;
 use hubspoke_core::model::Observed;
-use std::io::IsTerminal;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,17 +34,22 @@ enum Command {
     /// Show what hubspoke would change: from a snapshot file (no credentials needed), or live.
     Plan(PlanArgs),
     /// Observe, plan and apply: make the hubs' spokes transitive now.
-    Reconcile(ReconcileArgs),
+    #[cfg(feature = "local")]
+    Reconcile(reconcile::ReconcileArgs),
     /// Run the local Azure network simulator.
+    #[cfg(feature = "local")]
     Sim(hubspoke_sim::cli::SimArgs),
     /// Run the local stand-in of the Azure Functions host on this app's files.
+    #[cfg(feature = "local")]
     Host(hubspoke_host::cli::HostArgs),
     /// Run the end-to-end demo on the embedded simulator.
+    #[cfg(feature = "local")]
     Demo,
     /// Show the outcomes of hubspoke's functions (the queue hubspoke-outcomes).
     Results(results::ResultsArgs),
     /// Build the zip the Azure Functions host runs: host.json, the function folders and the
-    /// Linux x86-64 binary.
+    /// Linux x86-64 binary built without the developer's commands.
+    #[cfg(feature = "local")]
     Package(package::PackageArgs),
     /// Serve the Azure Functions custom handler (the Functions host starts this, with
     /// FUNCTIONS_CUSTOMHANDLER_PORT set).
@@ -63,25 +70,8 @@ struct PlanArgs {
     output: Output,
 }
 
-#[derive(Debug, clap::Args)]
-struct ReconcileArgs {
-    /// A hub VNet resource id (repeatable). Defaults to HUBSPOKE_HUBS.
-    #[arg(long = "hub")]
-    hubs: Vec<String>,
-    /// Observe and plan only; write nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-    /// At most this many changes in flight at once. Default: as many as each subscription's
-    /// Azure budget allows, read from every answer.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    concurrency: Option<u32>,
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
@@ -90,10 +80,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plan(args) => plan(args),
-        Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile(args))),
+        #[cfg(feature = "local")]
+        Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(args))),
+        #[cfg(feature = "local")]
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(hubspoke_sim::cli::run(args))),
+        #[cfg(feature = "local")]
         Command::Host(args) => runtime().and_then(|rt| rt.block_on(hubspoke_host::cli::run(args))),
+        #[cfg(feature = "local")]
         Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())),
+        #[cfg(feature = "local")]
         Command::Package(args) => package::run(args),
         Command::Results(args) => runtime().and_then(|rt| rt.block_on(results::run(args))),
         Command::Serve => runtime().and_then(|rt| {
@@ -118,7 +113,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Reads the planner's settings from the environment; `--hub` flags replace `HUBSPOKE_HUBS`.
-fn plan_config(hubs: &[String]) -> anyhow::Result<PlanConfig> {
+pub(crate) fn plan_config(hubs: &[String]) -> anyhow::Result<PlanConfig> {
     if hubs.is_empty() && std::env::var("HUBSPOKE_HUBS").map_or(true, |v| v.trim().is_empty()) {
         bail!("no hub given: pass --hub <hub VNet resource id> (repeatable) or set HUBSPOKE_HUBS");
     }
@@ -158,7 +153,7 @@ fn print_plan(plan: &hubspoke_core::plan::Plan, output: Output) -> anyhow::Resul
 }
 
 /// The ARM client and reconcile options, from the environment (read once, here).
-fn connect() -> anyhow::Result<(ArmClient, ReconcileOptions)> {
+pub(crate) fn connect() -> anyhow::Result<(ArmClient, ReconcileOptions)> {
     let lookup = |name: &str| std::env::var(name).ok();
     let settings = ArmSettings::from_settings(lookup)?;
     let credential = hubspoke_arm::credential::credential(&settings)?;
@@ -179,55 +174,4 @@ async fn live_plan(config: &PlanConfig) -> anyhow::Result<hubspoke_core::plan::P
         );
     }
     Ok(hubspoke_core::plan::plan(config, &observation.observed))
-}
-
-async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
-    let config = plan_config(&args.hubs)?;
-    let (client, mut options) = connect()?;
-    options.dry_run |= args.dry_run;
-    options.concurrency = args.concurrency.map(|n| n as usize);
-    // On a terminal, one progress bar; otherwise (CI, logs) one plain line per change.
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let report = |outcome: &ChangeOutcome, done: usize, total: usize| {
-        let status = match &outcome.status {
-            ChangeStatus::Applied => "ok".to_owned(),
-            ChangeStatus::Planned => "planned".to_owned(),
-            ChangeStatus::Failed { error } => format!("FAILED {}", error.code),
-            ChangeStatus::Skipped { .. } => "skipped".to_owned(),
-            ChangeStatus::Deferred { .. } => "deferred".to_owned(),
-        };
-        let line = format!(
-            "{} {} {status}",
-            outcome.change.action.kind(),
-            hubspoke_core::id::portal_name(&outcome.change.action.target())
-        );
-        match &bar {
-            Some(bar) => {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message(line);
-            }
-            None => eprintln!("[{done}/{total}] {line}"),
-        }
-    };
-    let (result, _) =
-        hubspoke_arm::reconcile::reconcile(&client, &config, &options, Some(&report)).await?;
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    match args.output {
-        Output::Text => print!("{}", result.text()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&result)?),
-    }
-    if result.has_failures() {
-        bail!("some changes failed or were skipped");
-    }
-    Ok(())
 }

@@ -5,11 +5,14 @@
 //! with its execute bit set in the zip's Unix attributes — Flex Consumption mounts the package
 //! read-only and cannot set it — and one folder per function with its `function.json`.
 //!
-//! The binary is built for Linux x86-64. The default target is `x86_64-unknown-linux-musl`: a
-//! static binary runs on whatever glibc the host image ships (the Functions quickstart builds
-//! custom handlers the same way). `--target x86_64-unknown-linux-gnu` builds against glibc
-//! instead, and the command prints the oldest glibc the binary needs. `--binary` packages a
-//! binary built elsewhere; it must be a Linux x86-64 executable.
+//! The binary is built for Linux x86-64 without the developer's commands (`--no-default-features`:
+//! no simulator, no local host, no demo, nothing that writes but `serve`). The target is
+//! `x86_64-unknown-linux-musl` when this machine can build it (the target installed with rustup
+//! and a C compiler for musl, which the TLS libraries need): a static binary runs on whatever
+//! glibc the host image ships. Otherwise — a fresh machine, where `rustup target add` needs the
+//! internet — it builds against glibc (`x86_64-unknown-linux-gnu`) and prints the oldest glibc
+//! the binary needs. `--target` chooses either explicitly. `--binary` packages a binary built
+//! elsewhere; it must be a Linux x86-64 executable.
 //!
 //! The zip is written to a temporary file beside `--out` and renamed when complete: a failed
 //! run never leaves half a package.
@@ -20,8 +23,10 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-/// The default build target: a static binary.
-pub const DEFAULT_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The preferred build target: a static binary.
+pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+/// The fallback: a binary linked against glibc.
+pub const GNU_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 #[derive(Debug, clap::Args)]
 pub struct PackageArgs {
@@ -29,9 +34,10 @@ pub struct PackageArgs {
     #[arg(long, default_value = "hubspoke.zip")]
     out: PathBuf,
     /// The Rust target to build for: x86_64-unknown-linux-musl (static) or
-    /// x86_64-unknown-linux-gnu (needs the glibc version printed at the end).
-    #[arg(long, default_value = DEFAULT_TARGET)]
-    target: String,
+    /// x86_64-unknown-linux-gnu (needs the glibc version printed at the end). Default: musl when
+    /// this machine can build it, else glibc.
+    #[arg(long)]
+    target: Option<String>,
     /// Package this binary instead of building one (a Linux x86-64 executable).
     #[arg(long)]
     binary: Option<PathBuf>,
@@ -67,7 +73,13 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
 
     let binary = match &args.binary {
         Some(binary) => binary.clone(),
-        None => build(&root, &args.target)?,
+        None => {
+            let target = match &args.target {
+                Some(target) => target.clone(),
+                None => choose_target(&musl_toolchain()),
+            };
+            build(&root, &target)?
+        }
     };
     let bytes = std::fs::read(&binary)
         .with_context(|| format!("cannot read the binary {}", binary.display()))?;
@@ -147,7 +159,64 @@ fn function_folders(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(functions)
 }
 
-/// Builds the release binary for `target` with cargo, in `root`.
+/// What this machine has for a musl build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MuslToolchain {
+    /// The Rust standard library for the musl target (`rustup target add`).
+    pub target_installed: bool,
+    /// A C compiler for musl: `musl-gcc` on the path, or `CC_x86_64_unknown_linux_musl` set.
+    pub c_compiler: bool,
+}
+
+/// Looks at the toolchain: the musl target's standard library under the sysroot that `rustc`
+/// reports, and a C compiler for it.
+fn musl_toolchain() -> MuslToolchain {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    let target_installed = sysroot.is_some_and(|sysroot| {
+        std::fs::read_dir(sysroot.join("lib/rustlib").join(MUSL_TARGET).join("lib"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|entry| entry.file_name().to_string_lossy().starts_with("libstd-"))
+            })
+            .unwrap_or(false)
+    });
+    let c_compiler = std::env::var_os(musl_cc_variable()).is_some() || on_path("musl-gcc");
+    MuslToolchain {
+        target_installed,
+        c_compiler,
+    }
+}
+
+/// The target to build when none is given: musl when it can be built here, else glibc (and
+/// says why, with what would enable the static build).
+pub fn choose_target(musl: &MuslToolchain) -> String {
+    if musl.target_installed && musl.c_compiler {
+        return MUSL_TARGET.to_string();
+    }
+    let missing = match (musl.target_installed, musl.c_compiler) {
+        (false, false) => "the musl target and a C compiler for it are not installed",
+        (false, true) => "the musl target is not installed",
+        _ => "no C compiler for musl is installed",
+    };
+    eprintln!(
+        "note: {missing} (rustup target add {MUSL_TARGET}; Debian's musl-tools): building against glibc instead, and the binary will need the glibc version printed below on the host"
+    );
+    GNU_TARGET.to_string()
+}
+
+fn musl_cc_variable() -> String {
+    format!("CC_{}", MUSL_TARGET.replace('-', "_"))
+}
+
+/// Builds the release binary for `target` with cargo, in `root`, without the developer's
+/// commands.
 fn build(root: &Path, target: &str) -> anyhow::Result<PathBuf> {
     if !target.starts_with("x86_64-unknown-linux-") {
         bail!("--target {target}: the Functions host runs Linux x86-64 (x86_64-unknown-linux-musl or -gnu)");
@@ -163,26 +232,26 @@ fn build(root: &Path, target: &str) -> anyhow::Result<PathBuf> {
             "hubspoke",
             "--bin",
             "hubspoke",
+            "--no-default-features",
             "--target",
             target,
         ])
         .current_dir(root);
     // Crates with C code (the TLS library's) need a C compiler for musl: Debian's musl-tools
     // installs it as `musl-gcc`, which the `cc` crate does not look for by itself.
-    let cc_variable = format!("CC_{}", target.replace('-', "_"));
-    if target.ends_with("-musl") && std::env::var_os(&cc_variable).is_none() && on_path("musl-gcc")
-    {
+    let cc_variable = musl_cc_variable();
+    if target == MUSL_TARGET && std::env::var_os(&cc_variable).is_none() && on_path("musl-gcc") {
         cargo.env(&cc_variable, "musl-gcc");
     }
     let status = cargo
         .status()
         .context("cannot run cargo (is Rust installed?)")?;
     if !status.success() {
-        if target == DEFAULT_TARGET {
+        if target == MUSL_TARGET {
             bail!(
                 "cargo could not build for {target}. Install the target with `rustup target add {target}` \
                  (and a C compiler for musl, e.g. Debian's musl-tools), or build against glibc with \
-                 --target x86_64-unknown-linux-gnu"
+                 --target {GNU_TARGET}"
             );
         }
         bail!("cargo could not build for {target}");
@@ -315,6 +384,21 @@ mod tests {
             assert!(executable_name(&host(bad)).is_err(), "{bad}");
         }
         assert!(executable_name("{}").is_err());
+    }
+
+    #[test]
+    fn musl_is_built_only_when_both_its_target_and_its_c_compiler_are_installed() {
+        let toolchain = |target_installed, c_compiler| MuslToolchain {
+            target_installed,
+            c_compiler,
+        };
+        assert_eq!(choose_target(&toolchain(true, true)), MUSL_TARGET);
+        for (target_installed, c_compiler) in [(false, false), (false, true), (true, false)] {
+            assert_eq!(
+                choose_target(&toolchain(target_installed, c_compiler)),
+                GNU_TARGET
+            );
+        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ pub fn encode(value: &str) -> String {
 
 /// Checks `outcome` against `docs/outcome.schema.json`.
 pub fn assert_valid_outcome(outcome: &Value) {
-    if let Err(error) = hubspoke_e2e::check_outcome(outcome) {
+    if let Err(error) = hubspoke_stack::check_outcome(outcome) {
         panic!("{error:#}");
     }
 }
