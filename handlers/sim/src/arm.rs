@@ -1,16 +1,12 @@
 //! The ARM front end of the Network RP: maps paths (case-insensitively) to the estate's
 //! operations, parses bodies, pages lists with `nextLink`, and serves the operation status
-//! resources. Also serves Network Watcher's next hop minimally, from the routes the estate holds,
-//! a NIC's effective routes (`effective.rs`) and a minimal Azure Resource Graph (`graph.rs`).
-use std::net::IpAddr;
-use std::str::FromStr;
+//! resources. Also serves Network Watcher's next hop (`next_hop.rs`), a NIC's effective routes
+//! (`effective.rs`) and a minimal Azure Resource Graph (`graph.rs`).
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ipnet::IpNet;
 use serde_json::{json, Value};
 
-use crate::json::{address_prefixes, prop_arr, prop_ref_id, prop_str};
 use crate::server::{flush_outbox, query_value, Shared};
 use crate::world::{ArmError, ChildKind, Ctx, Kind, Reply, ResPath, World};
 
@@ -365,89 +361,7 @@ fn effective_route_table(
     Ok(reply)
 }
 
-/// Network Watcher next hop, minimally: finds the subnet holding `sourceIPAddress`, then the
-/// longest-prefix route of its route table for `destinationIPAddress`, else the system routes
-/// (own VNet, connected peerings, Internet).
+/// Network Watcher next hop, from the effective routes of the source's subnet (`next_hop.rs`).
 fn next_hop(world: &World, body: &Value) -> Result<Reply, ArmError> {
-    let parse_ip = |field: &str| -> Result<IpAddr, ArmError> {
-        body.get(field)
-            .and_then(Value::as_str)
-            .and_then(|s| IpAddr::from_str(s).ok())
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "InvalidRequestFormat",
-                    format!("Cannot parse the request: {field} is not an IP address."),
-                )
-            })
-    };
-    let source = parse_ip("sourceIPAddress")?;
-    let destination = parse_ip("destinationIPAddress")?;
-    let snapshot = world.snapshot();
-    let vnets = snapshot
-        .get("virtualNetworks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let tables = snapshot
-        .get("routeTables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let contains =
-        |prefix: &str, ip: &IpAddr| IpNet::from_str(prefix).is_ok_and(|n| n.contains(ip));
-    let system = |hop: &str, ip: &str| json!({"nextHopType": hop, "nextHopIpAddress": ip, "routeTableId": "System Route"});
-    for vnet in &vnets {
-        for subnet in prop_arr(vnet, "subnets") {
-            let prefixes: Vec<String> = prop_str(subnet, "addressPrefix")
-                .map(str::to_string)
-                .into_iter()
-                .collect();
-            if !prefixes.iter().any(|p| contains(p, &source)) {
-                continue;
-            }
-            if let Some(table_id) = prop_ref_id(subnet, "routeTable") {
-                let table = tables.iter().find(|t| {
-                    t.get("id")
-                        .and_then(Value::as_str)
-                        .is_some_and(|id| id.eq_ignore_ascii_case(table_id))
-                });
-                if let Some(table) = table {
-                    let best = prop_arr(table, "routes")
-                        .iter()
-                        .filter_map(|r| {
-                            let net = IpNet::from_str(prop_str(r, "addressPrefix")?).ok()?;
-                            net.contains(&destination).then_some((net.prefix_len(), r))
-                        })
-                        .max_by_key(|(len, _)| *len);
-                    if let Some((_, route)) = best {
-                        return Ok(Reply::ok(json!({
-                            "nextHopType": prop_str(route, "nextHopType").unwrap_or("None"),
-                            "nextHopIpAddress": prop_str(route, "nextHopIpAddress").unwrap_or(""),
-                            "routeTableId": table_id,
-                        })));
-                    }
-                }
-            }
-            if address_prefixes(vnet, "addressSpace")
-                .iter()
-                .any(|p| contains(p, &destination))
-            {
-                return Ok(Reply::ok(system("VnetLocal", "")));
-            }
-            for peering in prop_arr(vnet, "virtualNetworkPeerings") {
-                if prop_str(peering, "peeringState") == Some("Connected")
-                    && address_prefixes(peering, "remoteAddressSpace")
-                        .iter()
-                        .any(|p| contains(p, &destination))
-                {
-                    return Ok(Reply::ok(system("VNetPeering", "")));
-                }
-            }
-            return Ok(Reply::ok(system("Internet", "")));
-        }
-    }
-    Err(ArmError::bad_request(
-        "InvalidSourceIpAddress",
-        format!("Source IP address {source} is not in any subnet the simulator knows."),
-    ))
+    crate::next_hop::next_hop(&world.snapshot(), body).map(Reply::ok)
 }

@@ -1,5 +1,6 @@
 //! A network interface's effective routes (`POST …/networkInterfaces/{nic}/effectiveRouteTable`),
-//! computed from the simulated estate for the subnet of the NIC's primary ip configuration.
+//! computed from the simulated estate for the subnet of the NIC's primary ip configuration. The
+//! same routes, per subnet, are what Network Watcher's next hop selects from (`next_hop.rs`).
 //!
 //! The rules follow learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview
 //! ("Virtual network traffic routing"):
@@ -8,6 +9,12 @@
 //!   192.168.0.0/16 (RFC 1918) and 100.64.0.0/10 (RFC 6598). When one of those reserved ranges
 //!   is itself a range of the VNet's address space, or inside one, its `None` route is dropped
 //!   (the page: the next hop becomes the virtual network, or the route is removed);
+//! - a subnet whose route table has a user route for `0.0.0.0/0` loses the `None` routes of all
+//!   four reserved ranges (the page's routing example, Subnet1 and Subnet2: Azure removed the
+//!   routes for 10.0.0.0/8, 192.168.0.0/16 and 100.64.0.0/10 from Subnet1's table when the
+//!   user-defined route for 0.0.0.0/0 was added). The example's tables never list
+//!   172.16.0.0/12; it is treated like the others. The passage names no next hop type, so any
+//!   user `0.0.0.0/0` removes them, even one listed `Invalid` (a gateway hop without a gateway);
 //! - VNet peering adds a route per range of the peered VNet's space (`VNetPeering`);
 //! - user-defined routes of the subnet's route table are added with source `User`; when
 //!   several routes have the same prefix Azure picks the user-defined route over BGP and system
@@ -15,10 +22,12 @@
 //!   Longest-prefix match between different prefixes happens per packet and changes no state.
 //!
 //! Simplified (documented in docs/simulator.md): no BGP routes learned through gateways (source
-//! `VirtualNetworkGateway`), no service-endpoint or optional default routes, no VM or NIC state
-//! requirement. A user route to `VirtualNetworkGateway` resolves to the gateway of the VNet, or
-//! of the hub when the VNet uses remote gateways through a `Connected` peering; without one the
-//! route is listed `Invalid` with no next hop address (UNCONFIRMED what Azure lists then).
+//! `VirtualNetworkGateway`; so whether a default route advertised over BGP also removes the
+//! reserved `None` routes is not modelled), no service-endpoint or optional default routes, no
+//! VM or NIC state requirement. A user route to `VirtualNetworkGateway` resolves to the gateway
+//! of the VNet, or of the hub when the VNet uses remote gateways through a `Connected` peering;
+//! without one the route is listed `Invalid` with no next hop address (UNCONFIRMED what Azure
+//! lists then).
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -43,7 +52,7 @@ fn id_of(value: &Value) -> &str {
     value.get("id").and_then(Value::as_str).unwrap_or("")
 }
 
-fn items<'a>(snapshot: &'a Value, field: &str) -> &'a [Value] {
+pub(crate) fn items<'a>(snapshot: &'a Value, field: &str) -> &'a [Value] {
     snapshot
         .get(field)
         .and_then(Value::as_array)
@@ -137,6 +146,17 @@ pub(crate) fn effective_routes(nic: &Value, snapshot: &Value) -> Result<Value, A
             ),
         ));
     };
+    Ok(json!({ "value": subnet_routes(snapshot, vnet, subnet) }))
+}
+
+/// The effective routes of `subnet` of `vnet` in `snapshot`, in the order Azure lists them:
+/// default routes, then the user routes of the subnet's route table.
+pub(crate) fn subnet_routes(snapshot: &Value, vnet: &Value, subnet: &Value) -> Vec<Value> {
+    let peerings = prop_arr(vnet, "virtualNetworkPeerings");
+    let user_routes = user_routes(snapshot, vnet, peerings, subnet);
+    let user_default_route = user_routes
+        .iter()
+        .any(|(prefix, _)| same_prefix(prefix, "0.0.0.0/0"));
 
     let space = address_prefixes(vnet, "addressSpace");
     let space_nets: Vec<IpNet> = space
@@ -147,7 +167,6 @@ pub(crate) fn effective_routes(nic: &Value, snapshot: &Value) -> Result<Value, A
     for prefix in &space {
         routes.push(route("Default", "Active", prefix, "VnetLocal", Vec::new()));
     }
-    let peerings = prop_arr(vnet, "virtualNetworkPeerings");
     for peering in peerings {
         if prop_str(peering, "peeringState") != Some("Connected") {
             continue;
@@ -169,17 +188,52 @@ pub(crate) fn effective_routes(nic: &Value, snapshot: &Value) -> Result<Value, A
         "Internet",
         Vec::new(),
     ));
-    for reserved in RESERVED {
-        let Ok(net) = IpNet::from_str(reserved) else {
-            continue;
-        };
-        // A reserved range the VNet uses (or one of its ranges contains) loses its `None` route.
-        if space_nets.iter().any(|s| s.contains(&net)) {
-            continue;
+    // A user route for 0.0.0.0/0 removes the `None` routes of all the reserved ranges, so
+    // traffic to them follows that route: "Virtual network traffic routing", routing example,
+    // Subnet1 and Subnet2 (learn.microsoft.com/azure/virtual-network/virtual-networks-udr-overview#routing-example).
+    if !user_default_route {
+        for reserved in RESERVED {
+            let Ok(net) = IpNet::from_str(reserved) else {
+                continue;
+            };
+            // A reserved range the VNet uses (or one of its ranges contains) loses its `None`
+            // route.
+            if space_nets.iter().any(|s| s.contains(&net)) {
+                continue;
+            }
+            routes.push(route("Default", "Active", reserved, "None", Vec::new()));
         }
-        routes.push(route("Default", "Active", reserved, "None", Vec::new()));
     }
 
+    // Same prefix: the user-defined route wins and the default route is listed `Invalid`.
+    for default in routes.iter_mut() {
+        let prefix = default["addressPrefix"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if user_routes.iter().any(|(p, _)| same_prefix(p, &prefix)) {
+            default["state"] = json!("Invalid");
+        }
+    }
+    routes.extend(user_routes.into_iter().map(|(_, v)| v));
+    routes
+}
+
+/// The routes of `subnet`'s route table as effective routes (source `User`), each with its
+/// prefix as written.
+fn user_routes(
+    snapshot: &Value,
+    vnet: &Value,
+    peerings: &[Value],
+    subnet: &Value,
+) -> Vec<(String, Value)> {
+    let Some(table) = prop_ref_id(subnet, "routeTable").and_then(|table_id| {
+        items(snapshot, "routeTables")
+            .iter()
+            .find(|t| same_id(id_of(t), table_id))
+    }) else {
+        return Vec::new();
+    };
     // The gateway a `VirtualNetworkGateway` hop reaches: the VNet's own, else the hub's through
     // the peering that uses remote gateways.
     let gateway = gateway_in(snapshot, id_of(vnet)).or_else(|| {
@@ -194,53 +248,34 @@ pub(crate) fn effective_routes(nic: &Value, snapshot: &Value) -> Result<Value, A
     // A gateway still provisioning forwards nothing yet.
     let gateway = gateway.filter(|g| prop_str(g, "provisioningState") == Some("Succeeded"));
 
-    let table = prop_ref_id(subnet, "routeTable").and_then(|table_id| {
-        items(snapshot, "routeTables")
-            .iter()
-            .find(|t| same_id(id_of(t), table_id))
-    });
+    let disable_bgp = prop_bool(table, "disableBgpRoutePropagation");
     let mut user_routes = Vec::new();
-    if let Some(table) = table {
-        let disable_bgp = prop_bool(table, "disableBgpRoutePropagation");
-        for r in prop_arr(table, "routes") {
-            let Some(prefix) = prop_str(r, "addressPrefix") else {
-                continue;
-            };
-            let hop = prop_str(r, "nextHopType").unwrap_or("None");
-            let (state, hop_ips) = match hop {
-                "VirtualNetworkGateway" => match gateway.and_then(|g| gateway_address(g, snapshot))
-                {
-                    Some(address) => ("Active", vec![address]),
-                    None => ("Invalid", Vec::new()),
-                },
-                _ => (
-                    "Active",
-                    prop_str(r, "nextHopIpAddress")
-                        .filter(|a| !a.is_empty())
-                        .map(|a| vec![a.to_string()])
-                        .unwrap_or_default(),
-                ),
-            };
-            let mut value = route("User", state, prefix, hop, hop_ips);
-            if let Some(map) = value.as_object_mut() {
-                map.insert("name".into(), json!(name_of(r)));
-                map.insert("disableBgpRoutePropagation".into(), json!(disable_bgp));
-            }
-            user_routes.push((prefix.to_string(), value));
+    for r in prop_arr(table, "routes") {
+        let Some(prefix) = prop_str(r, "addressPrefix") else {
+            continue;
+        };
+        let hop = prop_str(r, "nextHopType").unwrap_or("None");
+        let (state, hop_ips) = match hop {
+            "VirtualNetworkGateway" => match gateway.and_then(|g| gateway_address(g, snapshot)) {
+                Some(address) => ("Active", vec![address]),
+                None => ("Invalid", Vec::new()),
+            },
+            _ => (
+                "Active",
+                prop_str(r, "nextHopIpAddress")
+                    .filter(|a| !a.is_empty())
+                    .map(|a| vec![a.to_string()])
+                    .unwrap_or_default(),
+            ),
+        };
+        let mut value = route("User", state, prefix, hop, hop_ips);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("name".into(), json!(name_of(r)));
+            map.insert("disableBgpRoutePropagation".into(), json!(disable_bgp));
         }
+        user_routes.push((prefix.to_string(), value));
     }
-    // Same prefix: the user-defined route wins and the default route is listed `Invalid`.
-    for default in routes.iter_mut() {
-        let prefix = default["addressPrefix"][0]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if user_routes.iter().any(|(p, _)| same_prefix(p, &prefix)) {
-            default["state"] = json!("Invalid");
-        }
-    }
-    routes.extend(user_routes.into_iter().map(|(_, v)| v));
-    Ok(json!({ "value": routes }))
+    user_routes
 }
 
 #[cfg(test)]

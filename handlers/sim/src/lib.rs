@@ -18,6 +18,7 @@ mod effective;
 mod events;
 mod faults;
 mod graph;
+mod next_hop;
 mod queues;
 mod server;
 mod throttle;

@@ -4,15 +4,9 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use hubspoke_sim::SimConfig;
 use serde_json::{json, Value};
-
-fn nic_id(rg: &str, name: &str) -> String {
-    format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Network/networkInterfaces/{name}")
-}
 
 /// A hub with a gateway and one spoke peered to it through the gateway (both sides
 /// `Connected`), the spoke's subnet on an empty route table.
@@ -40,26 +34,6 @@ fn hub_and_spoke() -> Value {
             "gatewayType": "Vpn", "vpnType": "RouteBased",
             "ipConfigurations": [{"name": "default", "properties": {"subnet": {"id": format!("{hub}/subnets/GatewaySubnet")}}}]}}]
     })
-}
-
-/// POSTs `effectiveRouteTable` and polls its `Location` to the 200.
-async fn effective_routes(client: &Client, nic: &str) -> Vec<Value> {
-    let answer = client
-        .send("POST", &format!("{nic}/effectiveRouteTable"), None)
-        .await;
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    let location = answer.header("location").unwrap();
-    assert!(location.contains("/networkInterfaces/spoke1-nic/operationResults/"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let polled = client.get(&location).await;
-        if polled.status == 200 {
-            return polled.body["value"].as_array().unwrap().clone();
-        }
-        assert_eq!(polled.status, 202, "{}", polled.body);
-        assert!(Instant::now() < deadline, "effective routes did not come");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn find<'a>(routes: &'a [Value], source: &str, prefix: &str) -> Option<&'a Value> {
@@ -95,7 +69,7 @@ async fn a_spoke_nic_sees_peering_routes_and_then_its_gateway_user_routes() {
         "InUseSubnetCannotBeDeleted"
     );
 
-    let before = effective_routes(&client, &nic).await;
+    let before = client.effective_routes(&nic).await;
     let local = find(&before, "Default", "10.1.0.0/16").unwrap();
     assert_eq!(local["nextHopType"], "VnetLocal");
     assert_eq!(local["state"], "Active");
@@ -133,7 +107,7 @@ async fn a_spoke_nic_sees_peering_routes_and_then_its_gateway_user_routes() {
             json!({"properties": {"addressPrefix": "0.0.0.0/0", "nextHopType": "VirtualNetworkGateway"}}),
         )
         .await;
-    let after = effective_routes(&client, &nic).await;
+    let after = client.effective_routes(&nic).await;
     let user = find(&after, "User", "10.2.0.0/16").unwrap();
     assert_eq!(user["state"], "Active");
     assert_eq!(user["nextHopType"], "VirtualNetworkGateway");
@@ -152,6 +126,8 @@ async fn a_spoke_nic_sees_peering_routes_and_then_its_gateway_user_routes() {
         find(&after, "Default", "10.0.0.0/16").unwrap()["state"],
         "Active"
     );
+    // The user route for 0.0.0.0/0 removed the None routes of the reserved ranges.
+    assert!(after.iter().all(|r| r["nextHopType"] != "None"));
 
     // Listed per resource group and subscription; tags patched like the other resources.
     let listed = client
@@ -200,7 +176,7 @@ async fn only_connected_peerings_route_and_a_gateway_route_needs_a_gateway() {
         sim.state()["networkInterfaces"].as_array().unwrap().len(),
         1
     );
-    let routes = effective_routes(&client, &nic_id("rg", "spoke1-nic")).await;
+    let routes = client.effective_routes(&nic_id("rg", "spoke1-nic")).await;
     assert!(find(&routes, "Default", "10.0.0.0/16").is_some());
     assert!(find(&routes, "Default", "10.9.0.0/16").is_none());
     let user = find(&routes, "User", "10.2.0.0/16").unwrap();

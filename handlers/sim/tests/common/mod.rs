@@ -195,6 +195,57 @@ impl Client {
     }
 }
 
+pub fn nic_id(rg: &str, name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Network/networkInterfaces/{name}")
+}
+
+impl Client {
+    /// POSTs `effectiveRouteTable` of `nic` and polls its `Location` to the 200: the routes.
+    pub async fn effective_routes(&self, nic: &str) -> Vec<Value> {
+        let answer = self
+            .send("POST", &format!("{nic}/effectiveRouteTable"), None)
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.body);
+        let location = answer.header("location").unwrap();
+        let name = nic.rsplit('/').next().unwrap();
+        assert!(
+            location.contains(&format!("/networkInterfaces/{name}/operationResults/")),
+            "{location}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let polled = self.get(&location).await;
+            if polled.status == 200 {
+                return polled.body["value"].as_array().unwrap().clone();
+            }
+            assert_eq!(polled.status, 202, "{}", polled.body);
+            assert!(Instant::now() < deadline, "effective routes did not come");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Network Watcher's next hop from `source` to `destination` (its 200 body).
+    pub async fn next_hop(&self, source: &str, destination: &str) -> Value {
+        let watcher = format!("/subscriptions/{SUB}/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus");
+        let vm = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+        );
+        let answer = self
+            .send(
+                "POST",
+                &format!("{watcher}/nextHop"),
+                Some(json!({"targetResourceId": vm, "sourceIPAddress": source, "destinationIPAddress": destination})),
+            )
+            .await;
+        assert_eq!(
+            answer.status, 200,
+            "next hop {source} -> {destination}: {}",
+            answer.body
+        );
+        answer.body
+    }
+}
+
 pub fn peering_of(vnet: &Value, name: &str) -> Value {
     vnet["properties"]["virtualNetworkPeerings"]
         .as_array()
