@@ -86,6 +86,8 @@ fn classify_answer(status: u16, code: &str) -> Disposition {
         (500..=599, _) => Disposition::Retry { throttled: false },
         (401 | 403, _) => Disposition::Stop(ErrorKind::Refused),
         (409, "ScopeLocked") => Disposition::Stop(ErrorKind::Refused),
+        // The Network RP's own check of a resource the body links to (a join) answers 400.
+        (400, "LinkedAccessCheckFailed") => Disposition::Stop(ErrorKind::Refused),
         (404, _) => Disposition::Stop(ErrorKind::NotFound),
         _ => Disposition::Stop(ErrorKind::Rejected),
     }
@@ -118,6 +120,7 @@ fn classify_operation(code: &str) -> Disposition {
         | "ReferencedResourceNotProvisioned" => Disposition::Retry { throttled: false },
         "AuthorizationFailed"
         | "LinkedAuthorizationFailed"
+        | "LinkedAccessCheckFailed"
         | "RequestDisallowedByPolicy"
         | "ScopeLocked" => Disposition::Stop(ErrorKind::Refused),
         _ => Disposition::Stop(ErrorKind::Failed),
@@ -138,7 +141,8 @@ impl ArmError {
         }
         let message = self.message.as_str();
         match self.code.as_str() {
-            "AuthorizationFailed" => {
+            // "... does not have authorization to perform action 'A' over scope 'S' ..."
+            "AuthorizationFailed" | "LinkedAccessCheckFailed" => {
                 let action = quoted_after(message, "to perform action ")?;
                 let scope = quoted_after(message, " over scope ");
                 Some(match scope {
@@ -146,24 +150,7 @@ impl ArmError {
                     None => format!("missing permission '{action}'"),
                 })
             }
-            "LinkedAuthorizationFailed" => {
-                // "... has permission to perform action 'A' on scope 'S'; however, it does not
-                // have permission to perform action 'B' on the linked scope(s) 'L' ..."
-                if let Some(rest) = after(message, "does not have permission to perform action ") {
-                    let action = first_quoted(rest)?;
-                    let scope = quoted_after(rest, "linked scope(s) ");
-                    return Some(match scope {
-                        Some(scope) => format!("missing permission '{action}' on '{scope}'"),
-                        None => format!("missing permission '{action}'"),
-                    });
-                }
-                // The older shape names only the action the client had and the linked
-                // subscription it could not reach.
-                let subscription = quoted_after(message, "linked subscription ")?;
-                Some(format!(
-                    "no access to the linked subscription '{subscription}'"
-                ))
-            }
+            "LinkedAuthorizationFailed" => linked_authorization_hint(message),
             "RequestDisallowedByPolicy" => policy_names(message).map(|names| {
                 if names.len() == 1 {
                     format!("denied by policy {}", names.join(""))
@@ -251,6 +238,41 @@ fn quoted_after(text: &str, marker: &str) -> Option<String> {
     first_quoted(after(text, marker)?)
 }
 
+/// The hint of a `LinkedAuthorizationFailed`: the actions missing on the resources the request
+/// links to. "... has permission to perform action 'A' on scope 'S'; however, it does not have
+/// permission to perform action(s) 'B,C' on the linked scope(s) 'L,M' (respectively) ...": a
+/// subnet PUT, checked for the join action of everything its body references, may name several.
+/// The older shape names only the linked subscription the client could not reach.
+fn linked_authorization_hint(message: &str) -> Option<String> {
+    let missing = after(message, "does not have permission to perform action(s) ")
+        .or_else(|| after(message, "does not have permission to perform action "));
+    let Some(rest) = missing else {
+        let subscription = quoted_after(message, "linked subscription ")?;
+        return Some(format!(
+            "no access to the linked subscription '{subscription}'"
+        ));
+    };
+    let actions_text = first_quoted(rest)?;
+    let actions: Vec<&str> = actions_text.split(',').map(str::trim).collect();
+    let scopes_text = quoted_after(rest, "linked scope(s) ").unwrap_or_default();
+    let scopes: Vec<&str> = scopes_text
+        .split(',')
+        .map(str::trim)
+        .filter(|scope| !scope.is_empty())
+        .collect();
+    let pairs: Vec<String> = actions
+        .iter()
+        .enumerate()
+        .map(|(index, action)| match scopes.get(index) {
+            // One scope for several actions: it applies to each.
+            Some(scope) => format!("'{action}' on '{scope}'"),
+            None if scopes.len() == 1 => format!("'{action}' on '{}'", scopes[0]),
+            None => format!("'{action}'"),
+        })
+        .collect();
+    Some(format!("missing permission {}", pairs.join(", ")))
+}
+
 /// Names of the policy assignments (and definitions, when they differ) in a
 /// `RequestDisallowedByPolicy` message: "... Policy identifiers: '[{"policyAssignment":
 /// {"name":"A","id":...},"policyDefinition":{"name":"D","id":...}}]'."
@@ -336,6 +358,49 @@ mod tests {
         assert_eq!(
             old_shape.hint().unwrap(),
             "no access to the linked subscription 'sub-2'"
+        );
+    }
+
+    #[test]
+    fn a_subnet_write_refused_for_a_join_names_every_linked_action_and_scope() {
+        // A subnet PUT is checked for the join action of every resource its body references; the
+        // refusal lists the actions and their scopes, comma-separated, in one message.
+        let error = refused(
+            "LinkedAuthorizationFailed",
+            "The client 'c' with object id 'o' has permission to perform action \
+             'Microsoft.Network/virtualNetworks/subnets/write' on scope '/s/subnet'; however, it \
+             does not have permission to perform action(s) \
+             'Microsoft.Network/networkSecurityGroups/join/action,Microsoft.Network/natGateways/join/action' \
+             on the linked scope(s) '/s/nsg,/s/nat' (respectively) or the linked scope(s) are invalid.",
+        );
+        assert_eq!(
+            error.hint().unwrap(),
+            "missing permission 'Microsoft.Network/networkSecurityGroups/join/action' on '/s/nsg', \
+             'Microsoft.Network/natGateways/join/action' on '/s/nat'"
+        );
+    }
+
+    #[test]
+    fn a_linked_access_check_is_a_refusal_that_names_the_action() {
+        // The Network RP's own check of a linked resource answers 400 LinkedAccessCheckFailed.
+        let code = "LinkedAccessCheckFailed";
+        assert_eq!(
+            classify(Reported::Answer(400), code),
+            Disposition::Stop(ErrorKind::Refused)
+        );
+        assert_eq!(
+            classify(Reported::Operation, code),
+            Disposition::Stop(ErrorKind::Refused)
+        );
+        let error = refused(
+            code,
+            "The client with object id 'o' does not have authorization to perform action \
+             'Microsoft.Network/serviceEndpointPolicies/join/action' over scope '/s/policy' or the \
+             scope is invalid",
+        );
+        assert_eq!(
+            error.hint().unwrap(),
+            "missing permission 'Microsoft.Network/serviceEndpointPolicies/join/action' on '/s/policy'"
         );
     }
 
