@@ -184,35 +184,10 @@ impl Tags {
 
 impl Observed {
     /// Reads a snapshot: `{"virtualNetworks": [...], "routeTables": [...],
-    /// "virtualNetworkGateways": [...]}`, each array optional and holding ARM objects.
+    /// "virtualNetworkGateways": [...]}`, each array optional and holding ARM objects, or any
+    /// other shape `crate::snapshot` accepts (the Azure CLI's output, a Resource Graph answer).
     pub fn from_snapshot(document: &Value) -> Result<Observed, ModelError> {
-        let root = Path::root();
-        let object = as_object(document, &root)?;
-        let mut observed = Observed::default();
-        for (key, _) in object {
-            if !["virtualNetworks", "routeTables", "virtualNetworkGateways"].contains(&key.as_str())
-            {
-                return Err(ModelError {
-                    path: root.key(key).render(),
-                    expected:
-                        "only \"virtualNetworks\", \"routeTables\" and \"virtualNetworkGateways\""
-                            .into(),
-                    found: "an unknown key".into(),
-                });
-            }
-        }
-        for (path, item) in array(object, "virtualNetworks", &root)? {
-            observed
-                .virtual_networks
-                .push(VirtualNetwork::read(item, &path)?);
-        }
-        for (path, item) in array(object, "routeTables", &root)? {
-            observed.route_tables.push(RouteTable::read(item, &path)?);
-        }
-        for (path, item) in array(object, "virtualNetworkGateways", &root)? {
-            observed.gateways.push(Gateway::read(item, &path)?);
-        }
-        Ok(observed)
+        crate::snapshot::read_document(document)
     }
 }
 
@@ -539,6 +514,7 @@ enum Segment<'a> {
 }
 
 impl<'a> Path<'a> {
+    #[cfg(test)]
     fn root() -> Path<'static> {
         Path {
             parent: None,
