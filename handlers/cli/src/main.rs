@@ -6,6 +6,7 @@ mod package;
 #[cfg(feature = "local")]
 mod reconcile;
 mod results;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +17,6 @@ use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::reconcile::ReconcileOptions;
 use hubspoke_arm::settings::ArmSettings;
 use hubspoke_core::config::PlanConfig;
-use hubspoke_core::model::Observed;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,10 +58,15 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct PlanArgs {
-    /// A snapshot: {"virtualNetworks": [...], "routeTables": [...], "virtualNetworkGateways": [...]},
-    /// each array holding ARM objects as `az network vnet list -o json` and friends print them.
-    #[arg(long)]
-    snapshot: Option<PathBuf>,
+    /// Plan offline from this file, or every *.json file of this folder (repeatable).
+    ///
+    /// Each file holds the output of `az network vnet list -o json`, `az network route-table list
+    /// -g RG -o json` or `az network vnet-gateway list -g RG -o json` (one call's array, or
+    /// several one after the other), Resource Graph's answer (`az graph query`), ARM's JSON (`az
+    /// rest`), or {"virtualNetworks": [...], "routeTables": [...], "virtualNetworkGateways":
+    /// [...]}; the shapes mix freely.
+    #[arg(long, value_name = "FILE_OR_FOLDER")]
+    snapshot: Vec<PathBuf>,
     /// A hub VNet resource id (repeatable). Defaults to HUBSPOKE_HUBS.
     #[arg(long = "hub")]
     hubs: Vec<String>,
@@ -130,16 +135,11 @@ pub(crate) fn plan_config(hubs: &[String]) -> anyhow::Result<PlanConfig> {
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
     let config = plan_config(&args.hubs)?;
-    let Some(path) = args.snapshot else {
+    if args.snapshot.is_empty() {
         let plan = runtime()?.block_on(live_plan(&config))?;
         return print_plan(&plan, args.output);
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read snapshot {}", path.display()))?;
-    let document: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("snapshot {} is not valid JSON", path.display()))?;
-    let observed = Observed::from_snapshot(&document)
-        .with_context(|| format!("snapshot {} is not an estate", path.display()))?;
+    }
+    let observed = snapshot::load(&args.snapshot)?;
     let plan = hubspoke_core::plan::plan(&config, &observed);
     print_plan(&plan, args.output)
 }

@@ -103,6 +103,94 @@ fn plan_from_a_snapshot_prints_text_and_json() {
     assert_eq!(value["hubs"][0]["status"], "changes_pending");
 }
 
+/// The Azure CLI's output of one estate and the same estate in ARM's JSON
+/// (`tests/fixtures/az-cli/`).
+fn az_cli_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../tests/fixtures/az-cli/{name}"))
+}
+
+const AZ_CLI_HUB: &str = "/subscriptions/4f1c2b3a-0000-4000-8000-00000000a001/resourceGroups/rg-hub/providers/Microsoft.Network/virtualNetworks/vnet-hub";
+
+fn json_plan(snapshots: &[&std::path::Path]) -> serde_json::Value {
+    let mut args = vec!["plan".to_owned()];
+    for snapshot in snapshots {
+        args.push("--snapshot".into());
+        args.push(snapshot.to_string_lossy().into_owned());
+    }
+    args.extend(["--hub", AZ_CLI_HUB, "--output", "json"].map(str::to_owned));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(&args, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json plan")
+}
+
+#[test]
+fn plan_reads_the_azure_cli_output_from_repeated_snapshots_or_a_folder() {
+    let files = ["vnets.json", "route-tables.json", "gateways.json"].map(az_cli_fixture);
+    let expected = json_plan(&[&az_cli_fixture("arm-rest-same-estate.json")]);
+    assert_eq!(expected["hubs"][0]["status"], "changes_pending");
+
+    let repeated = json_plan(&files.each_ref().map(|path| path.as_path()));
+    assert_eq!(repeated, expected);
+
+    // A folder: its *.json files, in name order; anything else in it is left alone.
+    let dir = temp_dir("az-cli-folder");
+    for file in &files {
+        std::fs::copy(file, dir.join(file.file_name().expect("name"))).expect("copy");
+    }
+    std::fs::write(dir.join("README.md"), "az network ... -o json > *.json\n").expect("write");
+    assert_eq!(json_plan(&[&dir]), expected);
+
+    // A folder and a file together; an error names the file and the path in it.
+    let extra = temp_dir("az-cli-extra").join("nsg.json");
+    std::fs::write(
+        &extra,
+        r#"[{"id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkSecurityGroups/n", "type": "Microsoft.Network/networkSecurityGroups"}]"#,
+    )
+    .expect("write");
+    let output = run(
+        &[
+            "plan",
+            "--snapshot",
+            dir.to_str().unwrap_or_default(),
+            "--snapshot",
+            extra.to_str().unwrap_or_default(),
+            "--hub",
+            AZ_CLI_HUB,
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing is printed as a plan");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nsg.json: at $[0].type"), "{stderr}");
+    assert!(stderr.contains("networkSecurityGroups/n"), "{stderr}");
+
+    // A folder without a .json file is an error, not an empty estate.
+    let empty = temp_dir("az-cli-empty");
+    let output = run(
+        &[
+            "plan",
+            "--snapshot",
+            empty.to_str().unwrap_or_default(),
+            "--hub",
+            AZ_CLI_HUB,
+        ],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("has no .json file"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn two_reconciles_at_once_end_in_the_same_correct_state() {
     let dir = temp_dir("race");
