@@ -8,26 +8,30 @@
 //!   `az network vnet-gateway list` print them;
 //! - ARM's own list answer `{"value": [...]}` (`az rest`), or one resource;
 //! - Azure Resource Graph's answer, as `az graph query` prints it
-//!   (`{"count", "data": [...], "skip_token", "total_records"}`) or as the REST API returns it
-//!   (`{"totalRecords", "count", "$skipToken", "data": [...]}`), with `data` in the object-array
-//!   result format;
+//!   (`{"count", "data": [...], "skip_token", "total_records"}`, the keys of the CLI's
+//!   resource-graph extension, Azure/azure-cli-extensions
+//!   `src/resource-graph/azext_resourcegraph/custom.py`) or as the REST API returns it
+//!   (`{"totalRecords", "count", "$skipToken", "resultTruncated", "data": [...]}`), with `data`
+//!   in the object-array result format (the CLI's; the table format is refused);
 //! - the snapshot object `{"virtualNetworks": [...], "routeTables": [...],
 //!   "virtualNetworkGateways": [...]}`.
 //!
 //! Resources in arrays and answers are classified by `type`, ignoring case (Resource Graph
-//! answers it in lower case). A resource is in ARM's shape when it has a `properties` object.
-//! Otherwise it is in the Azure CLI's shape, which differs in two ways: every object whose REST
-//! schema marks its `properties` `x-ms-client-flatten` (the resource, and its subnets, peerings,
-//! delegations, routes and ip configurations) has its properties merged into it. Un-flattening
-//! puts every key that is not part of the schema's envelope (`id`, `name`, `type`, `etag`, and
-//! for the resources `location`, `tags`, ...) back under `properties`. Every `az` command, `az
-//! rest` and `az graph query` included, also adds `resourceGroup` to each object with an `id`,
-//! references included (Azure/azure-cli `src/azure-cli-core/azure/cli/core/commands/transform.py`,
-//! `_add_resource_group`); ARM has no such key there, and it is dropped whatever the shape.
-//! Source of the envelopes: the REST API specification `Microsoft.Network/stable/2026-01-01`
-//! (`virtualNetwork.json`, `routeTable.json`, `virtualNetworkGateway.json`). Sub-resources
-//! hubspoke neither reads nor writes (a subnet's private endpoints, a gateway's NAT rules) are
-//! kept as printed.
+//! answers it in lower case). A resource is in ARM's shape when it has a `properties` object;
+//! otherwise it is in the Azure CLI's, where every object whose REST schema marks its
+//! `properties` `x-ms-client-flatten` (the resource, and its subnets, peerings, delegations,
+//! routes and ip configurations) has its properties merged into it. Un-flattening puts every key
+//! that is not part of the schema's envelope (`id`, `name`, `type`, `etag`, and for the resources
+//! `location`, `tags`, ...) back under `properties`. The envelopes are those of the REST API
+//! specification, `specification/network/resource-manager/Microsoft.Network/stable/`
+//! (`virtualNetwork.json` and `routeTable.json` at 2026-01-01, `virtualNetworkGateway.json` at
+//! 2024-05-01). Sub-resources hubspoke neither reads nor writes (a subnet's private endpoints, a
+//! gateway's NAT rules) are kept as printed.
+//!
+//! Every `az` command, `az rest` and `az graph query` included, also adds `resourceGroup` to each
+//! object with an `id`, references included (Azure/azure-cli
+//! `src/azure-cli-core/azure/cli/core/commands/transform.py`, `_add_resource_group`). ARM has no
+//! such key there: it is dropped, whatever the shape.
 //!
 //! Errors name the file, the JSON path in that file (as the user's file has it, not as
 //! un-flattened) and what was expected. A resource given twice is an error naming both places,
@@ -615,7 +619,7 @@ fn arm_shape(
             .keys()
             .any(|key| key != "resourceGroup" && !shape.envelope.contains(&key.as_str()));
     if !flattened {
-        return without_resource_groups(&Value::Object(object.clone()));
+        return Value::Object(object_without_resource_groups(object));
     }
     let mut envelope = Map::new();
     let mut properties = Map::new();
@@ -661,16 +665,19 @@ fn arm_shape(
 /// `value` without the `resourceGroup` the CLI adds to every object that has an `id`.
 fn without_resource_groups(value: &Value) -> Value {
     match value {
-        Value::Object(object) => Value::Object(
-            object
-                .iter()
-                .filter(|(key, _)| !(*key == "resourceGroup" && object.contains_key("id")))
-                .map(|(key, value)| (key.clone(), without_resource_groups(value)))
-                .collect(),
-        ),
+        Value::Object(object) => Value::Object(object_without_resource_groups(object)),
         Value::Array(items) => Value::Array(items.iter().map(without_resource_groups).collect()),
         other => other.clone(),
     }
+}
+
+fn object_without_resource_groups(object: &Map<String, Value>) -> Map<String, Value> {
+    let has_id = object.contains_key("id");
+    object
+        .iter()
+        .filter(|(key, _)| !(has_id && *key == "resourceGroup"))
+        .map(|(key, value)| (key.clone(), without_resource_groups(value)))
+        .collect()
 }
 
 fn mismatch(path: &str, expected: &str, found: &Value) -> ModelError {
