@@ -379,8 +379,6 @@ fn observation_bound(snapshot: &Value, page_size: usize, response: Duration) -> 
 }
 
 fn main() -> anyhow::Result<()> {
-    // Each client's identity endpoint is its own settings' (one simulator per scenario).
-    hubspoke_identity::use_endpoints_from_settings();
     let mut compression = 20.0;
     let mut texts = Vec::new();
     let mut args = std::env::args().skip(1);

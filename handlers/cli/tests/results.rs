@@ -43,11 +43,6 @@ async fn results_show_every_outcome_each_time_and_remove_none() {
             env.push((key.to_string(), value.to_string()));
         }
     }
-    for (key, value) in &env {
-        if key.starts_with("IDENTITY_") {
-            std::env::set_var(key, value);
-        }
-    }
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let settings = StorageSettings::from_lookup("AzureWebJobsStorage", lookup).expect("settings");
     let queue = QueueService::connect(&settings)

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{ensure_identity_environment, http, unquote, App, Recorder};
+use common::{http, unquote, App, Recorder};
 use hubspoke_queue::azurite::{Azurite, AzuriteError};
 use hubspoke_queue::message::decode_text;
 use hubspoke_queue::{MessageEncoding, Queue, QueueService, StorageSettings};
@@ -24,7 +24,6 @@ struct Storage {
 }
 
 async fn storage() -> Option<Storage> {
-    ensure_identity_environment();
     let azurite = match Azurite::start().await {
         Ok(azurite) => azurite,
         Err(error @ AzuriteError::NotInstalled { .. })
@@ -264,7 +263,6 @@ async fn a_handler_killed_mid_invocation_loses_no_work_item() {
 /// The demo's fallback: the simulator's own queue service instead of Azurite, same host.
 #[tokio::test]
 async fn the_simulators_queue_service_serves_the_host_as_azurite_does() {
-    ensure_identity_environment();
     let sim = hubspoke_sim::start(hubspoke_sim::SimConfig {
         tls: true,
         queues: true,

@@ -5,14 +5,14 @@
 //! tests.
 //!
 //! `azure_identity` 1.x reads `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` from the process
-//! environment only: it picks the App Service flavour when both are set, and reads the header
-//! again on each token request. To honour the endpoint and header the caller's settings name
-//! (several simulators in one test process, each with its own), the credential's pipeline
-//! carries [`PinIdentityEndpoint`], which points every token request at those, keeping the query
-//! `azure_identity` built (api-version, resource, client_id). In Azure they are the same values.
-//! The flavour choice stays with the process environment: both variables must be present in it
-//! when an App Service endpoint is given, else [`managed_identity`] fails instead of letting
-//! `azure_identity` fall back to the VM metadata endpoint.
+//! environment only: with both set (in Azure, by the platform) it speaks the App Service
+//! protocol, otherwise the virtual machine's (IMDS), whose token request is the same but for the
+//! address and the secret header (api-version 2019-08-01, `resource`, `client_id`). To honour
+//! the endpoint and header the caller's settings name (several simulators in one test process,
+//! each with its own), the credential's pipeline carries [`PinIdentityEndpoint`], which sends
+//! every token request to that endpoint with that header, keeping the query `azure_identity`
+//! built. So nothing here reads or writes the process environment: setting a variable while
+//! other threads may read it is undefined behaviour on most platforms.
 //!
 //! This crate requests no token itself and never logs one or the header.
 use std::sync::Arc;
@@ -63,14 +63,6 @@ pub fn managed_identity(
 ) -> Result<Arc<dyn TokenCredential>, CredentialError> {
     let mut client_options = ClientOptions::default();
     if let Some(app_service) = app_service {
-        for variable in ["IDENTITY_ENDPOINT", "IDENTITY_HEADER"] {
-            if std::env::var_os(variable).is_none_or(|value| value.is_empty()) {
-                return Err(CredentialError(format!(
-                    "{variable} must be set in the process environment: azure_identity chooses \
-                     the App Service managed identity from it"
-                )));
-            }
-        }
         let endpoint = Url::parse(&app_service.endpoint)
             .map_err(|error| CredentialError(format!("IDENTITY_ENDPOINT: {error}")))?;
         client_options
@@ -87,23 +79,6 @@ pub fn managed_identity(
     let credential = ManagedIdentityCredential::new(Some(options))
         .map_err(|error| CredentialError(format!("managed identity credential: {error}")))?;
     Ok(credential)
-}
-
-/// For a process that takes the App Service endpoint from its settings rather than from its
-/// environment (tests, the local stack, benchmarks: each with a simulator of its own).
-/// `azure_identity` picks the App Service flavour only when `IDENTITY_ENDPOINT` and
-/// `IDENTITY_HEADER` are in the process environment; this sets both, once, to placeholders that
-/// [`managed_identity`] then replaces with the endpoint its caller gives. Never needed in Azure,
-/// where the platform sets both.
-pub fn use_endpoints_from_settings() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(
-            "IDENTITY_ENDPOINT",
-            "http://127.0.0.1:9/replaced-by-settings",
-        );
-        std::env::set_var("IDENTITY_HEADER", "replaced-by-settings");
-    });
 }
 
 /// The developer's tools (the Azure CLI login).

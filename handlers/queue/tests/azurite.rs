@@ -12,12 +12,6 @@ use hubspoke_queue::{QueueError, QueueService, StorageSettings};
 use hubspoke_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
-/// `azure_identity` takes its App Service flavour from the process environment; each client then
-/// uses the endpoint and header of its own settings.
-fn ensure_identity_environment() {
-    hubspoke_identity::use_endpoints_from_settings();
-}
-
 /// Azurite, or `None` (and a note) when it is not installed outside CI.
 async fn azurite() -> Option<Azurite> {
     match Azurite::start().await {
@@ -40,7 +34,6 @@ struct Setup {
 }
 
 async fn setup() -> Option<Setup> {
-    ensure_identity_environment();
     let azurite = azurite().await?;
     let sim = hubspoke_sim::start(SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -11,14 +11,7 @@ use hubspoke_queue::{QueueService, StorageSettings};
 use hubspoke_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
-/// `azure_identity` takes its App Service flavour from the process environment; each client then
-/// uses the endpoint and header of its own settings.
-fn ensure_identity_environment() {
-    hubspoke_identity::use_endpoints_from_settings();
-}
-
 async fn sim_and_service() -> (SimHandle, QueueService) {
-    ensure_identity_environment();
     let sim = hubspoke_sim::start(SimConfig {
         tls: true,
         queues: true,

@@ -163,12 +163,6 @@ pub fn hubspoke_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// `azure_identity` takes its App Service flavour from the process environment; each client then
-/// uses the endpoint and header of its own settings.
-fn ensure_identity_environment() {
-    hubspoke_identity::use_endpoints_from_settings();
-}
-
 fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -183,7 +177,6 @@ impl Stack {
     /// Starts the simulator, the queues and the host with `hubspoke serve` behind it, and waits
     /// for the handler to be ready.
     pub async fn start(options: Options) -> anyhow::Result<Stack> {
-        ensure_identity_environment();
         capture_logs();
         let dir = std::env::temp_dir().join(format!("hubspoke-stack-{}", unique()));
         std::fs::create_dir_all(&dir)?;

@@ -25,12 +25,6 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-/// `azure_identity` takes its App Service flavour from the process environment; each client then
-/// uses the endpoint and header of its own settings.
-pub fn ensure_identity_environment() {
-    hubspoke_identity::use_endpoints_from_settings();
-}
-
 /// The settings a process would parse from the `KEY=value` lines `hubspoke sim` prints, with
 /// `extra` settings on top and the retry policy made fast ([`fast_retry`]; `extra` may still set
 /// `HUBSPOKE_ARM_MAX_ATTEMPTS` and `HUBSPOKE_ARM_RETRY_BUDGET_SECONDS`).
@@ -61,14 +55,12 @@ pub fn settings_for(sim: &SimHandle, extra: &[(&str, &str)]) -> ArmSettings {
 
 /// A client for `sim` with `settings`, through the production credential.
 pub fn client_for(settings: &ArmSettings) -> ArmClient {
-    ensure_identity_environment();
     ArmClient::new(settings, credential(settings).unwrap()).unwrap()
 }
 
 /// Starts a simulator (always over HTTPS, whatever `config.tls` says) and a client for it with a
 /// fast retry policy.
 pub async fn sim_and_client(config: SimConfig) -> (SimHandle, ArmClient) {
-    ensure_identity_environment();
     let sim = hubspoke_sim::start(SimConfig {
         tls: true,
         ..config

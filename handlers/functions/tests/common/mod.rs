@@ -27,12 +27,6 @@ pub struct Bed {
     pub estate: Estate,
 }
 
-/// `azure_identity` takes its App Service flavour from the process environment; each client then
-/// uses the endpoint and header of its own settings.
-fn ensure_identity_environment() {
-    hubspoke_identity::use_endpoints_from_settings();
-}
-
 /// A simulator seeded with `estate` and a handler configured for its hub `hub`, with `extra`
 /// settings on top.
 pub async fn bed(
@@ -40,7 +34,6 @@ pub async fn bed(
     extra: &[(&str, &str)],
     tweak: impl FnOnce(&mut SimConfig),
 ) -> Bed {
-    ensure_identity_environment();
     let mut config = SimConfig {
         tls: true,
         seed: Some(Seed::Value(estate.snapshot())),

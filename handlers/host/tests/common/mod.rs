@@ -170,12 +170,6 @@ pub fn unquote(value: &Value) -> String {
     serde_json::from_str::<String>(value.as_str().unwrap()).unwrap()
 }
 
-/// `azure_identity` takes its App Service flavour from the process environment; each client then
-/// uses the endpoint and header of its own settings.
-pub fn ensure_identity_environment() {
-    hubspoke_identity::use_endpoints_from_settings();
-}
-
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
