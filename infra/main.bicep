@@ -112,7 +112,7 @@ param eventMaxDeliveryAttempts int = 10
 @maxValue(1440)
 param eventTimeToLiveMinutes int = 180
 
-@description('Object id of the person or group who runs `hubspoke results` and reads dead-lettered events (az ad signed-in-user show --query id -o tsv); empty: nobody.')
+@description('Object id of the person, or of the operators\' group (with operatorPrincipalType Group), who run `hubspoke results` and read dead-lettered events (az ad signed-in-user show --query id -o tsv, or az ad group show --group <name> --query id -o tsv); empty: nobody.')
 param operatorPrincipalId string = ''
 
 @allowed([
@@ -121,6 +121,9 @@ param operatorPrincipalId string = ''
   'ServicePrincipal'
 ])
 param operatorPrincipalType string = 'User'
+
+@description('The operators may also run `hubspoke results --all` and `--follow`, which retrieve every outcome and put it back (Storage Queue Data Contributor on hubspoke-outcomes). Otherwise they peek at the oldest 32 (Storage Queue Data Reader).')
+param operatorReadsWholeQueue bool = false
 
 @description('Tags on every resource hubspoke\'s deployment creates.')
 param tags object = {}
@@ -193,18 +196,22 @@ module app 'modules/app.bicep' = {
     }]
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
+    operatorReadsWholeQueue: operatorReadsWholeQueue
   }
 }
 
 // --- The network role, assigned in every subscription in scope -----------------------------------
 
-// Defined in the first subscription in scope (a hub's): a custom role lives where it is assignable.
+// Defined in the hosting subscription, whatever the order of `hubs` and `subscriptions`: a custom
+// role's name is a tenant-wide GUID, so a definition that moved to another subscription on a later
+// deployment would conflict with itself. It is assignable in the hosting subscription and in
+// every subscription in scope.
 module networkRole 'modules/network-role.bicep' = {
   name: '${namePrefix}-network-role'
-  scope: subscription(scopeSubscriptions[0])
+  scope: subscription()
   params: {
     roleName: 'hubspoke network operator (${functionAppName})'
-    subscriptionIds: scopeSubscriptions
+    subscriptionIds: union([subscription().subscriptionId], scopeSubscriptions)
   }
 }
 

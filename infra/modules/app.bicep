@@ -37,6 +37,8 @@ param hubspokeSettings array
 param operatorPrincipalId string
 @allowed(['User', 'Group', 'ServicePrincipal'])
 param operatorPrincipalType string
+@description('The operators may also run `hubspoke results --all` and `--follow` (Storage Queue Data Contributor on the outcome queue: retrieve and put back); otherwise they peek (Reader).')
+param operatorReadsWholeQueue bool
 
 // Names the code and the function definitions use.
 var workQueueName = 'hubspoke-work'
@@ -223,8 +225,9 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// Optional: the operator who runs `hubspoke results` (peek or read the outcome queue) and reads
-// dead-lettered events, on exactly those two things.
+// Optional: the operators who run `hubspoke results` and read dead-lettered events, on exactly
+// those two things. `hubspoke results` peeks (Reader); `--all` and `--follow` retrieve every
+// message and put it back at once, which needs Contributor on the queue, granted on request only.
 resource operatorQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
   name: guid(outcomesQueue.id, operatorPrincipalId, roles.storageQueueDataReader)
   scope: outcomesQueue
@@ -235,11 +238,11 @@ resource operatorQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-resource operatorQueueProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
-  name: guid(outcomesQueue.id, operatorPrincipalId, roles.storageQueueDataMessageProcessor)
+resource operatorQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId) && operatorReadsWholeQueue) {
+  name: guid(outcomesQueue.id, operatorPrincipalId, roles.storageQueueDataContributor)
   scope: outcomesQueue
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataMessageProcessor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
     principalId: operatorPrincipalId
     principalType: operatorPrincipalType
   }

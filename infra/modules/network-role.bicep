@@ -3,15 +3,15 @@
 // Contributor (infra/tests/test_infra.py fails on a wildcard action without a justification
 // beside it, and on any of those built-in roles anywhere in infra/).
 //
-// Deployed at one of the subscriptions in scope (a custom role is a tenant-wide object whose
-// assignableScopes say where it may be assigned); modules/network-role-assignment.bicep assigns
-// it in each subscription.
+// Deployed at the hosting subscription (a custom role is a tenant-wide object whose
+// assignableScopes say where it may be assigned; its home stays put when the hubs are reordered);
+// modules/network-role-assignment.bicep assigns it in each subscription in scope.
 targetScope = 'subscription'
 
 @description('Name of the role as shown in the portal; unique in the tenant.')
 param roleName string
 
-@description('Subscription ids where the role may be assigned (the subscriptions in scope).')
+@description('Subscription ids where the role may be assigned: the hosting subscription and the subscriptions in scope.')
 param subscriptionIds array
 
 // Each action, with the ARM call that needs it (handlers/arm: observe.rs reads, apply.rs writes).
@@ -53,13 +53,18 @@ var actions = [
   // subnet). hubspoke never deletes a subnet.
   'Microsoft.Network/virtualNetworks/subnets/write'
   // A subnet PUT is checked for join rights on everything its body references, not only on what
-  // changed: the route table given, and the NSG, NAT gateway, service endpoint policies and
-  // service endpoints it already carries.
+  // changed: the route table given, and what the subnet already carries. Exactly the links of
+  // handlers/arm/src/subnet_links.rs, whose test compares the two lists.
   'Microsoft.Network/routeTables/join/action'
   'Microsoft.Network/networkSecurityGroups/join/action'
   'Microsoft.Network/natGateways/join/action'
   'Microsoft.Network/serviceEndpointPolicies/join/action'
   'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action'
+  // The subnet's ipAllocations, its address pools of Virtual Network Manager (ipamPoolPrefix-
+  // Allocations), and the network intent policies some delegations apply to it.
+  'Microsoft.Network/IpAllocations/join/action'
+  'Microsoft.Network/networkManagers/ipamPools/associateResourcesToPool/action'
+  'Microsoft.Network/networkIntentPolicies/join/action'
 ]
 
 resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {

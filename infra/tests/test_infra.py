@@ -331,6 +331,86 @@ class AppSettings(unittest.TestCase):
         self.assertIn("param driftSchedule string = '0 */15 * * * *'", main)
 
 
+class ResourceProviders(unittest.TestCase):
+    """infra/register-providers registers what each subscription needs."""
+
+    def providers(self, variable):
+        script = (INFRA / "register-providers").read_text()
+        match = re.search(rf"^{variable}=\((.*?)\)$", script, re.M)
+        self.assertIsNotNone(match, f"{variable} is not set in infra/register-providers")
+        return set(match.group(1).split())
+
+    def test_the_hosting_subscription_registers_event_grid(self):
+        # Event Grid reads the AzureFunction endpoint's key in the app's subscription, under its
+        # own service principal: without its provider there, step 3 fails.
+        hosting = self.providers("HOSTING_PROVIDERS")
+        self.assertIn("Microsoft.EventGrid", hosting)
+        self.assertTrue(
+            {"Microsoft.Web", "Microsoft.Storage", "Microsoft.ManagedIdentity"} <= hosting
+        )
+
+    def test_every_subscription_in_scope_registers_event_grid(self):
+        self.assertEqual(self.providers("SCOPE_PROVIDERS"), {"Microsoft.EventGrid"})
+
+    def test_the_deployment_guide_registers_through_the_script(self):
+        guide = (INFRA.parent / "docs" / "deploy.md").read_text()
+        self.assertIn("infra/register-providers", guide)
+
+
+class RoleHome(unittest.TestCase):
+    """The custom role is defined in the hosting subscription, whatever the order of the hubs."""
+
+    def test_the_role_is_defined_in_the_hosting_subscription(self):
+        main = code_only((INFRA / "main.bicep").read_text())
+        block = re.search(r"module networkRole 'modules/network-role.bicep' = \{(.*?)\n\}", main, re.S)
+        self.assertIsNotNone(block)
+        self.assertRegex(block.group(1), r"scope:\s*subscription\(\)\s*\n")
+        self.assertNotIn("scopeSubscriptions[", block.group(1))
+
+    def test_the_role_is_assignable_where_it_is_defined_and_in_every_subscription_in_scope(self):
+        main = code_only((INFRA / "main.bicep").read_text())
+        self.assertRegex(
+            main, r"subscriptionIds:\s*union\(\[subscription\(\)\.subscriptionId\],\s*scopeSubscriptions\)"
+        )
+
+    def test_the_role_name_depends_on_nothing_the_order_of_hubs_changes(self):
+        role = code_only(ROLE_FILE.read_text())
+        self.assertIn("name: guid(tenant().tenantId, 'hubspoke-network-operator', roleName)", role)
+        main = code_only((INFRA / "main.bicep").read_text())
+        self.assertIn("roleName: 'hubspoke network operator (${functionAppName})'", main)
+        self.assertIn("uniqueString(subscription().id, resourceGroupName, namePrefix)", main)
+
+
+class OperatorAccess(unittest.TestCase):
+    """`hubspoke results` reads by peeking; the whole queue needs Contributor, only on request."""
+
+    def setUp(self):
+        self.app = code_only((INFRA / "modules" / "app.bicep").read_text())
+
+    def assignments(self):
+        return re.findall(
+            r"resource (\w+) 'Microsoft.Authorization/roleAssignments@[^']+' = if \((.*?)\) \{\n(.*?)\n\}",
+            self.app,
+            re.S,
+        )
+
+    def test_the_operators_peek_by_default_and_process_nothing(self):
+        operator = [a for a in self.assignments() if "operatorPrincipalId" in a[2]]
+        roles = {re.search(r"roles\.(\w+)\)", body).group(1): condition for _, condition, body in operator}
+        self.assertEqual(
+            set(roles),
+            {"storageQueueDataReader", "storageQueueDataContributor", "storageBlobDataReader"},
+        )
+        self.assertNotIn("storageQueueDataMessageProcessor", roles)
+        self.assertIn("operatorReadsWholeQueue", roles["storageQueueDataContributor"])
+        self.assertNotIn("operatorReadsWholeQueue", roles["storageQueueDataReader"])
+
+    def test_the_operators_roles_are_scoped_to_the_outcome_queue_and_the_dead_letters(self):
+        for name, _, body in self.assignments():
+            if "operatorPrincipalId" in body:
+                self.assertRegex(body, r"scope: (outcomesQueue|deadLetterContainer)\n", name)
+
+
 class ParameterExample(unittest.TestCase):
     def test_the_example_sets_only_parameters_main_declares(self):
         main = code_only((INFRA / "main.bicep").read_text())

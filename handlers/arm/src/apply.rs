@@ -342,7 +342,15 @@ async fn execute(client: &ArmClient, change: &Change) -> ChangeStatus {
             }
             let mut body = current;
             body["properties"]["routeTable"] = serde_json::json!({ "id": route_table.to_string() });
-            client.put_and_wait(&target, None, &body).await
+            let result = client.put_and_wait(&target, None, &body).await;
+            if let Err(error) = &result {
+                if error.kind == crate::error::ErrorKind::Refused {
+                    // Azure names the one action it missed; the others it checks are these.
+                    let needed = crate::subnet_links::required_actions(&body);
+                    tracing::warn!(resource_id = %target, needed = ?needed, "a subnet PUT is checked for the join of everything it references");
+                }
+            }
+            result
         }
         Action::DeleteRoute { .. } => client.delete(&target).await,
         action => match action.request_body() {

@@ -16,3 +16,4 @@ pub mod observe;
 pub mod pacer;
 pub mod reconcile;
 pub mod settings;
+pub mod subnet_links;

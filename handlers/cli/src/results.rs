@@ -1,10 +1,14 @@
 //! `hubspoke results`: the outcomes in the queue `hubspoke-outcomes`, one line each, or as JSON.
 //!
-//! Reading never removes an outcome. `--peek N` uses the queue's peek (the oldest N, at most 32,
-//! untouched). Without it, the whole queue is read (Azure's peek stops at 32): received in
-//! batches, never deleted, and each message made visible again as soon as it is read — it stays,
-//! only its dequeue count (which nothing reads) grows. `--follow` repeats that every two seconds
-//! and prints what is new, until Ctrl-C.
+//! Reading never removes an outcome, and by default it changes nothing at all: the oldest 32
+//! outcomes are peeked at (Azure's peek returns at most 32), which needs only Storage Queue Data
+//! Reader on the queue. `--peek N` shows fewer. `--all` reads the whole queue: it receives it in
+//! batches, each message hidden for [`SWEEP_VISIBILITY`] so that none comes round twice, and makes
+//! each visible again at once — retrieving needs Storage Queue Data Message Processor and putting
+//! back needs Storage Queue Data Contributor (without it, the messages come back by themselves
+//! after the visibility timeout, and a warning says so); a message's dequeue count, which nothing
+//! reads, grows. `--follow` reads the whole queue every two seconds and prints what is new, until
+//! Ctrl-C.
 //!
 //! The connection is the app's (`AzureWebJobsStorage__queueServiceUri` with the usual
 //! credentials: the Azure CLI login on a workstation), or `--queue-url`, which may carry a SAS.
@@ -26,10 +30,15 @@ pub struct ResultsArgs {
     /// a SAS query if you have one). Default: hubspoke-outcomes of AzureWebJobsStorage__queueServiceUri.
     #[arg(long)]
     queue_url: Option<String>,
-    /// Only the oldest N outcomes (1 to 32), peeked at.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32))]
+    /// Only the oldest N outcomes (1 to 32; 32 without --all), peeked at.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=32), conflicts_with = "all")]
     peek: Option<u32>,
-    /// Keep reading and print outcomes as they arrive, until Ctrl-C.
+    /// Read the whole queue, not only the oldest 32: receives every message and puts it back at
+    /// once (needs Storage Queue Data Message Processor and Storage Queue Data Contributor on
+    /// the queue; the default needs only Storage Queue Data Reader).
+    #[arg(long)]
+    all: bool,
+    /// Keep reading the whole queue and print outcomes as they arrive, until Ctrl-C (as --all).
     #[arg(long, conflicts_with = "peek")]
     follow: bool,
     /// Output format: a table for people, or one JSON outcome per line.
@@ -63,9 +72,15 @@ pub async fn run(args: ResultsArgs) -> anyhow::Result<()> {
         );
     }
     let mut reader = Reader::new(queue);
-    if let Some(count) = args.peek {
+    if !args.all && !args.follow {
+        let count = args.peek.unwrap_or(PEEK_LIMIT);
         let outcomes = reader.peek(count).await?;
         print(&outcomes, args.output, true);
+        if args.peek.is_none() && outcomes.len() == PEEK_LIMIT as usize {
+            eprintln!(
+                "note: the oldest {PEEK_LIMIT} outcomes are shown (Azure's peek stops there); `hubspoke results --all` reads the whole queue"
+            );
+        }
         return Ok(());
     }
     let outcomes = reader.sweep().await?;
@@ -137,6 +152,8 @@ impl Reader {
             anyhow::Ok(())
         }
         .await;
+        let mut still_hidden = 0;
+        let mut last_error = None;
         for (id, pop_receipt) in &hidden {
             // A message deleted or expired meanwhile is gone anyway.
             if let Err(error) = self
@@ -145,9 +162,15 @@ impl Reader {
                 .await
             {
                 if !error.is_message_gone() {
-                    eprintln!("warning: message {id} stays hidden for up to {SWEEP_VISIBILITY:?}: {error}");
+                    still_hidden += 1;
+                    last_error = Some(error);
                 }
             }
+        }
+        if let Some(error) = last_error {
+            eprintln!(
+                "warning: {still_hidden} outcomes could not be put back and stay hidden for up to {SWEEP_VISIBILITY:?} (putting a message back needs Storage Queue Data Contributor on the queue): {error}"
+            );
         }
         result?;
         if hidden.len() >= MAX_SWEEP {
@@ -157,6 +180,9 @@ impl Reader {
         Ok(found)
     }
 }
+
+/// The most messages Azure's peek returns, and what `hubspoke results` shows by default.
+pub const PEEK_LIMIT: u32 = 32;
 
 /// How long a sweep hides what it has read, to go through the queue once.
 const SWEEP_VISIBILITY: Duration = Duration::from_secs(30);

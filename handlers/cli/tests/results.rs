@@ -1,6 +1,7 @@
 //! `hubspoke results` against a queue service (the simulator's, over HTTPS with its managed
-//! identity, the settings it prints): every outcome is shown, reading removes nothing, and
-//! `--peek` shows the oldest.
+//! identity, the settings it prints): by default the oldest 32 are shown and nothing in the queue
+//! changes (a peek: Storage Queue Data Reader is enough); `--all` shows every outcome, each time,
+//! and removes none; `--peek` shows the oldest.
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -69,8 +70,24 @@ async fn results_show_every_outcome_each_time_and_remove_none() {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
+    // The default reads without retrieving: no message's dequeue count moves.
+    let default = results(&["--output", "json"]);
+    assert_eq!(default.lines().count(), 32, "the oldest 32:\n{default}");
+    assert!(default
+        .lines()
+        .next()
+        .is_some_and(|l| l.contains("\"i-0\"")));
+    assert!(
+        queue
+            .peek(32)
+            .await
+            .expect("peek")
+            .iter()
+            .all(|message| message.dequeue_count == 0),
+        "the default changed the queue"
+    );
     for round in 0..2 {
-        let lines = results(&["--output", "json"]);
+        let lines = results(&["--all", "--output", "json"]);
         let ids: Vec<String> = lines
             .lines()
             .map(|line| {
