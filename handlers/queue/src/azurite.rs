@@ -8,7 +8,8 @@
 //! `scripts/test` installs the version pinned in `tests/package-lock.json` (`npm ci --prefix
 //! tests`). A global or other install is never used, so every run uses the pinned version. When
 //! it is missing, [`Azurite::start`] answers [`AzuriteError::NotInstalled`], a distinct result:
-//! the demo then falls back to the simulator's queues, and tests fail under `CI=true`.
+//! the demo then falls back to the simulator's queues, and the tests that need it fail, naming
+//! the install step.
 //!
 //! What `--oauth basic` checks (Azurite 3.37 `QueueTokenAuthenticator`): HTTPS; a JWT whose
 //! `iat`, `nbf` and `exp` are present, with `nbf` ≤ now ≤ `exp`; `iss` starting with

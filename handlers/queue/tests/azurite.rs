@@ -1,7 +1,7 @@
 //! The queue client against real Azurite (`--oauth basic`, HTTPS) with tokens from the
 //! simulator's managed identity endpoint: the same credential path as production. Needs Azurite
 //! under `tests/node_modules` (`npm ci --prefix tests`, done by `scripts/test`); without it these
-//! tests fail under `CI=true` and say so otherwise.
+//! tests fail, naming that step.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -12,16 +12,10 @@ use hubspoke_queue::{QueueError, QueueService, StorageSettings};
 use hubspoke_sim::{SimConfig, SimHandle};
 use serde_json::json;
 
-/// Azurite, or `None` (and a note) when it is not installed outside CI.
-async fn azurite() -> Option<Azurite> {
+/// Azurite, which must be installed: a test never passes without the part it tests.
+async fn azurite() -> Azurite {
     match Azurite::start().await {
-        Ok(azurite) => Some(azurite),
-        Err(error @ AzuriteError::NotInstalled { .. })
-            if std::env::var("CI").as_deref() != Ok("true") =>
-        {
-            eprintln!("skipped: {error}");
-            None
-        }
+        Ok(azurite) => azurite,
         Err(error) => panic!("{error}"),
     }
 }
@@ -33,8 +27,8 @@ struct Setup {
     settings: StorageSettings,
 }
 
-async fn setup() -> Option<Setup> {
-    let azurite = azurite().await?;
+async fn setup() -> Setup {
+    let azurite = azurite().await;
     let sim = hubspoke_sim::start(SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("ca.pem");
@@ -55,17 +49,17 @@ async fn setup() -> Option<Setup> {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
     .unwrap();
-    Some(Setup {
+    Setup {
         sim,
         azurite,
         _dir: dir,
         settings,
-    })
+    }
 }
 
 #[tokio::test]
 async fn messages_round_trip_through_azurite_with_a_managed_identity_token() {
-    let Some(setup) = setup().await else { return };
+    let setup = setup().await;
     let service = QueueService::connect(&setup.settings).unwrap();
     let queue = service.queue("hubspoke-outcomes").unwrap();
     assert!(queue.create_if_missing().await.unwrap(), "created");
@@ -127,7 +121,7 @@ async fn messages_round_trip_through_azurite_with_a_managed_identity_token() {
 
 #[tokio::test]
 async fn a_message_over_64_kib_is_refused_before_sending() {
-    let Some(setup) = setup().await else { return };
+    let setup = setup().await;
     let queue = QueueService::connect(&setup.settings)
         .unwrap()
         .queue("too-large")
@@ -146,7 +140,7 @@ async fn a_message_over_64_kib_is_refused_before_sending() {
 /// What Azurite `--oauth basic` checks, verified on the wire with hand-made tokens.
 #[tokio::test]
 async fn azurite_checks_the_token_audience_and_issuer() {
-    let Some(setup) = setup().await else { return };
+    let setup = setup().await;
     let http = reqwest::Client::builder()
         .tls_certs_merge(
             reqwest::Certificate::from_pem_bundle(setup.azurite.cert_pem().as_bytes()).unwrap(),
@@ -191,7 +185,7 @@ async fn azurite_missing_is_a_distinct_result() {
 
 #[tokio::test]
 async fn a_wrong_sas_is_refused_and_never_printed() {
-    let Some(setup) = setup().await else { return };
+    let setup = setup().await;
     let url = format!(
         "{}?sv=2025-11-05&ss=q&srt=sco&sp=rl&se=2099-01-01T00:00:00Z&sig=NOTTHESECRET%3D",
         setup.azurite.queue_service_url()
