@@ -16,7 +16,6 @@
 //!
 //! [`app`] builds the router: the single composition root, driven by tests without a socket.
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -25,8 +24,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use hubspoke_arm::client::ArmClient;
-use hubspoke_arm::error::ArmError;
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
@@ -35,11 +32,10 @@ use crate::envelope::{
     TimerInput, TriggerInput,
 };
 use crate::functions::{backfill, drift_check, on_network_event, reconcile_hub};
-use crate::logs::{LogStore, INVOCATION_SPAN};
+pub use crate::invocation::{Failure, HttpReply, Invocation, Reply};
+use crate::logs::INVOCATION_SPAN;
 use crate::outcome::{ErrorRecord, Outcome, Trigger};
-use crate::passes::HubPasses;
-use crate::settings::HandlerSettings;
-use crate::sink::OutcomeSink;
+pub use crate::state::{AppState, State};
 use crate::work::WorkItem;
 
 /// The largest invocation body taken. An Event Grid event is at most 1 MB, and arrives indented
@@ -51,94 +47,6 @@ pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
 /// The function names, as the folders of `function-definitions/` spell them.
 pub const FUNCTIONS: [&str; 4] = ["OnNetworkEvent", "ReconcileHub", "Backfill", "DriftCheck"];
-
-/// What every invocation shares: settings, ARM clients, the hubs' pass slots, logs, the sink.
-pub struct State {
-    pub settings: HandlerSettings,
-    /// For reconcile passes and Backfill's observation.
-    pub arm: ArmClient,
-    /// For `OnNetworkEvent`'s mapping reads: same connections, a retry budget short enough to
-    /// answer Event Grid well within its 30 seconds.
-    pub mapping_arm: ArmClient,
-    pub passes: HubPasses,
-    pub logs: LogStore,
-    pub sink: OutcomeSink,
-}
-
-/// The state as the router holds it.
-pub type AppState = Arc<State>;
-
-impl State {
-    /// The state for `settings`, with ARM clients through the credential the settings call for.
-    pub fn new(
-        settings: HandlerSettings,
-        logs: LogStore,
-        sink: OutcomeSink,
-    ) -> Result<Self, ArmError> {
-        let credential = hubspoke_arm::credential::credential(&settings.arm)?;
-        let arm = ArmClient::new(&settings.arm, credential.clone())?;
-        let mut mapping_settings = settings.arm.clone();
-        mapping_settings.retry.max_attempts = mapping_settings.retry.max_attempts.min(3);
-        mapping_settings.retry.budget = mapping_settings
-            .retry
-            .budget
-            .min(std::time::Duration::from_secs(5));
-        mapping_settings.request_timeout = mapping_settings
-            .request_timeout
-            .min(std::time::Duration::from_secs(8));
-        let mapping_arm = ArmClient::new(&mapping_settings, credential)?;
-        Ok(Self {
-            settings,
-            arm,
-            mapping_arm,
-            passes: HubPasses::default(),
-            logs,
-            sink,
-        })
-    }
-}
-
-/// One invocation as a function sees it.
-pub struct Invocation<T> {
-    /// The host's invocation id.
-    pub id: String,
-    pub input: T,
-    /// The outcome so far (function, invocation, trigger kind, start time); the function fills
-    /// in the rest.
-    pub outcome: Outcome,
-}
-
-/// What a function answers.
-pub struct Reply {
-    pub outcome: Outcome,
-    /// Work items for the `work` output.
-    pub work: Vec<WorkItem>,
-    /// The HTTP response, for the `res` output.
-    pub http: Option<HttpReply>,
-}
-
-impl Reply {
-    /// A reply with only an outcome.
-    pub fn outcome(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            work: Vec::new(),
-            http: None,
-        }
-    }
-}
-
-/// An HTTP answer: a status and a JSON body.
-pub struct HttpReply {
-    pub status: u16,
-    pub body: Value,
-}
-
-/// An invocation that failed in a way a retry may fix.
-pub struct Failure {
-    pub outcome: Outcome,
-    pub message: String,
-}
 
 /// The router: `GET /` and one `POST /<FunctionName>` per function.
 pub fn app(state: AppState) -> Router {

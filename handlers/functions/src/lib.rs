@@ -2,7 +2,8 @@
 //!
 //! The Functions host starts the binary with `FUNCTIONS_CUSTOMHANDLER_PORT` set and POSTs one
 //! JSON invocation per trigger to `/<FunctionName>`. [`adapter`] owns that protocol — envelope,
-//! spans, panics, outputs — and the four functions in [`functions`] are plain async fns:
+//! spans, panics, outputs — and the four functions in [`functions`] are plain async fns from an
+//! [`invocation`] to its reply, sharing the [`state`]:
 //! `OnNetworkEvent` turns ARM events into work items, `ReconcileHub` runs a pass per work item,
 //! `Backfill` and `DriftCheck` queue hubs. Every invocation leaves exactly one
 //! [`outcome`] (`hubspoke.outcome/v1`).
@@ -15,18 +16,21 @@ pub mod adapter;
 pub mod envelope;
 pub mod events;
 pub mod functions;
+pub mod invocation;
 pub mod logs;
 pub mod mapping;
 pub mod outcome;
 pub mod passes;
 pub mod settings;
 pub mod sink;
+pub mod state;
 pub mod work;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use adapter::{app, AppState, State};
+pub use adapter::app;
+pub use state::{AppState, State};
 
 /// A failure that stops `hubspoke serve` before it serves.
 #[derive(Debug, thiserror::Error)]

@@ -16,9 +16,10 @@ use hubspoke_core::plan::Plan;
 use serde_json::json;
 
 use super::{hub_records, observe_error, skipped_reads};
-use crate::adapter::{AppState, Failure, HttpReply, Invocation, Reply};
 use crate::envelope::HttpInput;
+use crate::invocation::{Failure, HttpReply, Invocation, Reply};
 use crate::outcome::{RequestRef, Status};
+use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
 /// Backfill's parameters, checked.

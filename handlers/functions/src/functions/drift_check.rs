@@ -3,9 +3,10 @@
 //! It catches what no event reports — the passive side of a peering changing state or sync
 //! level, subscriptions outside the Event Grid wiring, dead-lettered deliveries. A hub that has
 //! converged costs one read-only pass. It reads and writes nothing itself.
-use crate::adapter::{AppState, Failure, Invocation, Reply};
 use crate::envelope::TimerInput;
+use crate::invocation::{Failure, Invocation, Reply};
 use crate::outcome::{HubRecord, Status, TimerRef};
+use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
 pub async fn run(invocation: Invocation<TimerInput>, state: AppState) -> Result<Reply, Failure> {

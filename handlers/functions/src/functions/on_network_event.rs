@@ -6,11 +6,12 @@
 //! It never writes to ARM, and answers well within Event Grid's 30 seconds.
 use hubspoke_core::id::VnetId;
 
-use crate::adapter::{AppState, Failure, Invocation, Reply};
 use crate::envelope::EventGridInput;
 use crate::events::{ArmEvent, Operation, Resource};
+use crate::invocation::{Failure, Invocation, Reply};
 use crate::mapping::{self, Mapping};
 use crate::outcome::{HubRecord, Status};
+use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
 pub async fn run(

@@ -30,9 +30,10 @@ use hubspoke_arm::reconcile::{reconcile, ReconcileOptions, ReconcileResult};
 use hubspoke_core::id::VnetId;
 
 use super::{hub_records, observe_error, skipped_reads};
-use crate::adapter::{AppState, Failure, Invocation, Reply};
 use crate::envelope::QueueInput;
+use crate::invocation::{Failure, Invocation, Reply};
 use crate::outcome::{ErrorRecord, HubRecord, MessageRef, PassInfo, Status};
+use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
 /// What one pass produced.
