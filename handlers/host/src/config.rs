@@ -554,7 +554,7 @@ fn parse_function(
                 let raw = text("schedule")
                     .ok_or_else(|| invalid(format!("timer {binding_name} has no schedule")))?;
                 let schedule = resolve(&raw, lookup).map_err(FunctionError::Unresolved)?;
-                crate::triggers::parse_schedule(&schedule).map_err(|e| {
+                crate::schedule::parse_schedule(&schedule).map_err(|e| {
                     invalid(format!(
                         "the schedule {schedule:?} is not an NCRONTAB expression with seconds: {e}"
                     ))

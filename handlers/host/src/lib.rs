@@ -7,15 +7,19 @@
 //! - [`worker`]: the handler process: ports, readiness, restarts, console output.
 //! - [`invocation`]: request payloads per trigger, answers, logs and output bindings.
 //! - [`server`]: the Event Grid webhook and HTTP triggers behind keys, on 127.0.0.1.
-//! - [`triggers`]: timers (NCRONTAB) and storage queue triggers (Azurite or Azure, through
-//!   `hubspoke-queue`).
+//! - [`triggers`]: timers (NCRONTAB, [`schedule`]) and storage queue triggers (Azurite or Azure,
+//!   through `hubspoke-queue`).
+//! - [`Keys`] the host accepts, and the invocations [`InFlight`] that a stop waits for.
 //! - [`cli`]: `hubspoke host`.
 //!
 //! It is not the Functions host: no scale controller, no other binding types, no Application
 //! Insights, no durable timer schedule, no key management API. Use it where Azure is not.
 pub mod cli;
 pub mod config;
+mod in_flight;
 pub mod invocation;
+mod keys;
+pub mod schedule;
 pub mod server;
 pub mod triggers;
 pub mod worker;
@@ -23,7 +27,7 @@ pub mod worker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -32,40 +36,9 @@ use tokio::sync::{watch, Notify};
 use tracing::{error, info};
 
 use crate::config::{OutputKind, Trigger};
+pub use crate::in_flight::{InFlight, InFlightGuard};
 use crate::invocation::Invoker;
-
-/// The keys the host accepts.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Keys {
-    /// The default function key (`x-functions-key` / `code` of HTTP triggers).
-    pub function: String,
-    /// The Event Grid extension's system key (`eventgrid_extension`), for the webhook.
-    pub event_grid: String,
-    /// The master key: accepted everywhere, and the only key of the admin route.
-    pub master: String,
-}
-
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Keys(<redacted>)")
-    }
-}
-
-impl Keys {
-    /// Fresh random keys.
-    pub fn generate() -> Keys {
-        let key = || {
-            use base64::Engine;
-            let bytes: [u8; 32] = rand::random();
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        };
-        Keys {
-            function: key(),
-            event_grid: key(),
-            master: key(),
-        }
-    }
-}
+pub use crate::keys::Keys;
 
 /// Everything the host needs to start.
 #[derive(Debug, Clone)]
@@ -79,47 +52,6 @@ pub struct HostConfig {
     pub settings: Vec<(String, String)>,
     /// The keys.
     pub keys: Keys,
-}
-
-/// Counts invocations in flight, so that a stop waits for them.
-#[derive(Default)]
-pub struct InFlight {
-    count: Mutex<usize>,
-    idle: Notify,
-}
-
-/// Held while an invocation runs.
-pub struct InFlightGuard(Arc<InFlight>);
-
-impl InFlight {
-    /// Marks one invocation as running until the guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
-        if let Ok(mut count) = self.count.lock() {
-            *count += 1;
-        }
-        InFlightGuard(self.clone())
-    }
-
-    async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count.lock().map(|c| *c == 0).unwrap_or(true) {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if let Ok(mut count) = self.0.count.lock() {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.0.idle.notify_waiters();
-            }
-        }
-    }
 }
 
 /// A running host.
@@ -316,7 +248,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
                 run_on_startup,
                 ..
             } => {
-                let cron = triggers::parse_schedule(schedule).map_err(anyhow::Error::msg)?;
+                let cron = schedule::parse_schedule(schedule).map_err(anyhow::Error::msg)?;
                 let notify = Arc::new(Notify::new());
                 manual.insert(function.name.clone(), notify.clone());
                 tasks.push(tokio::spawn(triggers::run_timer(

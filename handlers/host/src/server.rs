@@ -32,8 +32,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{AuthLevel, Function, Trigger};
+use crate::in_flight::InFlight;
 use crate::invocation::{double_encoded, event_grid, Invoker, Outcome};
-use crate::{InFlight, Keys};
+use crate::keys::Keys;
 
 type HttpResponse = Response<Full<Bytes>>;
 

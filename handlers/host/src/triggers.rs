@@ -1,7 +1,6 @@
 //! The triggers the host drives itself: timers and storage queues.
 //!
-//! Timers (`TimerListener`): six-field NCRONTAB with seconds (`{second} {minute} {hour} {day}
-//! {month} {day-of-week}`, UTC), parsed with `croner`; a timer never overlaps itself (the next
+//! Timers (`TimerListener`): on a schedule of [`crate::schedule`]; a timer never overlaps itself (the next
 //! occurrence is computed once an invocation ended); `runOnStartup` fires once at start.
 //! `ScheduleStatus` is kept in memory (null on the first run), where Azure keeps it in storage.
 //!
@@ -19,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use hubspoke_queue::{Queue, ReceivedMessage};
 use serde_json::{json, Map, Value};
@@ -27,24 +25,13 @@ use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
 use crate::config::{Function, QueuesOptions};
+use crate::in_flight::InFlight;
 use crate::invocation::{apply_binding_data, double_encoded, Invoker, Outcome};
-use crate::InFlight;
 
 /// How long a received message stays invisible while its function runs.
 const PROCESSING_VISIBILITY: Duration = Duration::from_secs(600);
 /// The shortest wait between polls.
 const MIN_POLL: Duration = Duration::from_millis(100);
-
-/// Parses an NCRONTAB expression with seconds. Day of month and day of week must both match
-/// when both are restricted (NCrontab's reading).
-pub fn parse_schedule(text: &str) -> Result<Cron, String> {
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(text)
-        .map_err(|e| e.to_string())
-}
 
 /// The in-memory schedule status of a timer.
 #[derive(Debug, Clone, Default)]
@@ -354,19 +341,6 @@ pub fn poison_queue_name(queue: &str) -> Option<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ncrontab_has_six_fields_with_seconds() {
-        assert!(parse_schedule("0 */15 * * * *").is_ok());
-        assert!(
-            parse_schedule("*/5 * * * *").is_err(),
-            "five fields are refused"
-        );
-        let every_second = parse_schedule("* * * * * *").unwrap();
-        let now = Utc::now();
-        let next = every_second.find_next_occurrence(&now, false).unwrap();
-        assert!(next - now <= chrono::Duration::seconds(1));
-    }
 
     #[test]
     fn back_off_grows_to_the_maximum() {
