@@ -26,16 +26,17 @@ pub mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use hubspoke_queue::{QueueService, StorageSettings};
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::config::{OutputKind, Trigger};
+use crate::config::{App, Function, OutputKind, Trigger};
 pub use crate::in_flight::{InFlight, InFlightGuard};
 use crate::invocation::Invoker;
 pub use crate::keys::Keys;
@@ -151,73 +152,11 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
             config.listen
         );
     }
-    let settings = config.settings.clone();
-    let lookup = move |name: &str| {
-        settings
-            .iter()
-            .rev()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-            .or_else(|| std::env::var(name).ok())
-    };
-    let root = std::fs::canonicalize(&config.script_root)
-        .with_context(|| format!("--script-root {}", config.script_root.display()))?;
-    let app = config::load(&root, &lookup)?;
-    for (name, reason) in &app.refused {
-        error!(function = %name, "the function is not indexed: {reason}");
-    }
-    if app.functions.is_empty() {
-        bail!("no function to run in {}", root.display());
-    }
-
-    // Storage: every connection a queue binding names, connected once; a bad setting stops here.
-    let mut queues = HashMap::new();
-    for function in &app.functions {
-        let mut connections: Vec<&str> = function
-            .outputs
-            .iter()
-            .filter_map(|o| match &o.kind {
-                OutputKind::Queue { connection, .. } => Some(connection.as_str()),
-                _ => None,
-            })
-            .collect();
-        if let Trigger::Queue { connection, .. } = &function.trigger {
-            connections.push(connection);
-        }
-        for connection in connections {
-            if queues.contains_key(connection) {
-                continue;
-            }
-            let settings = StorageSettings::from_lookup(connection, &lookup)?;
-            let service = QueueService::connect(&settings)?;
-            info!(connection, url = %service.url(), "storage connection");
-            queues.insert(connection.to_string(), service);
-        }
-    }
-
-    // The handler.
-    let executable = {
-        let candidate = app.root.join(&app.host.executable);
-        if candidate.is_file() {
-            candidate
-        } else {
-            PathBuf::from(&app.host.executable)
-        }
-    };
-    let worker = worker::Worker::start(worker::Launch {
-        executable,
-        arguments: app.host.arguments.clone(),
-        working_directory: app.host.working_directory.clone(),
-        app_root: app.root.clone(),
-        settings: config.settings.clone(),
-    })?;
-
-    let mut watchers: HashMap<String, Arc<Notify>> = HashMap::new();
-    for function in &app.functions {
-        if let Trigger::Queue { queue, .. } = &function.trigger {
-            watchers.entry(queue.clone()).or_default();
-        }
-    }
+    let lookup = settings_lookup(config.settings.clone());
+    let app = load_app(&config.script_root, &lookup)?;
+    let queues = connect_storage(&app, &lookup)?;
+    let worker = start_handler(&app, &config)?;
+    let watchers = queue_watchers(&app);
     let invoker = Arc::new(Invoker {
         worker: worker.clone(),
         queues: queues.clone(),
@@ -237,57 +176,16 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
     let url = server::base_url(address);
     let (stop, stop_receiver) = watch::channel(false);
     let in_flight = Arc::new(InFlight::default());
-    let functions: Vec<Arc<config::Function>> =
-        app.functions.iter().cloned().map(Arc::new).collect();
-    let mut manual = HashMap::new();
-    let mut tasks = Vec::new();
-    for function in &functions {
-        match &function.trigger {
-            Trigger::Timer {
-                schedule,
-                run_on_startup,
-                ..
-            } => {
-                let cron = schedule::parse_schedule(schedule).map_err(anyhow::Error::msg)?;
-                let notify = Arc::new(Notify::new());
-                manual.insert(function.name.clone(), notify.clone());
-                tasks.push(tokio::spawn(triggers::run_timer(
-                    function.clone(),
-                    cron,
-                    *run_on_startup,
-                    invoker.clone(),
-                    in_flight.clone(),
-                    stop_receiver.clone(),
-                    notify,
-                )));
-            }
-            Trigger::Queue {
-                queue, connection, ..
-            } => {
-                let service = queues
-                    .get(connection)
-                    .context("a queue trigger without its connection")?;
-                let poison = match triggers::poison_queue_name(queue) {
-                    Some(name) => Some(service.queue(&name)?),
-                    None => None,
-                };
-                let listener = Arc::new(triggers::QueueListener {
-                    function: function.clone(),
-                    queue: service.queue(queue)?,
-                    poison,
-                    options: app.host.queues.clone(),
-                    invoker: invoker.clone(),
-                    in_flight: in_flight.clone(),
-                    wake: watchers.get(queue).cloned().unwrap_or_default(),
-                });
-                tasks.push(tokio::spawn(triggers::run_queue(
-                    listener,
-                    stop_receiver.clone(),
-                )));
-            }
-            _ => {}
-        }
-    }
+    let functions: Vec<Arc<Function>> = app.functions.iter().cloned().map(Arc::new).collect();
+    let running = TriggerTasks {
+        app: &app,
+        queues: &queues,
+        watchers: &watchers,
+        invoker: &invoker,
+        in_flight: &in_flight,
+        stop: &stop_receiver,
+    };
+    let (manual, mut tasks) = running.start(&functions)?;
     let event_grid_function = functions
         .iter()
         .find(|f| matches!(f.trigger, Trigger::EventGrid { .. }))
@@ -314,4 +212,177 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         in_flight,
         functions: functions.iter().map(|f| f.name.clone()).collect(),
     })
+}
+
+/// An app setting: the host's own settings first (the last one given wins), else the process
+/// environment.
+fn settings_lookup(settings: Vec<(String, String)>) -> impl Fn(&str) -> Option<String> {
+    move |name: &str| {
+        settings
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .or_else(|| std::env::var(name).ok())
+    }
+}
+
+/// The app under `script_root`, with its refused functions logged; an app with no function to
+/// run is an error.
+fn load_app(script_root: &Path, lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<App> {
+    let root = std::fs::canonicalize(script_root)
+        .with_context(|| format!("--script-root {}", script_root.display()))?;
+    let app = config::load(&root, lookup)?;
+    for (name, reason) in &app.refused {
+        error!(function = %name, "the function is not indexed: {reason}");
+    }
+    if app.functions.is_empty() {
+        bail!("no function to run in {}", root.display());
+    }
+    Ok(app)
+}
+
+/// Storage: every connection a queue binding names, connected once; a bad setting stops here.
+fn connect_storage(
+    app: &App,
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<HashMap<String, QueueService>> {
+    let mut queues = HashMap::new();
+    for function in &app.functions {
+        let mut connections: Vec<&str> = function
+            .outputs
+            .iter()
+            .filter_map(|o| match &o.kind {
+                OutputKind::Queue { connection, .. } => Some(connection.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Trigger::Queue { connection, .. } = &function.trigger {
+            connections.push(connection);
+        }
+        for connection in connections {
+            if queues.contains_key(connection) {
+                continue;
+            }
+            let settings = StorageSettings::from_lookup(connection, lookup)?;
+            let service = QueueService::connect(&settings)?;
+            info!(connection, url = %service.url(), "storage connection");
+            queues.insert(connection.to_string(), service);
+        }
+    }
+    Ok(queues)
+}
+
+/// The handler's process, started from host.json's executable: a path under the app root when
+/// there is such a file, else a command found on `PATH`.
+fn start_handler(app: &App, config: &HostConfig) -> anyhow::Result<worker::Worker> {
+    let executable = {
+        let candidate = app.root.join(&app.host.executable);
+        if candidate.is_file() {
+            candidate
+        } else {
+            PathBuf::from(&app.host.executable)
+        }
+    };
+    worker::Worker::start(worker::Launch {
+        executable,
+        arguments: app.host.arguments.clone(),
+        working_directory: app.host.working_directory.clone(),
+        app_root: app.root.clone(),
+        settings: config.settings.clone(),
+    })
+}
+
+/// One wake-up per triggered queue, which a queue output of this host notifies so that the
+/// queue's listener polls at once.
+fn queue_watchers(app: &App) -> HashMap<String, Arc<Notify>> {
+    let mut watchers: HashMap<String, Arc<Notify>> = HashMap::new();
+    for function in &app.functions {
+        if let Trigger::Queue { queue, .. } = &function.trigger {
+            watchers.entry(queue.clone()).or_default();
+        }
+    }
+    watchers
+}
+
+/// What the timer and queue trigger tasks share.
+struct TriggerTasks<'a> {
+    app: &'a App,
+    queues: &'a HashMap<String, QueueService>,
+    watchers: &'a HashMap<String, Arc<Notify>>,
+    invoker: &'a Arc<Invoker>,
+    in_flight: &'a Arc<InFlight>,
+    stop: &'a watch::Receiver<bool>,
+}
+
+/// The timers' manual wake-ups (the admin route fires a timer through them), by function name.
+type ManualTriggers = HashMap<String, Arc<Notify>>;
+
+impl TriggerTasks<'_> {
+    /// Starts a task per timer and per queue trigger of `functions`; the other triggers are
+    /// served by the front door.
+    fn start(
+        &self,
+        functions: &[Arc<Function>],
+    ) -> anyhow::Result<(ManualTriggers, Vec<JoinHandle<()>>)> {
+        let mut manual = HashMap::new();
+        let mut tasks = Vec::new();
+        for function in functions {
+            match &function.trigger {
+                Trigger::Timer {
+                    schedule,
+                    run_on_startup,
+                    ..
+                } => {
+                    let cron = schedule::parse_schedule(schedule).map_err(anyhow::Error::msg)?;
+                    let notify = Arc::new(Notify::new());
+                    manual.insert(function.name.clone(), notify.clone());
+                    tasks.push(tokio::spawn(triggers::run_timer(
+                        function.clone(),
+                        cron,
+                        *run_on_startup,
+                        self.invoker.clone(),
+                        self.in_flight.clone(),
+                        self.stop.clone(),
+                        notify,
+                    )));
+                }
+                Trigger::Queue {
+                    queue, connection, ..
+                } => tasks.push(self.start_queue(function, queue, connection)?),
+                _ => {}
+            }
+        }
+        Ok((manual, tasks))
+    }
+
+    /// The listener of `function`'s queue, with its poison queue.
+    fn start_queue(
+        &self,
+        function: &Arc<Function>,
+        queue: &str,
+        connection: &str,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let service = self
+            .queues
+            .get(connection)
+            .context("a queue trigger without its connection")?;
+        let poison = match triggers::poison_queue_name(queue) {
+            Some(name) => Some(service.queue(&name)?),
+            None => None,
+        };
+        let listener = Arc::new(triggers::QueueListener {
+            function: function.clone(),
+            queue: service.queue(queue)?,
+            poison,
+            options: self.app.host.queues.clone(),
+            invoker: self.invoker.clone(),
+            in_flight: self.in_flight.clone(),
+            wake: self.watchers.get(queue).cloned().unwrap_or_default(),
+        });
+        Ok(tokio::spawn(triggers::run_queue(
+            listener,
+            self.stop.clone(),
+        )))
+    }
 }
