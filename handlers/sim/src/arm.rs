@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::server::{flush_outbox, query_value, Shared};
+use crate::http::query_value;
+use crate::scheduler::flush_outbox;
+use crate::shared::Shared;
 use crate::world::{ArmError, ChildKind, Ctx, Kind, Reply, ResPath, World};
 
 fn kind_of(segment: &str) -> Option<Kind> {

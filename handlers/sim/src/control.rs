@@ -16,7 +16,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::config::FaultSpec;
-use crate::server::{json_response, HttpResponse, Shared};
+use crate::http::{json_response, HttpResponse};
+use crate::shared::Shared;
 
 fn bad_request(message: String) -> HttpResponse {
     json_response(

@@ -18,9 +18,12 @@ mod effective;
 mod events;
 mod faults;
 mod graph;
+mod http;
 mod next_hop;
 mod queues;
+mod scheduler;
 mod server;
+mod shared;
 mod throttle;
 mod tls;
 mod world;
@@ -40,7 +43,7 @@ pub use config::{
     LockConflict, Refusal, Strictness, ThrottleSpec,
 };
 pub use events::EventRecord;
-pub use server::RequestRecord;
+pub use shared::RequestRecord;
 pub use world::ArmError;
 
 /// Where the initial estate comes from.
@@ -114,7 +117,7 @@ impl Default for SimConfig {
 /// A running simulator. Dropping it without [`SimHandle::shutdown`] leaves its tasks running
 /// until the runtime ends.
 pub struct SimHandle {
-    shared: Arc<server::Shared>,
+    shared: Arc<shared::Shared>,
     arm_endpoint: String,
     identity_endpoint: String,
     ca_cert_pem: Option<String>,
@@ -195,7 +198,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     };
     let mut faults = faults::Faults::default();
     faults.set(config.faults.clone());
-    let shared = Arc::new(server::Shared {
+    let shared = Arc::new(shared::Shared {
         world: Mutex::new(world),
         throttle: Mutex::new(throttle::Throttle::new(config.throttle.clone())),
         faults: Mutex::new(faults),

@@ -241,7 +241,7 @@ fn ranged(
     name: &str,
     range: std::ops::RangeInclusive<i64>,
 ) -> Result<Option<i64>, Refusal> {
-    match crate::server::query_value(query, name) {
+    match crate::http::query_value(query, name) {
         None => Ok(None),
         Some(text) => match text.parse::<i64>() {
             Ok(value) if range.contains(&value) => Ok(Some(value)),
@@ -260,7 +260,7 @@ async fn handle(store: &QueueStore, request: Request<Incoming>) -> HttpResponse 
     }
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
-    let query = crate::server::parse_query(request.uri().query());
+    let query = crate::http::parse_query(request.uri().query());
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let body = match Limited::new(request.into_body(), 1024 * 1024)
         .collect()
@@ -332,7 +332,7 @@ fn queue_operation(
     let Ok(mut queues) = store.queues.lock() else {
         return internal_error();
     };
-    let comp = crate::server::query_value(query, "comp").unwrap_or("");
+    let comp = crate::http::query_value(query, "comp").unwrap_or("");
     match (method, comp) {
         ("PUT", "") => {
             if queues.contains_key(queue) {
@@ -465,7 +465,7 @@ fn messages_operation(
                     Ok(count) => count.unwrap_or(1) as usize,
                     Err(answer) => return *answer,
                 };
-                let peek = crate::server::query_value(query, "peekonly")
+                let peek = crate::http::query_value(query, "peekonly")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true"));
                 let mut xml =
                     String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><QueueMessagesList>");
@@ -530,7 +530,7 @@ fn message_operation(
     body: &Bytes,
 ) -> HttpResponse {
     with_messages(store, queue, |messages| {
-        let Some(receipt) = crate::server::query_value(query, "popreceipt").map(str::to_string)
+        let Some(receipt) = crate::http::query_value(query, "popreceipt").map(str::to_string)
         else {
             return error(
                 400,

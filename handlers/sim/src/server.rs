@@ -1,71 +1,26 @@
 //! The HTTP side: listeners (plain or TLS), the per-request pipeline that ARM applies before a
 //! resource provider sees a request (faults, authentication, `api-version`, throttling), the
-//! common response headers, the request log, and the scheduler that completes long-running
-//! operations on time.
+//! common response headers and the request log; then the control API ([`crate::control`]) or
+//! the ARM front end ([`crate::arm`]) answers.
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::FaultAction;
-use crate::events::EventBus;
-use crate::faults::Faults;
-use crate::throttle::{OpClass, Throttle, Verdict};
-use crate::world::{ArmError, Reply, World};
-
-/// One request as the simulator saw it (`GET /_sim/requests`).
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestRecord {
-    /// HTTP method.
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// Status answered; 0 when the connection was dropped on purpose.
-    pub status: u16,
-    /// ARM error code of the answer, if any.
-    pub error_code: Option<String>,
-    /// When it arrived (RFC 3339).
-    pub time: String,
-    /// How long it took, in milliseconds.
-    pub duration_ms: f64,
-    /// The injected fault, if any (`429`, `drop`, `slow`, ...).
-    pub fault: Option<String>,
-    /// The value of the `x-ms-ratelimit-remaining-subscription-reads|writes|deletes` header the
-    /// answer carried (none for the control API and dropped connections).
-    pub ratelimit_remaining: Option<u64>,
-    /// For a write that started a long-running operation: the operations then in progress in
-    /// its subscription, itself included ("writes in flight").
-    pub operations_in_flight: Option<u32>,
-}
-
-/// Everything the request handlers share.
-pub(crate) struct Shared {
-    pub world: Mutex<World>,
-    pub throttle: Mutex<Throttle>,
-    pub faults: Mutex<Faults>,
-    pub requests: Mutex<Vec<RequestRecord>>,
-    pub events: Arc<EventBus>,
-    pub scheme: &'static str,
-    pub fallback_host: String,
-    pub identity_header: String,
-    pub principal_id: String,
-    pub client_id: String,
-    pub page_size: usize,
-    pub response_delay: Duration,
-    /// `Retry-After` seconds of injected 429 and 503 answers (the `retry-after` latency knob).
-    pub fault_retry_after: u64,
-}
-
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+use crate::http::{error_response, json_response, parse_query, query_value, HttpResponse};
+use crate::scheduler::schedule;
+use crate::shared::{record, RequestRecord, Shared};
+use crate::throttle::{OpClass, Verdict};
+use crate::world::{ArmError, Reply};
 
 /// Marker error that makes hyper close the connection without answering.
 #[derive(Debug)]
@@ -78,87 +33,6 @@ impl std::fmt::Display for DropConnection {
 }
 
 impl std::error::Error for DropConnection {}
-
-pub(crate) fn json_response(
-    status: u16,
-    body: &Value,
-    headers: &[(String, String)],
-) -> HttpResponse {
-    let mut builder = Response::builder().status(status);
-    for (name, value) in headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    let (builder, bytes) = if body.is_null() {
-        (builder, Bytes::new())
-    } else {
-        (
-            builder.header("content-type", "application/json; charset=utf-8"),
-            Bytes::from(body.to_string()),
-        )
-    };
-    builder
-        .body(Full::new(bytes))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"{}"))))
-}
-
-pub(crate) fn error_response(
-    error: &ArmError,
-    headers: &mut Vec<(String, String)>,
-) -> HttpResponse {
-    if let Some(retry) = error.retry_after {
-        headers.push(("Retry-After".to_string(), retry.to_string()));
-    }
-    if error.status == 404 && error.code == "ResourceNotFound" {
-        headers.push(("x-ms-failure-cause".to_string(), "gateway".to_string()));
-    }
-    json_response(error.status, &error.body(), headers)
-}
-
-/// Percent-decodes a query component.
-pub(crate) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The query parameters, decoded, in order.
-pub(crate) fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(pair), String::new()),
-        })
-        .collect()
-}
-
-/// The first value of a query parameter, matched case-insensitively.
-pub(crate) fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
 
 fn well_formed_api_version(version: &str) -> bool {
     let (date, rest) = version.split_at(version.len().min(10));
@@ -646,52 +520,6 @@ fn subscription_of(path: &str) -> String {
         .to_string()
 }
 
-/// Logs a request; `started` gives its duration.
-fn record(shared: &Shared, mut entry: RequestRecord, started: Instant) {
-    entry.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if let Ok(mut requests) = shared.requests.lock() {
-        requests.push(entry);
-        // Bounded: a long-running simulator keeps the last 100,000 requests.
-        if requests.len() > 100_000 {
-            requests.drain(..10_000);
-        }
-    }
-}
-
-/// Completes each operation at its due time and emits its events.
-pub(crate) fn schedule(shared: &Arc<Shared>, scheduled: &[(String, Instant)]) {
-    for (op_id, due) in scheduled {
-        let shared = shared.clone();
-        let op_id = op_id.clone();
-        let due = *due;
-        tokio::spawn(async move {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
-            complete(&shared, &op_id);
-        });
-    }
-}
-
-/// Completes one operation now (if still in progress) and emits its events.
-pub(crate) fn complete(shared: &Shared, op_id: &str) {
-    let events = match shared.world.lock() {
-        Ok(mut world) => {
-            world.complete(op_id);
-            std::mem::take(&mut world.outbox)
-        }
-        Err(_) => Vec::new(),
-    };
-    for event in &events {
-        shared.events.emit(event);
-    }
-}
-
-/// Emits whatever the world queued synchronously (PATCH).
-pub(crate) fn flush_outbox(shared: &Shared, world: &mut World) {
-    for event in std::mem::take(&mut world.outbox) {
-        shared.events.emit(&event);
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -703,13 +531,5 @@ mod tests {
         assert!(well_formed_api_version("2024-05-01-preview"));
         assert!(!well_formed_api_version("yesterday"));
         assert!(!well_formed_api_version("2024-5-1"));
-    }
-
-    #[test]
-    fn queries_are_decoded() {
-        let q = parse_query(Some("api-version=2026-01-01&%24skiptoken=5&x"));
-        assert_eq!(query_value(&q, "API-VERSION"), Some("2026-01-01"));
-        assert_eq!(query_value(&q, "$skiptoken"), Some("5"));
-        assert_eq!(percent_decode("a%2Fb%zz"), "a/b%zz");
     }
 }

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::{ArmError, ChildKind, Kind, ResPath};
+use super::error::ArmError;
+use super::path::{ChildKind, Kind, ResPath};
 use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_str, props};
 
 fn new_etag() -> String {

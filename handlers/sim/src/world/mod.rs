@@ -18,9 +18,11 @@ use crate::json::{name_of, prop_arr, prop_arr_mut, prop_ref_id};
 
 mod body;
 mod delete;
+mod error;
 mod gateways;
 mod keys;
 mod nics;
+mod path;
 mod peerings;
 mod prefixes;
 mod route_tables;
@@ -29,43 +31,9 @@ mod tags;
 mod vnets;
 
 use body::{find_child, find_child_mut, restamp, set_state};
+pub use error::ArmError;
 use keys::lower;
-
-/// An ARM error: status, `error.code`, `error.message`, optional `Retry-After`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArmError {
-    /// HTTP status.
-    pub status: u16,
-    /// `error.code`.
-    pub code: String,
-    /// `error.message`.
-    pub message: String,
-    /// `Retry-After` seconds, for 429s.
-    pub retry_after: Option<u64>,
-    /// `error.details`.
-    pub details: Vec<Value>,
-}
-
-impl ArmError {
-    pub(crate) fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.to_string(),
-            message: message.into(),
-            retry_after: None,
-            details: Vec::new(),
-        }
-    }
-
-    pub(crate) fn bad_request(code: &str, message: impl Into<String>) -> Self {
-        Self::new(400, code, message)
-    }
-
-    /// The CloudError body: `{"error":{"code","message","details":[]}}`.
-    pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
-    }
-}
+pub(crate) use path::{ChildKind, Kind, ResPath};
 
 /// A successful answer from the estate.
 #[derive(Debug, Clone)]
@@ -98,96 +66,6 @@ impl Reply {
             headers: Vec::new(),
             scheduled: Vec::new(),
             operations_in_flight: None,
-        }
-    }
-}
-
-/// The top-level resource types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Vnet,
-    RouteTable,
-    Gateway,
-    Nic,
-}
-
-impl Kind {
-    pub(crate) fn segment(self) -> &'static str {
-        match self {
-            Kind::Vnet => "virtualNetworks",
-            Kind::RouteTable => "routeTables",
-            Kind::Gateway => "virtualNetworkGateways",
-            Kind::Nic => "networkInterfaces",
-        }
-    }
-}
-
-/// The child resource types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChildKind {
-    Subnet,
-    Peering,
-    Route,
-}
-
-impl ChildKind {
-    pub(crate) fn segment(self) -> &'static str {
-        match self {
-            ChildKind::Subnet => "subnets",
-            ChildKind::Peering => "virtualNetworkPeerings",
-            ChildKind::Route => "routes",
-        }
-    }
-
-    fn parent_array(self) -> &'static str {
-        match self {
-            ChildKind::Subnet => "subnets",
-            ChildKind::Peering => "virtualNetworkPeerings",
-            ChildKind::Route => "routes",
-        }
-    }
-}
-
-/// A resource address as the caller wrote it (casing kept for ids).
-#[derive(Debug, Clone)]
-pub(crate) struct ResPath {
-    pub sub: String,
-    pub rg: String,
-    pub kind: Kind,
-    pub name: String,
-    pub child: Option<(ChildKind, String)>,
-}
-
-impl ResPath {
-    pub(crate) fn parent_id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/{}/{}",
-            self.sub,
-            self.rg,
-            self.kind.segment(),
-            self.name
-        )
-    }
-
-    pub(crate) fn id(&self) -> String {
-        match &self.child {
-            Some((kind, name)) => format!("{}/{}/{}", self.parent_id(), kind.segment(), name),
-            None => self.parent_id(),
-        }
-    }
-
-    fn parent_key(&self) -> String {
-        self.parent_id().to_ascii_lowercase()
-    }
-
-    fn type_name(&self) -> String {
-        match &self.child {
-            Some((child, _)) => format!(
-                "Microsoft.Network/{}/{}",
-                self.kind.segment(),
-                child.segment()
-            ),
-            None => format!("Microsoft.Network/{}", self.kind.segment()),
         }
     }
 }
