@@ -8,19 +8,11 @@
 //! clone of the client, [`ArmClient::with_own_counts`] included, so passes of different hubs in one
 //! process share one subscription's budget.
 //!
-//! Retries (DESIGN.md section 6): 429 (throttling, and `RetryableErrorDueToAnotherOperation` lock
-//! conflicts), 409 `AnotherOperationInProgress`, 400 `ReferencedResourceNotProvisioned`, 408, 5xx,
-//! connection and timeout errors, a dropped connection; and a PUT or DELETE whose operation ended
-//! `Canceled` (superseded) or `Failed` with a code `classify` finds transient (Azure failed, not
-//! the request: `InternalServerError`, `RetryableError`, ...), which is sent again. The delay
-//! before retry *n* is a random duration in `0..=min(max_delay, base_delay * 2^(n-1))` (full
-//! jitter), never shorter than the answer's `Retry-After`. One request is sent at most
-//! `max_attempts` times (an operation's re-sends included) and waits at most `budget` in total
-//! between them; then it fails [`ErrorKind::Exhausted`] (or `Transport` when the last failure had
-//! no answer). A 429 for rate limiting is pacing, not failure: the request waits for
-//! the pacer (which honours `Retry-After`) without spending an attempt, and that wait counts
-//! against `budget`. Everything else is final at once: refusals (401, 403, 409 `ScopeLocked`) are
-//! never retried.
+//! Retries: after each send that did not succeed, the request's `Retries` (the retry policy,
+//! `retry.rs`) says whether and when it is sent again: transient failures after a capped,
+//! jittered backoff that honours `Retry-After`, a throttled request once the pacer admits it
+//! without spending an attempt, and the re-issue of an operation that ended `Canceled` or failed
+//! transiently within the same attempts and budget.
 //!
 //! Long-running operations: `Azure-AsyncOperation` is polled to `Succeeded`, `Failed` or
 //! `Canceled` (for a DELETE too); without it `Location` is polled until it stops answering 202;
@@ -47,8 +39,9 @@ use serde_json::Value;
 use tracing::{debug, warn, Instrument};
 
 use crate::credential::ARM_SCOPE;
-use crate::error::{classify, decode_error_body, ArmError, Disposition, ErrorKind, Reported};
-use crate::pacer::{Class, Pacer};
+use crate::error::{decode_error_body, ArmError, ErrorKind};
+use crate::pacer::{Class, Pacer, Permit};
+use crate::retry::{Next, Retries, Unfinished};
 use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
 
 /// The requests a client made (all clones together).
@@ -132,15 +125,6 @@ struct Answer {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
-}
-
-/// Retry bookkeeping of one request (a PUT and its re-issues share one).
-#[derive(Debug, Default)]
-struct RetryState {
-    /// Sends that count against `max_attempts` (not those after a throttled answer).
-    attempts: u32,
-    /// Time spent waiting to send again, against `budget`.
-    waited: Duration,
 }
 
 /// How a long-running operation ended, when it did not fail.
@@ -242,7 +226,7 @@ impl ArmClient {
     pub async fn get(&self, path: &str) -> Result<Value, ArmError> {
         let url = self.url_for(path, None, "GET")?;
         let answer = self
-            .send(Method::GET, &url, None, &mut RetryState::default())
+            .send(Method::GET, &url, None, &mut self.retries())
             .await?;
         answer.json("GET", &url)
     }
@@ -271,70 +255,25 @@ impl ArmClient {
     ) -> Result<(), ArmError> {
         let mut url = self.url_for(path, None, "GET")?;
         let mut answer = self
-            .send(Method::GET, &url, None, &mut RetryState::default())
+            .send(Method::GET, &url, None, &mut self.retries())
             .await?;
         loop {
-            let unreadable = |error: serde_json::Error| {
-                ArmError::new(
-                    ErrorKind::Transport,
-                    Some(200),
-                    "UnreadableBody",
-                    format!("the list page is not JSON: {error}"),
-                    "GET",
-                    url.as_str(),
-                )
-            };
-            let page: Page<'_> = serde_json::from_slice(&answer.body).map_err(unreadable)?;
-            let next = match page.next_link.as_deref().filter(|next| !next.is_empty()) {
-                Some(next) => {
-                    let next = self.url_for(next, None, "GET")?;
-                    if next == url {
-                        return Err(ArmError::new(
-                            ErrorKind::Transport,
-                            Some(200),
-                            "NextLinkLoop",
-                            "the page's nextLink is the page itself",
-                            "GET",
-                            url.as_str(),
-                        ));
+            let page: Page<'_> =
+                serde_json::from_slice(&answer.body).map_err(|e| unreadable_page(&url, e))?;
+            let next = self.next_page_url(&page, &url)?;
+            let fetch = next.clone().map(|next| self.fetch_page(next));
+            match (hand_over(page, &mut each), fetch, next) {
+                (Err(error), fetch, _) => {
+                    if let Some(fetch) = &fetch {
+                        fetch.abort();
                     }
-                    Some(next)
+                    return Err(unreadable_page(&url, error));
                 }
-                None => None,
-            };
-            let fetch = next.clone().map(|next| {
-                let client = self.clone();
-                tokio::spawn(
-                    async move {
-                        client
-                            .send(Method::GET, &next, None, &mut RetryState::default())
-                            .await
-                    }
-                    .in_current_span(),
-                )
-            });
-            let mut stopped = false;
-            for raw in page.value.unwrap_or_default() {
-                let item = match serde_json::from_str(raw.get()) {
-                    Ok(item) => item,
-                    Err(error) => {
-                        if let Some(fetch) = &fetch {
-                            fetch.abort();
-                        }
-                        return Err(unreadable(error));
-                    }
-                };
-                if each(item).is_break() {
-                    stopped = true;
-                    break;
-                }
-            }
-            match (fetch, next) {
-                (Some(fetch), _) if stopped => {
+                (Ok(ControlFlow::Break(())), Some(fetch), _) => {
                     fetch.abort();
                     return Ok(());
                 }
-                (Some(fetch), Some(next)) => {
+                (Ok(ControlFlow::Continue(())), Some(fetch), Some(next)) => {
                     answer = fetch.await.map_err(|_| {
                         ArmError::new(
                             ErrorKind::Transport,
@@ -350,6 +289,39 @@ impl ArmClient {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// The URL of the page after `page` (read from `url`), if any; a `nextLink` to the page
+    /// itself is an error, not a loop.
+    fn next_page_url(&self, page: &Page<'_>, url: &Url) -> Result<Option<Url>, ArmError> {
+        let Some(next) = page.next_link.as_deref().filter(|next| !next.is_empty()) else {
+            return Ok(None);
+        };
+        let next = self.url_for(next, None, "GET")?;
+        if &next == url {
+            return Err(ArmError::new(
+                ErrorKind::Transport,
+                Some(200),
+                "NextLinkLoop",
+                "the page's nextLink is the page itself",
+                "GET",
+                url.as_str(),
+            ));
+        }
+        Ok(Some(next))
+    }
+
+    /// Starts reading the page at `url` in a task of its own, while the current one is handed
+    /// over.
+    fn fetch_page(&self, url: Url) -> tokio::task::JoinHandle<Result<Answer, ArmError>> {
+        let client = self.clone();
+        tokio::spawn(
+            async move {
+                let mut retries = client.retries();
+                client.send(Method::GET, &url, None, &mut retries).await
+            }
+            .in_current_span(),
+        )
     }
 
     /// PUT `body` to `path` (plus `extra_query`, e.g. `("syncRemoteAddressSpace", "true")`),
@@ -369,7 +341,7 @@ impl ArmClient {
         }
         // The operation's end says nothing of the resource: read it as Azure now has it.
         let resource_url = self.url_for(path, None, "GET")?;
-        self.send(Method::GET, &resource_url, None, &mut RetryState::default())
+        self.send(Method::GET, &resource_url, None, &mut self.retries())
             .await?
             .json("GET", &resource_url)
     }
@@ -396,18 +368,22 @@ impl ArmClient {
     ) -> Result<Option<Value>, ArmError> {
         let url = self.url_for(path, extra_query, "PUT")?;
         let deadline = Instant::now() + self.inner.operation_timeout;
-        let mut state = RetryState::default();
+        let mut retries = self.retries();
         loop {
-            let answer = self.send(Method::PUT, &url, Some(body), &mut state).await?;
+            let answer = self
+                .send(Method::PUT, &url, Some(body), &mut retries)
+                .await?;
             match self.follow("PUT", &url, &answer, deadline).await? {
                 Ended::Resource(resource) => return Ok(Some(resource)),
                 Ended::Succeeded => return Ok(None),
                 Ended::Canceled { code, message } => {
-                    self.before_reissue("PUT", &url, &mut state, code, message, "canceled")
+                    let ended = Unfinished::Canceled;
+                    self.reissue("PUT", &url, &mut retries, ended, code, message)
                         .await?
                 }
                 Ended::Failed { code, message } => {
-                    self.after_failure("PUT", &url, &mut state, code, message)
+                    let ended = Unfinished::Failed;
+                    self.reissue("PUT", &url, &mut retries, ended, code, message)
                         .await?
                 }
             }
@@ -419,9 +395,9 @@ impl ArmClient {
     pub async fn delete(&self, path: &str) -> Result<(), ArmError> {
         let url = self.url_for(path, None, "DELETE")?;
         let deadline = Instant::now() + self.inner.operation_timeout;
-        let mut state = RetryState::default();
+        let mut retries = self.retries();
         loop {
-            let answer = match self.send(Method::DELETE, &url, None, &mut state).await {
+            let answer = match self.send(Method::DELETE, &url, None, &mut retries).await {
                 Ok(answer) => answer,
                 Err(error) if error.is_not_found() => return Ok(()),
                 Err(error) => return Err(error),
@@ -429,11 +405,13 @@ impl ArmClient {
             match self.follow("DELETE", &url, &answer, deadline).await? {
                 Ended::Succeeded | Ended::Resource(_) => return Ok(()),
                 Ended::Canceled { code, message } => {
-                    self.before_reissue("DELETE", &url, &mut state, code, message, "canceled")
+                    let ended = Unfinished::Canceled;
+                    self.reissue("DELETE", &url, &mut retries, ended, code, message)
                         .await?
                 }
                 Ended::Failed { code, message } => {
-                    self.after_failure("DELETE", &url, &mut state, code, message)
+                    let ended = Unfinished::Failed;
+                    self.reissue("DELETE", &url, &mut retries, ended, code, message)
                         .await?
                 }
             }
@@ -558,7 +536,7 @@ impl ArmClient {
             self.wait_poll(retry_after, deadline, method, request_url)
                 .await?;
             let polled = self
-                .send(Method::GET, &resource_url, None, &mut RetryState::default())
+                .send(Method::GET, &resource_url, None, &mut self.retries())
                 .await?;
             retry_after = polled.retry_after();
             resource = polled.json("GET", &resource_url)?;
@@ -576,7 +554,7 @@ impl ArmClient {
             self.wait_poll(retry_after, deadline, "GET", status_url)
                 .await?;
             let answer = self
-                .send(Method::GET, status_url, None, &mut RetryState::default())
+                .send(Method::GET, status_url, None, &mut self.retries())
                 .await?;
             retry_after = answer.retry_after();
             let status = answer.json("GET", status_url)?;
@@ -622,7 +600,7 @@ impl ArmClient {
             self.wait_poll(retry_after, deadline, "GET", location)
                 .await?;
             let answer = self
-                .send(Method::GET, location, None, &mut RetryState::default())
+                .send(Method::GET, location, None, &mut self.retries())
                 .await?;
             if answer.status != 202 {
                 return Ok(());
@@ -660,60 +638,35 @@ impl ArmClient {
         Ok(())
     }
 
-    /// Before sending a request whose operation was `Canceled` again: counts against the same
-    /// attempts and budget as any retry.
-    async fn before_reissue(
+    /// After the operation of a PUT or DELETE ended without effect: waits to send the request
+    /// again when the retry policy allows (the re-issue spends the request's attempts and budget
+    /// like any retry), else fails with the operation's code.
+    async fn reissue(
         &self,
         method: &str,
         url: &Url,
-        state: &mut RetryState,
+        retries: &mut Retries,
+        ended: Unfinished,
         code: String,
         message: String,
-        ended: &str,
     ) -> Result<(), ArmError> {
-        match next_delay(&self.inner.retry, state, None) {
-            Some(delay) => {
+        match retries.after_operation(ended, &code) {
+            Ok(delay) => {
                 warn!(
-                    attempt = state.attempts + 1,
+                    attempt = retries.attempts() + 1,
                     status = 200u16,
                     code = code.as_str(),
                     arm_request_id = "",
                     delay_ms = delay.as_millis() as u64,
                     method,
                     url = url.path(),
-                    ended,
+                    ended = ended.as_str(),
                     "operation ended without effect; sending the request again"
                 );
                 tokio::time::sleep(delay).await;
                 Ok(())
             }
-            None => Err(ArmError::new(
-                ErrorKind::Exhausted,
-                Some(200),
-                code,
-                message,
-                method,
-                url.as_str(),
-            )),
-        }
-    }
-
-    /// After an operation ended `Failed`: sends the request again (within the same attempts and
-    /// budget) when [`classify`] says Azure failed rather than the request, else reports it.
-    async fn after_failure(
-        &self,
-        method: &str,
-        url: &Url,
-        state: &mut RetryState,
-        code: String,
-        message: String,
-    ) -> Result<(), ArmError> {
-        match classify(Reported::Operation, &code) {
-            Disposition::Retry { .. } => {
-                self.before_reissue(method, url, state, code, message, "failed")
-                    .await
-            }
-            Disposition::Stop(kind) => Err(ArmError::new(
+            Err(kind) => Err(ArmError::new(
                 kind,
                 Some(200),
                 code,
@@ -724,152 +677,56 @@ impl ArmClient {
         }
     }
 
-    /// Sends one request until it succeeds (2xx), fails for good, or the retries run out.
+    /// A fresh account of retries under this client's policy, for one request.
+    fn retries(&self) -> Retries {
+        Retries::new(self.inner.retry)
+    }
+
+    /// Sends one request until it succeeds (2xx), fails for good, or its retries run out. Every
+    /// send waits for the pacer's leave and hands it the answer; whether and when an unsuccessful
+    /// one is sent again is for the request's [`Retries`] to say.
     async fn send(
         &self,
         method: Method,
         url: &Url,
         body: Option<&Value>,
-        state: &mut RetryState,
+        retries: &mut Retries,
     ) -> Result<Answer, ArmError> {
-        let method_name = method.as_str().to_string();
-        let class = Class::of(&method);
-        let subscription = subscription_of(url);
-        // Set after a throttled answer: when it came, and the error to report if the budget runs
-        // out while waiting.
-        let mut throttled: Option<(Instant, ArmError)> = None;
+        let (class, subscription) = (Class::of(&method), subscription_of(url));
+        // The error of a throttled answer, reported if the wait for the pacer runs the budget out.
+        let mut throttled: Option<ArmError> = None;
         loop {
-            if throttled.is_none() {
-                state.attempts += 1;
-            }
-            if state.attempts > 1 || throttled.is_some() {
+            if retries.begin_send() {
                 self.counters.add(|c| &c.retries);
             }
-            let token = self
-                .inner
-                .credential
-                .get_token(&[ARM_SCOPE], None)
-                .await
-                .map_err(|error| {
-                    ArmError::new(
-                        ErrorKind::Credential,
-                        None,
-                        "CredentialUnavailable",
-                        error.to_string(),
-                        &method_name,
-                        url.as_str(),
-                    )
-                })?;
-            let mut authorization =
-                HeaderValue::from_str(&format!("Bearer {}", token.token.secret())).map_err(
-                    |_| {
-                        ArmError::new(
-                            ErrorKind::Credential,
-                            None,
-                            "InvalidToken",
-                            "the token is not a valid header value",
-                            &method_name,
-                            url.as_str(),
-                        )
-                    },
-                )?;
-            authorization.set_sensitive(true);
+            let authorization = self.authorization(&method, url).await?;
             let permit = self
                 .inner
                 .pacer
                 .admit(&subscription, class, self.priority)
                 .await;
-            if let Some((since, error)) = throttled.take() {
-                state.waited += since.elapsed();
-                if state.waited > self.inner.retry.budget {
+            if let Some(error) = throttled.take() {
+                if !retries.after_pacing() {
                     return Err(error);
                 }
             }
-            let mut request = self
-                .inner
-                .http
-                .request(method.clone(), url.clone())
-                .header(AUTHORIZATION, authorization);
-            if let Some(body) = body {
-                request = request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.to_string());
-            }
-            if method == Method::GET {
-                self.counters.add(|c| &c.reads);
-            } else {
-                self.counters.add(|c| &c.writes);
-            }
             let started = Instant::now();
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let headers = response.headers().clone();
-                    match response.bytes().await {
-                        Ok(bytes) => Ok(Answer {
-                            status,
-                            headers,
-                            body: bytes.to_vec(),
-                        }),
-                        Err(error) => Err(error),
-                    }
-                }
-                Err(error) => Err(error),
-            };
-            let answer = match outcome {
+            let answer = match self.exchange(&method, url, body, authorization).await {
                 Ok(answer) => answer,
                 Err(error) => {
                     // No answer: Azure may or may not have counted the request.
                     drop(permit);
-                    let message = error_chain(&error);
-                    debug!(
-                        method = method_name.as_str(),
-                        url = url.path(),
-                        attempt = state.attempts,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        error = message.as_str(),
-                        "ARM request failed without an answer"
-                    );
-                    let code = if error.is_timeout() {
-                        "Timeout"
-                    } else {
-                        "ConnectionError"
-                    };
-                    match next_delay(&self.inner.retry, state, None) {
-                        Some(delay) => {
-                            warn!(
-                                attempt = state.attempts + 1,
-                                status = 0u16,
-                                code,
-                                arm_request_id = "",
-                                delay_ms = delay.as_millis() as u64,
-                                method = method_name.as_str(),
-                                url = url.path(),
-                                error = message.as_str(),
-                                "retrying ARM request"
-                            );
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
-                        None => {
-                            return Err(ArmError::new(
-                                ErrorKind::Transport,
-                                None,
-                                code,
-                                message,
-                                &method_name,
-                                url.as_str(),
-                            ))
-                        }
-                    }
+                    self.after_no_answer(&method, url, retries, &error, started)
+                        .await?;
+                    continue;
                 }
             };
             let request_id = answer.header("x-ms-request-id").unwrap_or_default();
             debug!(
-                method = method_name.as_str(),
+                method = method.as_str(),
                 url = url.path(),
                 status = answer.status,
-                attempt = state.attempts,
+                attempt = retries.attempts(),
                 arm_request_id = request_id.as_str(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "ARM request"
@@ -878,76 +735,233 @@ impl ArmClient {
                 permit.answered(&answer.headers, true, false, None);
                 return Ok(answer);
             }
-            let (code, message) = decode_error_body(&answer.body).unwrap_or_else(|| {
-                (
-                    format!("Http{}", answer.status),
-                    String::from_utf8_lossy(&answer.body)
-                        .chars()
-                        .take(500)
-                        .collect(),
-                )
-            });
-            let error = |kind| {
-                ArmError::new(
-                    kind,
-                    Some(answer.status),
-                    code.clone(),
-                    message.clone(),
-                    &method_name,
-                    url.as_str(),
-                )
-            };
-            let disposition = classify(Reported::Answer(answer.status), &code);
-            permit.answered(
-                &answer.headers,
-                false,
-                disposition == (Disposition::Retry { throttled: true }),
-                answer.retry_after(),
-            );
-            match disposition {
-                Disposition::Stop(kind) => return Err(error(kind)),
-                Disposition::Retry { throttled: true } => {
-                    // Pacing, not failure: the pacer holds this subscription's requests until
-                    // Retry-After has passed and its budget has refilled. No attempt is spent;
-                    // the wait counts against the budget.
-                    self.counters.add(|c| &c.throttled);
-                    warn!(
-                        attempt = state.attempts,
-                        status = answer.status,
-                        code = code.as_str(),
-                        arm_request_id = request_id.as_str(),
-                        retry_after_ms = answer.retry_after().map_or(0, |d| d.as_millis() as u64),
-                        method = method_name.as_str(),
-                        url = url.path(),
-                        "throttled; sending again when the subscription's budget allows"
-                    );
-                    let asked = answer.retry_after().unwrap_or_default();
-                    if state.waited + asked > self.inner.retry.budget {
-                        return Err(error(ErrorKind::Exhausted));
-                    }
-                    throttled = Some((Instant::now(), error(ErrorKind::Exhausted)));
-                }
-                Disposition::Retry { throttled: false } => {
-                    match next_delay(&self.inner.retry, state, answer.retry_after()) {
-                        Some(delay) => {
-                            warn!(
-                                attempt = state.attempts + 1,
-                                status = answer.status,
-                                code = code.as_str(),
-                                arm_request_id = request_id.as_str(),
-                                delay_ms = delay.as_millis() as u64,
-                                method = method_name.as_str(),
-                                url = url.path(),
-                                "retrying ARM request"
-                            );
-                            tokio::time::sleep(delay).await;
-                        }
-                        None => return Err(error(ErrorKind::Exhausted)),
-                    }
-                }
+            throttled = self
+                .after_answer(&method, url, &answer, permit, retries)
+                .await?;
+        }
+    }
+
+    /// After an unsuccessful answer: hands it to the pacer, then fails, or waits its backoff and
+    /// answers `None`, or (throttled) answers the error to report if the wait for the pacer runs
+    /// the budget out.
+    async fn after_answer(
+        &self,
+        method: &Method,
+        url: &Url,
+        answer: &Answer,
+        permit: Permit,
+        retries: &mut Retries,
+    ) -> Result<Option<ArmError>, ArmError> {
+        let (code, message) = answer.error_code_and_message();
+        let error = |kind| {
+            ArmError::new(
+                kind,
+                Some(answer.status),
+                code.clone(),
+                message.clone(),
+                method.as_str(),
+                url.as_str(),
+            )
+        };
+        let next = retries.after_answer(answer.status, &code, answer.retry_after());
+        permit.answered(
+            &answer.headers,
+            false,
+            next.is_throttling(),
+            answer.retry_after(),
+        );
+        if next.is_throttling() {
+            self.note_throttled(method, url, answer, &code, retries.attempts());
+        }
+        match next {
+            Next::Stop(kind) => Err(error(kind)),
+            Next::ThrottledPastBudget => Err(error(ErrorKind::Exhausted)),
+            Next::SendWhenPaced => Ok(Some(error(ErrorKind::Exhausted))),
+            Next::SendAfter(delay) => {
+                warn!(
+                    attempt = retries.attempts() + 1,
+                    status = answer.status,
+                    code = code.as_str(),
+                    arm_request_id = answer
+                        .header("x-ms-request-id")
+                        .unwrap_or_default()
+                        .as_str(),
+                    delay_ms = delay.as_millis() as u64,
+                    method = method.as_str(),
+                    url = url.path(),
+                    "retrying ARM request"
+                );
+                tokio::time::sleep(delay).await;
+                Ok(None)
             }
         }
     }
+
+    /// The `Authorization` header of a request: a token for ARM from the credential.
+    async fn authorization(&self, method: &Method, url: &Url) -> Result<HeaderValue, ArmError> {
+        let credential_error = |code: &str, message: String| {
+            ArmError::new(
+                ErrorKind::Credential,
+                None,
+                code,
+                message,
+                method.as_str(),
+                url.as_str(),
+            )
+        };
+        let token = self
+            .inner
+            .credential
+            .get_token(&[ARM_SCOPE], None)
+            .await
+            .map_err(|error| credential_error("CredentialUnavailable", error.to_string()))?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.token.secret()))
+            .map_err(|_| {
+                credential_error(
+                    "InvalidToken",
+                    "the token is not a valid header value".to_string(),
+                )
+            })?;
+        authorization.set_sensitive(true);
+        Ok(authorization)
+    }
+
+    /// One HTTP exchange, counted as a read (GET) or a write: the request sent and its answer
+    /// read to the end.
+    async fn exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        authorization: HeaderValue,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .header(AUTHORIZATION, authorization);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        if method == Method::GET {
+            self.counters.add(|c| &c.reads);
+        } else {
+            self.counters.add(|c| &c.writes);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?.to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// After a send that had no answer: waits to send again, or fails `Transport` when the
+    /// retries are spent.
+    async fn after_no_answer(
+        &self,
+        method: &Method,
+        url: &Url,
+        retries: &mut Retries,
+        error: &reqwest::Error,
+        started: Instant,
+    ) -> Result<(), ArmError> {
+        let message = error_chain(error);
+        debug!(
+            method = method.as_str(),
+            url = url.path(),
+            attempt = retries.attempts(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            error = message.as_str(),
+            "ARM request failed without an answer"
+        );
+        let code = if error.is_timeout() {
+            "Timeout"
+        } else {
+            "ConnectionError"
+        };
+        let Some(delay) = retries.after_no_answer() else {
+            return Err(ArmError::new(
+                ErrorKind::Transport,
+                None,
+                code,
+                message,
+                method.as_str(),
+                url.as_str(),
+            ));
+        };
+        warn!(
+            attempt = retries.attempts() + 1,
+            status = 0u16,
+            code,
+            arm_request_id = "",
+            delay_ms = delay.as_millis() as u64,
+            method = method.as_str(),
+            url = url.path(),
+            error = message.as_str(),
+            "retrying ARM request"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    /// Counts a throttled answer and says so. Pacing, not failure: the pacer holds this
+    /// subscription's requests until `Retry-After` has passed and its budget has refilled.
+    fn note_throttled(
+        &self,
+        method: &Method,
+        url: &Url,
+        answer: &Answer,
+        code: &str,
+        attempt: u32,
+    ) {
+        self.counters.add(|c| &c.throttled);
+        warn!(
+            attempt,
+            status = answer.status,
+            code,
+            arm_request_id = answer
+                .header("x-ms-request-id")
+                .unwrap_or_default()
+                .as_str(),
+            retry_after_ms = answer.retry_after().map_or(0, |d| d.as_millis() as u64),
+            method = method.as_str(),
+            url = url.path(),
+            "throttled; sending again when the subscription's budget allows"
+        );
+    }
+}
+
+/// Hands the items of `page` to `each`, one at a time, each read from the page's bytes as it
+/// comes; `Break` when `each` stopped.
+fn hand_over(
+    page: Page<'_>,
+    each: &mut impl FnMut(Value) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, serde_json::Error> {
+    for raw in page.value.unwrap_or_default() {
+        let item = serde_json::from_str(raw.get())?;
+        if each(item).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// A list page that is not JSON, or holds an item that is not.
+fn unreadable_page(url: &Url, error: serde_json::Error) -> ArmError {
+    ArmError::new(
+        ErrorKind::Transport,
+        Some(200),
+        "UnreadableBody",
+        format!("the list page is not JSON: {error}"),
+        "GET",
+        url.as_str(),
+    )
 }
 
 /// The subscription a request is counted in (lower case), empty for tenant-level requests.
@@ -957,35 +971,6 @@ fn subscription_of(url: &Url) -> String {
         .by_ref()
         .find(|segment| segment.eq_ignore_ascii_case("subscriptions"));
     segments.next().unwrap_or("").to_ascii_lowercase()
-}
-
-/// The delay before the next attempt, or `None` when the attempts or the budget are spent.
-/// Records the wait in `state`.
-fn next_delay(
-    policy: &RetryPolicy,
-    state: &mut RetryState,
-    retry_after: Option<Duration>,
-) -> Option<Duration> {
-    if state.attempts >= policy.max_attempts {
-        return None;
-    }
-    let delay = backoff(policy, state.attempts, retry_after);
-    if state.waited + delay > policy.budget {
-        return None;
-    }
-    state.waited += delay;
-    Some(delay)
-}
-
-/// Full jitter over a capped exponential ceiling, at least `retry_after`. `retry` counts from 1.
-fn backoff(policy: &RetryPolicy, retry: u32, retry_after: Option<Duration>) -> Duration {
-    let doublings = retry.saturating_sub(1).min(30);
-    let ceiling = policy
-        .base_delay
-        .saturating_mul(1u32 << doublings)
-        .min(policy.max_delay);
-    let jitter = Duration::from_secs_f64(ceiling.as_secs_f64() * rand::random::<f64>());
-    jitter.max(retry_after.unwrap_or_default())
 }
 
 fn provisioning_state(resource: &Value) -> Option<String> {
@@ -1029,6 +1014,20 @@ impl Answer {
             .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
     }
 
+    /// The error code and message of an unsuccessful answer: ARM's error body, else the status
+    /// and the start of the body.
+    fn error_code_and_message(&self) -> (String, String) {
+        decode_error_body(&self.body).unwrap_or_else(|| {
+            (
+                format!("Http{}", self.status),
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(500)
+                    .collect(),
+            )
+        })
+    }
+
     /// The body as JSON; an empty body is `null`.
     fn json(&self, method: &str, url: &Url) -> Result<Value, ArmError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
@@ -1044,49 +1043,5 @@ impl Answer {
                 url.as_str(),
             )
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_capped_jittered_and_honours_retry_after() {
-        let policy = RetryPolicy {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(400),
-            budget: Duration::from_secs(10),
-        };
-        for retry in 1..10 {
-            let delay = backoff(&policy, retry, None);
-            let ceiling = Duration::from_millis(100 * (1 << (retry - 1).min(2)));
-            assert!(delay <= ceiling, "retry {retry}: {delay:?} > {ceiling:?}");
-        }
-        let honoured = backoff(&policy, 1, Some(Duration::from_secs(3)));
-        assert!(honoured >= Duration::from_secs(3));
-    }
-
-    #[test]
-    fn attempts_and_budget_bound_the_retries() {
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-            budget: Duration::from_secs(1),
-        };
-        let mut state = RetryState {
-            attempts: 1,
-            waited: Duration::ZERO,
-        };
-        assert!(next_delay(&policy, &mut state, None).is_some());
-        state.attempts = 3;
-        assert!(next_delay(&policy, &mut state, None).is_none());
-        let mut state = RetryState {
-            attempts: 1,
-            waited: Duration::ZERO,
-        };
-        assert!(next_delay(&policy, &mut state, Some(Duration::from_secs(2))).is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! hubspoke's connection to Azure Resource Manager.
 //!
-//! The HTTP layer (`client`, `credential`, `error`, `pacer`, `settings`) sends requests at the
+//! The HTTP layer (`client`, `credential`, `error`, `pacer`, `retry`, `settings`) sends requests at the
 //! pace each subscription's budget allows, follows long-running operations and pages, retries what
 //! is transient and counts every request. On top of it, `observe` reads an estate into the core's
 //! observed-state model with a few wide list calls, and `apply` executes a plan exactly as
@@ -15,5 +15,6 @@ pub mod error;
 pub mod observe;
 pub mod pacer;
 pub mod reconcile;
+mod retry;
 pub mod settings;
 pub mod subnet_links;
