@@ -23,6 +23,7 @@ mod gateways;
 mod keys;
 mod nics;
 mod path;
+mod peering_put;
 mod peerings;
 mod prefixes;
 mod route_tables;
