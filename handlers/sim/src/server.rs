@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::FaultAction;
+use crate::config::{FaultAction, Refusal};
 use crate::http::{error_response, json_response, parse_query, query_value, HttpResponse};
 use crate::scheduler::schedule;
 use crate::shared::{record, RequestRecord, Shared};
 use crate::throttle::{OpClass, Verdict};
-use crate::world::{ArmError, Reply};
+use crate::world::{ArmError, Ctx, LroFault, Reply};
 
 /// Marker error that makes hyper close the connection without answering.
 #[derive(Debug)]
@@ -152,223 +152,321 @@ fn identity(shared: &Shared, req: &Request<Incoming>) -> HttpResponse {
     )
 }
 
-/// Where ARM's pipeline runs: control API, faults, auth, api-version, throttling, then the RP.
+/// Where ARM's pipeline runs: control API, faults, auth, api-version, throttling, then the RP;
+/// every answer reports the budget left and goes to the request log.
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<HttpResponse, DropConnection> {
-    let started = Instant::now();
-    let time = crate::clock::now_rfc3339();
-    let method = req.method().as_str().to_ascii_uppercase();
-    let path = req.uri().path().to_string();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| shared.fallback_host.clone());
-    let base_url = format!("{}://{host}", shared.scheme);
-    let headers = req.headers().clone();
-    let query = parse_query(req.uri().query());
-    let body = match Limited::new(req.into_body(), 8 * 1024 * 1024)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-
-    if path.starts_with("/_sim/") || path == "/_sim" {
+    let request = Received::read(&shared, req, peer).await;
+    if request.path.starts_with("/_sim/") || request.path == "/_sim" {
         return Ok(crate::control::handle(
-            &shared, &method, &path, &query, &body,
+            &shared,
+            &request.method,
+            &request.path,
+            &request.query,
+            &request.body,
         ));
     }
-
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let correlation_id = headers
-        .get("x-ms-correlation-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| request_id.clone());
-    let mut out_headers = vec![
-        ("x-ms-request-id".to_string(), request_id.clone()),
-        (
-            "x-ms-correlation-request-id".to_string(),
-            correlation_id.clone(),
-        ),
-        (
-            "x-ms-routing-request-id".to_string(),
-            format!(
-                "WESTUS:{}:{request_id}",
-                time.replace(['-', ':'], "").get(..15).unwrap_or("")
-            ),
-        ),
-    ];
-    let mut fault_name = None;
-
+    let ids = RequestIds::for_request(&request);
+    let mut out_headers = ids.headers(&request.time);
     // Faults first: they imitate the network and ARM's front door.
     let fault = shared
         .faults
         .lock()
         .ok()
-        .and_then(|mut f| f.pick(&method, &path, rand::random::<f64>));
-    let mut forced: Option<ArmError> = None;
-    let mut lro_fault = None;
-    match fault {
-        Some(FaultAction::Drop) => {
-            record(
-                &shared,
-                RequestRecord {
-                    method: method.clone(),
-                    path: path_and_query.clone(),
-                    status: 0,
-                    error_code: None,
-                    time: time.clone(),
-                    duration_ms: 0.0,
-                    fault: Some("drop".into()),
-                    ratelimit_remaining: None,
-                    operations_in_flight: None,
-                },
-                started,
-            );
-            return Err(DropConnection);
-        }
-        Some(FaultAction::Slow(delay)) => {
-            fault_name = Some(format!("slow:{}ms", delay.as_millis()));
-            tokio::time::sleep(delay).await;
-        }
-        Some(FaultAction::Status(status)) => {
-            fault_name = Some(status.to_string());
-            forced = Some(fault_error(status, shared.fault_retry_after));
-        }
-        Some(FaultAction::Refuse(refusal)) => {
-            fault_name = Some(crate::faults::refusal_name(refusal).to_string());
-            let token = headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            let object_id = crate::identity::claims_of(token)
-                .get("oid")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| shared.principal_id.clone());
-            forced = Some(crate::faults::refusal_error(
-                refusal, &method, &path, &body, &object_id,
-            ));
-        }
-        Some(FaultAction::LroFail) => {
-            fault_name = Some("lro-fail".into());
-            lro_fault = Some(crate::world::LroFault::Fail("InternalServerError".into()));
-        }
-        Some(FaultAction::LroFailWith(code)) => {
-            fault_name = Some(format!("lro-fail:{code}"));
-            lro_fault = Some(crate::world::LroFault::Fail(code));
-        }
-        Some(FaultAction::LroCancel) => {
-            fault_name = Some("lro-cancel".into());
-            lro_fault = Some(crate::world::LroFault::Cancel);
-        }
-        Some(FaultAction::Pass) | None => {}
-    }
-
-    let outcome: Result<Reply, ArmError> = match forced {
+        .and_then(|mut f| f.pick(&request.method, &request.path, rand::random::<f64>));
+    let faulted = apply_fault(&shared, &request, fault).await?;
+    let outcome: Result<Reply, ArmError> = match faulted.forced {
         Some(error) => Err(error),
-        None => pipeline(
-            &shared,
-            &method,
-            &path,
-            &query,
-            &headers,
-            &body,
-            &base_url,
-            &path_and_query,
-            peer,
-            &request_id,
-            &correlation_id,
-            lro_fault,
-            &mut out_headers,
-        ),
+        None => pipeline(&shared, &request, &ids, faulted.lro_fault, &mut out_headers),
     };
     if !shared.response_delay.is_zero() {
         tokio::time::sleep(shared.response_delay).await;
     }
-    // Every ARM answer tells the caller what is left of its budget; an answer that took no token
-    // (an injected fault, a request refused before throttling) reports the bucket as it is.
-    let class = OpClass::of_method(&method);
-    let remaining = match out_headers
-        .iter()
-        .find(|(name, _)| name == class.header())
-        .and_then(|(_, value)| value.parse::<u64>().ok())
-    {
-        Some(remaining) => remaining,
-        None => {
-            let remaining = shared
-                .throttle
-                .lock()
-                .map(|mut t| t.remaining(&subscription_of(&path), class, Instant::now()))
-                .unwrap_or(0);
-            out_headers.push((class.header().to_string(), remaining.to_string()));
-            remaining
-        }
-    };
-    let mut operations_in_flight = None;
-    let (response, status, code) = match outcome {
-        Ok(reply) => {
-            schedule(&shared, &reply.scheduled);
-            operations_in_flight = reply.operations_in_flight;
-            out_headers.extend(reply.headers.iter().cloned());
-            if method == "GET" {
-                if let Some(etag) = reply
-                    .body
-                    .as_ref()
-                    .and_then(|b| b.get("etag"))
-                    .and_then(Value::as_str)
-                {
-                    out_headers.push(("ETag".to_string(), etag.to_string()));
-                }
-            }
-            let body = reply.body.unwrap_or(Value::Null);
-            (
-                json_response(reply.status, &body, &out_headers),
-                reply.status,
-                None,
-            )
-        }
-        Err(error) => {
-            let status = error.status;
-            let code = error.code.clone();
-            (error_response(&error, &mut out_headers), status, Some(code))
-        }
-    };
+    let remaining = budget_left(&shared, &request, &mut out_headers);
+    let answered = answer(&shared, &request.method, outcome, &mut out_headers);
     tracing::debug!(
-        method = method.as_str(),
-        path = path.as_str(),
-        status,
+        method = request.method.as_str(),
+        path = request.path.as_str(),
+        status = answered.status,
         "request"
     );
     record(
         &shared,
         RequestRecord {
-            method,
-            path: path_and_query,
-            status,
-            error_code: code,
-            time,
+            method: request.method,
+            path: request.path_and_query,
+            status: answered.status,
+            error_code: answered.error_code,
+            time: request.time,
             duration_ms: 0.0,
-            fault: fault_name,
+            fault: faulted.name,
             ratelimit_remaining: Some(remaining),
-            operations_in_flight,
+            operations_in_flight: answered.operations_in_flight,
         },
-        started,
+        request.started,
     );
-    Ok(response)
+    Ok(answered.response)
+}
+
+/// One request as read from its connection.
+struct Received {
+    /// When it arrived, for its duration, and as RFC 3339 for the log.
+    started: Instant,
+    time: String,
+    /// Upper case.
+    method: String,
+    path: String,
+    path_and_query: String,
+    /// `scheme://host` as the caller addressed the simulator, for the URLs it answers.
+    base_url: String,
+    headers: hyper::HeaderMap,
+    query: Vec<(String, String)>,
+    /// Up to 8 MiB; empty when it could not be read.
+    body: Bytes,
+    peer: SocketAddr,
+}
+
+impl Received {
+    async fn read(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Self {
+        let started = Instant::now();
+        let time = crate::clock::now_rfc3339();
+        let method = req.method().as_str().to_ascii_uppercase();
+        let path = req.uri().path().to_string();
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| path.clone());
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| shared.fallback_host.clone());
+        let base_url = format!("{}://{host}", shared.scheme);
+        let headers = req.headers().clone();
+        let query = parse_query(req.uri().query());
+        let body = match Limited::new(req.into_body(), 8 * 1024 * 1024)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        Self {
+            started,
+            time,
+            method,
+            path,
+            path_and_query,
+            base_url,
+            headers,
+            query,
+            body,
+            peer,
+        }
+    }
+
+    /// A header's value, when it is text.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The ids ARM gives a request: its own, and the correlation id (the caller's, else its own).
+struct RequestIds {
+    request_id: String,
+    correlation_id: String,
+}
+
+impl RequestIds {
+    fn for_request(request: &Received) -> Self {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let correlation_id = request
+            .header("x-ms-correlation-request-id")
+            .map(str::to_string)
+            .unwrap_or_else(|| request_id.clone());
+        Self {
+            request_id,
+            correlation_id,
+        }
+    }
+
+    /// The headers every ARM answer carries: the request, correlation and routing ids.
+    fn headers(&self, time: &str) -> Vec<(String, String)> {
+        let request_id = &self.request_id;
+        vec![
+            ("x-ms-request-id".to_string(), request_id.clone()),
+            (
+                "x-ms-correlation-request-id".to_string(),
+                self.correlation_id.clone(),
+            ),
+            (
+                "x-ms-routing-request-id".to_string(),
+                format!(
+                    "WESTUS:{}:{request_id}",
+                    time.replace(['-', ':'], "").get(..15).unwrap_or("")
+                ),
+            ),
+        ]
+    }
+}
+
+/// What a fault rule did to a request: its name for the log, an answer forced instead of the
+/// resource provider's, or an end forced on the operation the request starts.
+#[derive(Default)]
+struct Faulted {
+    name: Option<String>,
+    forced: Option<ArmError>,
+    lro_fault: Option<LroFault>,
+}
+
+/// Applies the fault picked for `request`: a dropped connection is logged (status 0) and
+/// dropped; a slow one waits here; the others are returned for the pipeline.
+async fn apply_fault(
+    shared: &Shared,
+    request: &Received,
+    fault: Option<FaultAction>,
+) -> Result<Faulted, DropConnection> {
+    let mut faulted = Faulted::default();
+    match fault {
+        Some(FaultAction::Drop) => {
+            let entry = RequestRecord {
+                method: request.method.clone(),
+                path: request.path_and_query.clone(),
+                status: 0,
+                error_code: None,
+                time: request.time.clone(),
+                duration_ms: 0.0,
+                fault: Some("drop".into()),
+                ratelimit_remaining: None,
+                operations_in_flight: None,
+            };
+            record(shared, entry, request.started);
+            return Err(DropConnection);
+        }
+        Some(FaultAction::Slow(delay)) => {
+            faulted.name = Some(format!("slow:{}ms", delay.as_millis()));
+            tokio::time::sleep(delay).await;
+        }
+        Some(FaultAction::Status(status)) => {
+            faulted.name = Some(status.to_string());
+            faulted.forced = Some(fault_error(status, shared.fault_retry_after));
+        }
+        Some(FaultAction::Refuse(refusal)) => {
+            faulted.name = Some(crate::faults::refusal_name(refusal).to_string());
+            faulted.forced = Some(refusal_of(shared, request, refusal));
+        }
+        Some(FaultAction::LroFail) => {
+            faulted.name = Some("lro-fail".into());
+            faulted.lro_fault = Some(LroFault::Fail("InternalServerError".into()));
+        }
+        Some(FaultAction::LroFailWith(code)) => {
+            faulted.name = Some(format!("lro-fail:{code}"));
+            faulted.lro_fault = Some(LroFault::Fail(code));
+        }
+        Some(FaultAction::LroCancel) => {
+            faulted.name = Some("lro-cancel".into());
+            faulted.lro_fault = Some(LroFault::Cancel);
+        }
+        Some(FaultAction::Pass) | None => {}
+    }
+    Ok(faulted)
+}
+
+/// The refusal of a request, naming the caller's object id (from its token, else the
+/// simulator's own principal).
+fn refusal_of(shared: &Shared, request: &Received, refusal: Refusal) -> ArmError {
+    let token = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let object_id = crate::identity::claims_of(token)
+        .get("oid")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| shared.principal_id.clone());
+    crate::faults::refusal_error(
+        refusal,
+        &request.method,
+        &request.path,
+        &request.body,
+        &object_id,
+    )
+}
+
+/// Every ARM answer tells the caller what is left of its budget; an answer that took no token
+/// (an injected fault, a request refused before throttling) reports the bucket as it is.
+fn budget_left(
+    shared: &Shared,
+    request: &Received,
+    out_headers: &mut Vec<(String, String)>,
+) -> u64 {
+    let class = OpClass::of_method(&request.method);
+    if let Some(remaining) = out_headers
+        .iter()
+        .find(|(name, _)| name == class.header())
+        .and_then(|(_, value)| value.parse::<u64>().ok())
+    {
+        return remaining;
+    }
+    let remaining = shared
+        .throttle
+        .lock()
+        .map(|mut t| t.remaining(&subscription_of(&request.path), class, Instant::now()))
+        .unwrap_or(0);
+    out_headers.push((class.header().to_string(), remaining.to_string()));
+    remaining
+}
+
+/// An ARM answer as sent, and what the request log keeps of it.
+struct Answered {
+    response: HttpResponse,
+    status: u16,
+    error_code: Option<String>,
+    operations_in_flight: Option<u32>,
+}
+
+/// The answer of the resource provider (its operations scheduled, a GET's `ETag`) or its error.
+fn answer(
+    shared: &Arc<Shared>,
+    method: &str,
+    outcome: Result<Reply, ArmError>,
+    out_headers: &mut Vec<(String, String)>,
+) -> Answered {
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(error) => {
+            return Answered {
+                response: error_response(&error, out_headers),
+                status: error.status,
+                error_code: Some(error.code),
+                operations_in_flight: None,
+            }
+        }
+    };
+    schedule(shared, &reply.scheduled);
+    out_headers.extend(reply.headers.iter().cloned());
+    if method == "GET" {
+        if let Some(etag) = reply
+            .body
+            .as_ref()
+            .and_then(|b| b.get("etag"))
+            .and_then(Value::as_str)
+        {
+            out_headers.push(("ETag".to_string(), etag.to_string()));
+        }
+    }
+    let body = reply.body.unwrap_or(Value::Null);
+    Answered {
+        response: json_response(reply.status, &body, out_headers),
+        status: reply.status,
+        error_code: None,
+        operations_in_flight: reply.operations_in_flight,
+    }
 }
 
 fn fault_error(status: u16, retry_after: u64) -> ArmError {
@@ -401,45 +499,72 @@ fn fault_error(status: u16, retry_after: u64) -> ArmError {
     error
 }
 
-#[allow(clippy::too_many_arguments)]
+/// ARM's checks before the resource provider, in ARM's order: a bearer token, a well-formed
+/// `api-version`, a token from the subscription's bucket; then the ARM front end answers.
 fn pipeline(
     shared: &Arc<Shared>,
-    method: &str,
-    path: &str,
-    query: &[(String, String)],
-    headers: &hyper::HeaderMap,
-    body: &Bytes,
-    base_url: &str,
-    path_and_query: &str,
-    peer: SocketAddr,
-    request_id: &str,
-    correlation_id: &str,
-    lro_fault: Option<crate::world::LroFault>,
+    request: &Received,
+    ids: &RequestIds,
+    lro_fault: Option<LroFault>,
     out_headers: &mut Vec<(String, String)>,
 ) -> Result<Reply, ArmError> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let token = bearer_token(request, out_headers)?;
+    let api_version = checked_api_version(&request.query)?;
+    take_budget(shared, request, out_headers)?;
+    let ctx = Ctx {
+        base_url: request.base_url.clone(),
+        api_version: api_version.to_string(),
+        request_id: ids.request_id.clone(),
+        correlation_id: ids.correlation_id.clone(),
+        client_request_id: request
+            .header("x-ms-client-request-id")
+            .unwrap_or("")
+            .to_string(),
+        method: request.method.clone(),
+        url: format!("https://management.azure.com{}", request.path_and_query),
+        client_ip: request.peer.ip().to_string(),
+        claims: crate::identity::claims_of(token),
+        if_match: request.header("if-match").map(str::to_string),
+        sync_remote_address_space: query_value(&request.query, "syncRemoteAddressSpace")
+            .map(str::to_string),
+        lro_fault,
+        now: Instant::now(),
+    };
+    crate::arm::handle(shared, &ctx, &request.path, &request.query, &request.body)
+}
+
+/// The request's bearer token; without one, 401 with ARM's `WWW-Authenticate` challenge.
+fn bearer_token<'a>(
+    request: &'a Received,
+    out_headers: &mut Vec<(String, String)>,
+) -> Result<&'a str, ArmError> {
+    let token = request
+        .header("authorization")
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
         .unwrap_or("");
-    if token.is_empty() {
-        out_headers.push((
-            "WWW-Authenticate".to_string(),
-            format!(
-                "Bearer authorization_uri=\"https://login.microsoftonline.com/{}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"",
-                crate::identity::TENANT_ID
-            ),
-        ));
-        return Err(ArmError::new(
-            401,
-            "AuthenticationFailed",
-            "Authentication failed. The 'Authorization' header is missing.",
-        ));
+    if !token.is_empty() {
+        return Ok(token);
     }
+    out_headers.push((
+        "WWW-Authenticate".to_string(),
+        format!(
+            "Bearer authorization_uri=\"https://login.microsoftonline.com/{}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header.\"",
+            crate::identity::TENANT_ID
+        ),
+    ));
+    Err(ArmError::new(
+        401,
+        "AuthenticationFailed",
+        "Authentication failed. The 'Authorization' header is missing.",
+    ))
+}
+
+/// The `api-version` of the query, required and of the form `yyyy-MM-dd[-preview]`.
+fn checked_api_version(query: &[(String, String)]) -> Result<&str, ArmError> {
     let Some(api_version) = query_value(query, "api-version") else {
         return Err(ArmError::bad_request(
             "MissingApiVersionParameter",
@@ -452,63 +577,49 @@ fn pipeline(
             format!("The api-version '{api_version}' is invalid. The supported versions are in the format 'yyyy-MM-dd' or 'yyyy-MM-dd-preview'."),
         ));
     }
-    let class = OpClass::of_method(method);
-    let subscription = subscription_of(path);
+    Ok(api_version)
+}
+
+/// Takes a token from the subscription's bucket for the request's class, reporting what is left;
+/// a request the bucket cannot pay is throttled (429 with `Retry-After`).
+fn take_budget(
+    shared: &Shared,
+    request: &Received,
+    out_headers: &mut Vec<(String, String)>,
+) -> Result<(), ArmError> {
+    let class = OpClass::of_method(&request.method);
+    let subscription = subscription_of(&request.path);
     let verdict = shared
         .throttle
         .lock()
         .map(|mut t| t.take(&subscription, class, Instant::now()))
         .unwrap_or(Verdict::Allowed(0));
-    match verdict {
+    let (retry_after, remaining, by_network_rp) = match verdict {
         Verdict::Allowed(remaining) => {
-            out_headers.push((class.header().to_string(), remaining.to_string()))
+            out_headers.push((class.header().to_string(), remaining.to_string()));
+            return Ok(());
         }
         Verdict::Throttled {
             retry_after,
             remaining,
             by_network_rp,
-        } => {
-            out_headers.push((class.header().to_string(), remaining.to_string()));
-            let kind = match class {
-                OpClass::Read => "read",
-                OpClass::Write => "write",
-                OpClass::Delete => "delete",
-            };
-            let message = if by_network_rp {
-                // UNCONFIRMED: the notes give no text for the Network RP's own throttling.
-                format!("Number of '{kind}' requests for subscription '{subscription}' exceeded the limit of the resource provider 'Microsoft.Network'. Please try again after '{retry_after}' seconds.")
-            } else {
-                format!("Number of '{kind}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry_after}' seconds after the last request.", peer.ip())
-            };
-            let mut error = ArmError::new(429, "SubscriptionRequestsThrottled", message);
-            error.retry_after = Some(retry_after);
-            return Err(error);
-        }
-    }
-    let claims = crate::identity::claims_of(token);
-    let ctx = crate::world::Ctx {
-        base_url: base_url.to_string(),
-        api_version: api_version.to_string(),
-        request_id: request_id.to_string(),
-        correlation_id: correlation_id.to_string(),
-        client_request_id: headers
-            .get("x-ms-client-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-        method: method.to_string(),
-        url: format!("https://management.azure.com{path_and_query}"),
-        client_ip: peer.ip().to_string(),
-        claims,
-        if_match: headers
-            .get("if-match")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        sync_remote_address_space: query_value(query, "syncRemoteAddressSpace").map(str::to_string),
-        lro_fault,
-        now: Instant::now(),
+        } => (retry_after, remaining, by_network_rp),
     };
-    crate::arm::handle(shared, &ctx, path, query, body)
+    out_headers.push((class.header().to_string(), remaining.to_string()));
+    let kind = match class {
+        OpClass::Read => "read",
+        OpClass::Write => "write",
+        OpClass::Delete => "delete",
+    };
+    let message = if by_network_rp {
+        // UNCONFIRMED: the notes give no text for the Network RP's own throttling.
+        format!("Number of '{kind}' requests for subscription '{subscription}' exceeded the limit of the resource provider 'Microsoft.Network'. Please try again after '{retry_after}' seconds.")
+    } else {
+        format!("Number of '{kind}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry_after}' seconds after the last request.", request.peer.ip())
+    };
+    let mut error = ArmError::new(429, "SubscriptionRequestsThrottled", message);
+    error.retry_after = Some(retry_after);
+    Err(error)
 }
 
 /// The subscription a path is under (empty for tenant-level paths).
