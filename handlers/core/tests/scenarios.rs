@@ -1,4 +1,4 @@
-//! One scenario per rule of DESIGN.md section 2, each built from ARM-shaped JSON.
+//! One scenario per rule of `docs/design.md` section 2, each built from ARM-shaped JSON.
 mod support;
 
 use hubspoke_core::plan::{plan, render, HubStatus};

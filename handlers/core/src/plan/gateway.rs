@@ -1,4 +1,4 @@
-//! The hub's gateway: what it allows for transit and for routes (DESIGN.md section 1).
+//! The hub's gateway: what it allows for transit and for routes (`docs/design.md` section 1).
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,7 @@ use super::{Builder, Index, WarningCode};
 use crate::id::GatewayId;
 use crate::model::{Gateway, VirtualNetwork};
 
-/// What the hub's gateway allows, per DESIGN.md section 1.
+/// What the hub's gateway allows, per `docs/design.md` section 1.
 pub(super) struct GatewayView {
     /// `GatewaySubnet` holds no gateway and no gateway of the hub was found.
     pub(super) gone: bool,

@@ -1,4 +1,37 @@
-//! The reconcile planner: `plan(config, observed) -> Plan`, the rules of DESIGN.md section 2.
+//! The reconcile planner: `plan(config, observed) -> Plan`, the rules of `docs/design.md`
+//! section 2 (rule numbers below are that section's).
+//!
+//! # Stages
+//! `plan()` indexes the observed state once (`index.rs`) and decides which hub may clean which
+//! table (`claims.rs`, rule 11); then each hub is planned as a sequence of named stages, each a
+//! function from the previous stages' typed results to its own, testable alone:
+//!
+//! 1. **Gateway readiness** (`gateway.rs`; section 1 *gateway*, rules 3 and 11): whether the hub's
+//!    gateway is ready for transit, gone, or unfit for routes.
+//! 2. **Enrolled spokes** (`enrolled.rs`; section 1 *spoke*): the hub's spokes, and the warnings
+//!    for peered VNets that are not (out of scope, multi-hub).
+//! 3. **Peering changes** (`peerings.rs`; rules 1 to 5): each pair's state after this plan's own
+//!    creations, the flags it should have, and the peering writes, in their order.
+//! 4. **Transit spokes** (`transit.rs`; section 1 *transit spoke*, rules 2, 3, 5 and 8): which
+//!    spokes are transit and why the others are not, with the warning codes; the IPv4 prefixes
+//!    each is reached at and the space its subnets reach directly. The hub checks (rule 14,
+//!    `checks.rs`) read the result.
+//! 5. **Coverage** (`coverage.rs`; rules 6 and 7): each subnet's eligibility and table, the tables
+//!    hubspoke may write, and the subnets that get the spoke's managed table.
+//! 6. **What each table can carry** (`carry.rs`; rule 9): the foreign routes and direct space that
+//!    block a prefix, and the routable spokes' prefixes each writable table cannot carry.
+//! 7. **Summaries** (`summaries.rs`; rule 10): the summary prefixes each spoke's tables hold.
+//! 8. **Routed pairs** (`pairs.rs`; rules 8, 9 and 12): which spokes are routed to each other
+//!    (symmetric, within a group, within the route limit), and the routes each table then
+//!    holds, merged into exact carriable unions (`merge.rs`, rule 10).
+//! 9. **Desired routes** (`routes.rs`; rule 10): the managed routes every writable table must hold.
+//! 10. **Route changes** (`route_changes.rs`; rules 6, 10 and 11): table creations, associations,
+//!     upserts, and deletions of stale managed routes in every table the hub claims.
+//! 11. **Order** (`order.rs`): the changes by phase, renumbered, dependencies pointing backwards.
+//!
+//! Changes and warnings are collected by one `Builder` (`builder.rs`) as the stages go; warnings
+//! are kept sorted, so only the order in which changes are pushed matters. The stages' results
+//! are crate-visible types, so that other parts of the crate can reason from the same facts.
 //!
 //! # Guarantees
 //! - Pure and deterministic: the same input gives the same plan, byte for byte once serialized
@@ -360,7 +393,7 @@ struct Spoke<'o> {
     sync_change: Option<usize>,
     /// Both peerings `Connected` after this plan.
     connected: bool,
-    /// Transit spoke, per DESIGN.md section 1.
+    /// Transit spoke, per `docs/design.md` section 1.
     transit: bool,
     /// IPv4 prefixes as programmed on the hub→spoke peering after this plan.
     prefixes: Vec<Ipv4Net>,

@@ -368,7 +368,7 @@ pub struct Warning {
     pub details: Value,
 }
 
-/// The stable warning codes of DESIGN.md section 2.
+/// The stable warning codes of `docs/design.md` section 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningCode {
