@@ -49,27 +49,32 @@
 //! - The observed state is one consistent read of every subscription in scope. A resource that
 //!   changes between the read and the write is the executor's concern (it re-reads subnets and
 //!   skips changed ones; the next pass re-plans).
+pub(crate) mod builder;
 mod checks;
+pub(crate) mod claims;
 mod coverage;
 mod gateway;
+pub(crate) mod index;
+pub(crate) mod order;
 mod peerings;
 pub mod render;
 mod routes;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use ipnet::{IpNet, Ipv4Net};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::config::{Enrollment, PlanConfig};
-use crate::id::{RouteTableId, SubnetId, VnetId};
-use crate::model::{
-    Gateway, Observed, PeeringState, RoutePrefix, RouteTable, Subnet, VirtualNetwork,
-};
+use crate::config::PlanConfig;
+use crate::id::{RouteTableId, VnetId};
+use crate::model::{Observed, PeeringState, RoutePrefix, Subnet, VirtualNetwork};
+use builder::Builder;
 use checks::hub_checks;
+use claims::claim_tables;
 use coverage::plan_coverage;
 use gateway::{assess_gateway, GatewayView};
+use index::Index;
 use peerings::{plan_peerings, HubPeerings};
 pub use types::*;
 
@@ -103,206 +108,6 @@ pub fn plan(config: &PlanConfig, observed: &Observed) -> Plan {
     Plan { hubs }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Indexing the observed state.
-
-struct Index<'o> {
-    vnets: HashMap<&'o VnetId, &'o VirtualNetwork>,
-    tables: HashMap<&'o RouteTableId, &'o RouteTable>,
-    gateways: Vec<&'o Gateway>,
-    /// Every subnet known to use each table: from the subnets' `routeTable` and from the tables'
-    /// read-only `subnets` (which may name subnets of VNets out of scope).
-    table_users: HashMap<RouteTableId, BTreeSet<SubnetId>>,
-    /// Candidate spokes of each hub (VNets with a peering to or from it, hubs excluded).
-    candidates: BTreeMap<VnetId, BTreeSet<VnetId>>,
-    /// For each VNet that is a spoke-in-waiting (observed, enrolled, not excluded), its hubs.
-    spoke_hubs: HashMap<VnetId, Vec<VnetId>>,
-    hubs: BTreeSet<VnetId>,
-    sorted_tables: Vec<&'o RouteTable>,
-    /// VNets whose `GatewaySubnet` holds a gateway, as the gateways themselves say.
-    gateway_vnets: std::collections::HashSet<VnetId>,
-}
-
-impl<'o> Index<'o> {
-    fn new(config: &PlanConfig, observed: &'o Observed) -> Self {
-        let hubs: BTreeSet<VnetId> = config.hubs.iter().cloned().collect();
-        let mut vnets = HashMap::new();
-        for vnet in &observed.virtual_networks {
-            vnets.entry(&vnet.id).or_insert(vnet);
-        }
-        let mut tables = HashMap::new();
-        for table in &observed.route_tables {
-            tables.entry(&table.id).or_insert(table);
-        }
-        let mut table_users: HashMap<RouteTableId, BTreeSet<SubnetId>> = HashMap::new();
-        for table in &observed.route_tables {
-            for subnet in &table.subnets {
-                table_users
-                    .entry(table.id.clone())
-                    .or_default()
-                    .insert(subnet.clone());
-            }
-        }
-        for vnet in &observed.virtual_networks {
-            for subnet in &vnet.subnets {
-                if let Some(table) = &subnet.route_table {
-                    table_users
-                        .entry(table.clone())
-                        .or_default()
-                        .insert(subnet.id.clone());
-                }
-            }
-        }
-        let mut candidates: BTreeMap<VnetId, BTreeSet<VnetId>> = BTreeMap::new();
-        for hub in &hubs {
-            let entry = candidates.entry(hub.clone()).or_default();
-            if let Some(hub_vnet) = vnets.get(hub) {
-                for peering in &hub_vnet.peerings {
-                    if !hubs.contains(&peering.remote_vnet) {
-                        entry.insert(peering.remote_vnet.clone());
-                    }
-                }
-            }
-        }
-        for vnet in &observed.virtual_networks {
-            if hubs.contains(&vnet.id) {
-                continue;
-            }
-            for peering in &vnet.peerings {
-                if let Some(entry) = candidates.get_mut(&peering.remote_vnet) {
-                    entry.insert(vnet.id.clone());
-                }
-            }
-        }
-        let mut spoke_hubs: HashMap<VnetId, Vec<VnetId>> = HashMap::new();
-        for (hub, members) in &candidates {
-            for member in members {
-                let Some(vnet) = vnets.get(member) else {
-                    continue;
-                };
-                let enrolled = match config.enrollment {
-                    Enrollment::All => true,
-                    Enrollment::Tagged => vnet.tags.is_true(TAG_ENROLL),
-                };
-                if enrolled && !vnet.tags.is_true(TAG_EXCLUDE) {
-                    spoke_hubs
-                        .entry(member.clone())
-                        .or_default()
-                        .push(hub.clone());
-                }
-            }
-        }
-        let mut sorted_tables: Vec<&RouteTable> = tables.values().copied().collect();
-        sorted_tables.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut gateways: Vec<&Gateway> = observed.gateways.iter().collect();
-        gateways.sort_by(|a, b| a.id.cmp(&b.id));
-        let gateway_vnets = gateways
-            .iter()
-            .flat_map(|g| g.subnets.iter())
-            .filter(|s| s.name().eq_ignore_ascii_case("GatewaySubnet"))
-            .map(|s| s.vnet().clone())
-            .collect();
-        Index {
-            gateway_vnets,
-            vnets,
-            tables,
-            gateways,
-            table_users,
-            candidates,
-            spoke_hubs,
-            hubs,
-            sorted_tables,
-        }
-    }
-
-    fn vnet(&self, id: &VnetId) -> Option<&'o VirtualNetwork> {
-        self.vnets.get(id).copied()
-    }
-
-    fn table(&self, id: &RouteTableId) -> Option<&'o RouteTable> {
-        self.tables.get(id).copied()
-    }
-
-    fn subnet(&self, id: &SubnetId) -> Option<&'o Subnet> {
-        self.vnet(id.vnet())?
-            .subnets
-            .iter()
-            .find(|subnet| subnet.id == *id)
-    }
-
-    /// Whether `vnet` is a spoke of exactly `hub`.
-    fn is_spoke_of(&self, vnet: &VnetId, hub: &VnetId) -> bool {
-        self.spoke_hubs
-            .get(vnet)
-            .is_some_and(|hubs| hubs.len() == 1 && hubs[0] == *hub)
-    }
-
-    fn is_multi_hub(&self, vnet: &VnetId) -> bool {
-        self.spoke_hubs.get(vnet).is_some_and(|hubs| hubs.len() > 1)
-    }
-}
-
-/// Decides which hub's plan may delete stale managed routes in which table, so that no two
-/// hubs fight over one table: first the tables of each hub's spokes, then those of other VNets
-/// peered with a hub, then orphans (tables holding managed routes that no hub reaches any more,
-/// e.g. of a spoke whose peering was deleted) go to the first hub.
-fn claim_tables(config: &PlanConfig, index: &Index) -> HashMap<RouteTableId, VnetId> {
-    let mut claims: HashMap<RouteTableId, VnetId> = HashMap::new();
-    let vnet_tables = |vnet: &VirtualNetwork| -> Vec<RouteTableId> {
-        let mut tables: Vec<RouteTableId> = vnet
-            .subnets
-            .iter()
-            .filter_map(|subnet| subnet.route_table.clone())
-            .collect();
-        tables.push(managed_table_id(&vnet.id));
-        tables
-    };
-    for only_spokes in [true, false] {
-        for (hub, members) in &index.candidates {
-            for member in members {
-                let Some(vnet) = index.vnet(member) else {
-                    continue;
-                };
-                if index.is_multi_hub(member) || (only_spokes && !index.is_spoke_of(member, hub)) {
-                    continue;
-                }
-                for table in vnet_tables(vnet) {
-                    claims.entry(table).or_insert_with(|| hub.clone());
-                }
-            }
-        }
-    }
-    let Some(first_hub) = config.hubs.first() else {
-        return claims;
-    };
-    // Tables used by hubs or by multi-hub spokes are never claimed as orphans.
-    let mut untouchable: BTreeSet<RouteTableId> = BTreeSet::new();
-    for vnet in index.vnets.values() {
-        if index.hubs.contains(&vnet.id) || index.is_multi_hub(&vnet.id) {
-            untouchable.extend(vnet_tables(vnet));
-        }
-    }
-    for table in &index.sorted_tables {
-        let users_in_hubs = index.table_users.get(&table.id).is_some_and(|users| {
-            users.iter().any(|subnet| {
-                index.hubs.contains(subnet.vnet()) || index.is_multi_hub(subnet.vnet())
-            })
-        });
-        let has_managed = table
-            .routes
-            .iter()
-            .any(|route| managed_prefix(route).is_some());
-        if has_managed
-            && !users_in_hubs
-            && !untouchable.contains(&table.id)
-            && !claims.contains_key(&table.id)
-        {
-            claims.insert(table.id.clone(), first_hub.clone());
-        }
-    }
-    claims
-}
-
 /// The prefix of a managed route: its name is `hubspoke-a-b-c-d-len` and its prefix matches.
 pub fn managed_prefix(route: &crate::model::Route) -> Option<Ipv4Net> {
     let named = parse_managed_route_name(route.id.name())?;
@@ -314,74 +119,6 @@ pub fn managed_prefix(route: &crate::model::Route) -> Option<Ipv4Net> {
 
 // ---------------------------------------------------------------------------------------------
 // Building the plan of one hub.
-
-#[derive(Default)]
-struct Builder {
-    changes: Vec<Change>,
-    /// Keyed by (code, target, details, message) so the order is stable and duplicates merge.
-    warnings: BTreeMap<(WarningCode, String, String, String), Warning>,
-}
-
-impl Builder {
-    fn push(&mut self, phase: u8, action: Action, reason: String, depends_on: Vec<usize>) -> usize {
-        let id = self.changes.len();
-        let mut depends_on = depends_on;
-        depends_on.sort_unstable();
-        depends_on.dedup();
-        self.changes.push(Change {
-            id,
-            phase,
-            depends_on,
-            reason,
-            action,
-        });
-        id
-    }
-
-    fn warn(&mut self, code: WarningCode, target: String, message: String, details: Value) {
-        let key = (code, target.clone(), details.to_string(), message.clone());
-        self.warnings.entry(key).or_insert(Warning {
-            code,
-            target,
-            message,
-            details,
-        });
-    }
-
-    /// Orders changes by phase, keeping the build order within a phase, and renumbers them.
-    fn finish(self, hub: VnetId) -> HubPlan {
-        let mut changes = self.changes;
-        let mut order: Vec<usize> = (0..changes.len()).collect();
-        order.sort_by_key(|&index| (changes[index].phase, index));
-        let mut new_id = vec![0; changes.len()];
-        for (position, &old) in order.iter().enumerate() {
-            new_id[old] = position;
-        }
-        let mut slots: Vec<Option<Change>> = changes.drain(..).map(Some).collect();
-        let mut ordered = Vec::with_capacity(slots.len());
-        for &old in &order {
-            if let Some(mut change) = slots[old].take() {
-                change.id = new_id[old];
-                for dependency in &mut change.depends_on {
-                    *dependency = new_id[*dependency];
-                }
-                change.depends_on.sort_unstable();
-                ordered.push(change);
-            }
-        }
-        let status = if ordered.is_empty() {
-            HubStatus::UpToDate
-        } else {
-            HubStatus::ChangesPending
-        };
-        HubPlan {
-            hub,
-            status,
-            changes: ordered,
-            warnings: self.warnings.into_values().collect(),
-        }
-    }
-}
 
 /// A spoke of the hub being planned, and what this plan does to it.
 struct Spoke<'o> {
