@@ -53,7 +53,7 @@ pub(crate) mod builder;
 mod checks;
 pub(crate) mod claims;
 mod coverage;
-mod gateway;
+pub(crate) mod gateway;
 pub(crate) mod index;
 pub(crate) mod order;
 mod peerings;
@@ -73,7 +73,7 @@ use builder::Builder;
 use checks::hub_checks;
 use claims::claim_tables;
 use coverage::plan_coverage;
-use gateway::{assess_gateway, GatewayView};
+use gateway::{gateway_readiness, GatewayReadiness};
 use index::Index;
 use peerings::{plan_peerings, HubPeerings};
 pub use types::*;
@@ -160,7 +160,7 @@ fn plan_hub(
         plan.status = HubStatus::HubNotFound;
         return plan;
     };
-    let gateway = assess_gateway(index, hub, &mut builder);
+    let gateway = gateway_readiness(index, hub, &mut builder);
 
     let mut spokes: Vec<Spoke> = Vec::new();
     let hub_peerings = HubPeerings::new(hub);

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use ipnet::IpNet;
 use serde_json::json;
 
-use super::{Action, Builder, GatewayView, Index, Spoke, WarningCode, TAG_GROUP};
+use super::{Action, Builder, GatewayReadiness, Index, Spoke, WarningCode, TAG_GROUP};
 use crate::config::PlanConfig;
 use crate::id::{PeeringId, VnetId};
 use crate::model::{Peering, PeeringFlags, PeeringState, VirtualNetwork};
@@ -17,7 +17,7 @@ pub(super) fn plan_peerings<'o>(
     hub: &'o VirtualNetwork,
     hub_peerings: &HubPeerings<'o>,
     vnet: &'o VirtualNetwork,
-    gateway: &GatewayView,
+    gateway: &GatewayReadiness,
     builder: &mut Builder,
 ) -> Spoke<'o> {
     let hub_side = hub_peerings.by_remote.get(&vnet.id).copied();

@@ -7,7 +7,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 
 use super::{
-    is_appliance, managed_prefix, Action, Builder, GatewayView, Index, RouteSpec, Spoke,
+    is_appliance, managed_prefix, Action, Builder, GatewayReadiness, Index, RouteSpec, Spoke,
     WarningCode, TAG_EXCLUDE,
 };
 use crate::config::PlanConfig;
@@ -348,7 +348,7 @@ pub(super) fn desired_routes(
     index: &Index,
     spokes: &[Spoke],
     unmanaged: &[(VnetId, Vec<Ipv4Net>)],
-    gateway: &GatewayView,
+    gateway: &GatewayReadiness,
     builder: &mut Builder,
 ) -> Desired {
     let mut desired = Desired {
@@ -356,7 +356,7 @@ pub(super) fn desired_routes(
         peers: vec![Vec::new(); spokes.len()],
     };
     // Rule 11: when the gateway is gone or unfit for routes, every managed route is stale.
-    if gateway.gone || gateway.unfit_for_routes {
+    if !gateway.routes_allowed() {
         return desired;
     }
     let is_member: Vec<bool> = spokes
