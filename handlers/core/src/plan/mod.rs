@@ -53,6 +53,7 @@ pub(crate) mod builder;
 mod checks;
 pub(crate) mod claims;
 mod coverage;
+pub(crate) mod enrolled;
 pub(crate) mod gateway;
 pub(crate) mod index;
 pub(crate) mod order;
@@ -61,7 +62,7 @@ pub mod render;
 mod routes;
 mod types;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
@@ -73,6 +74,7 @@ use builder::Builder;
 use checks::hub_checks;
 use claims::claim_tables;
 use coverage::plan_coverage;
+use enrolled::enrolled_spokes;
 use gateway::{gateway_readiness, GatewayReadiness};
 use index::Index;
 use peerings::{plan_peerings, HubPeerings};
@@ -162,55 +164,12 @@ fn plan_hub(
     };
     let gateway = gateway_readiness(index, hub, &mut builder);
 
-    let mut spokes: Vec<Spoke> = Vec::new();
+    let enrolled = enrolled_spokes(index, hub, &mut builder);
     let hub_peerings = HubPeerings::new(hub);
-    let empty = BTreeSet::new();
-    let members = index.candidates.get(hub_id).unwrap_or(&empty);
-    for member in members {
-        let Some(vnet) = index.vnet(member) else {
-            for peering in hub.peerings.iter().filter(|p| p.remote_vnet == *member) {
-                if peering.state == PeeringState::Disconnected {
-                    // Azure leaves the surviving side Disconnected when the remote VNet (or its
-                    // side) is deleted: the VNet is gone, not unreadable.
-                    builder.warn(
-                        WarningCode::PeeringDisconnected,
-                        peering.id.to_string(),
-                        "this peering is Disconnected: its remote VNet was deleted. Azure refuses any write to it; delete it (hubspoke never deletes a peering)".into(),
-                        json!({ "remoteVirtualNetwork": member.to_string() }),
-                    );
-                    continue;
-                }
-                builder.warn(
-                    WarningCode::OutOfScope,
-                    peering.id.to_string(),
-                    format!("the remote VNet {member} is not readable in the subscriptions in scope; add its subscription to HUBSPOKE_SUBSCRIPTIONS and grant read access"),
-                    json!({ "remoteVirtualNetwork": member.to_string() }),
-                );
-            }
-            continue;
-        };
-        if index.is_multi_hub(member) {
-            builder.warn(
-                WarningCode::MultiHubSpoke,
-                member.to_string(),
-                "this VNet is peered with more than one hub; hubspoke leaves it alone".into(),
-                json!({ "hubs": index.spoke_hubs.get(member).map(|hubs| hubs.iter().map(|h| h.to_string()).collect::<Vec<_>>()) }),
-            );
-            continue;
-        }
-        if !index.is_spoke_of(member, hub_id) {
-            continue;
-        }
-        spokes.push(plan_peerings(
-            config,
-            index,
-            hub,
-            &hub_peerings,
-            vnet,
-            &gateway,
-            &mut builder,
-        ));
-    }
+    let mut spokes: Vec<Spoke> = enrolled
+        .iter()
+        .map(|spoke| plan_peerings(config, hub, &hub_peerings, spoke, &gateway, &mut builder))
+        .collect();
 
     hub_checks(index, hub, &spokes, &mut builder);
     if !gateway.unfit_for_routes {

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use ipnet::IpNet;
 use serde_json::json;
 
-use super::{Action, Builder, GatewayReadiness, Index, Spoke, WarningCode, TAG_GROUP};
+use super::enrolled::EnrolledSpoke;
+use super::{Action, Builder, GatewayReadiness, Spoke, WarningCode};
 use crate::config::PlanConfig;
 use crate::id::{PeeringId, VnetId};
 use crate::model::{Peering, PeeringFlags, PeeringState, VirtualNetwork};
@@ -13,27 +14,19 @@ use crate::model::{Peering, PeeringFlags, PeeringState, VirtualNetwork};
 /// Plans the two peerings of a spoke (rules 1 to 5) and says whether it is a transit spoke.
 pub(super) fn plan_peerings<'o>(
     config: &PlanConfig,
-    index: &Index<'o>,
     hub: &'o VirtualNetwork,
     hub_peerings: &HubPeerings<'o>,
-    vnet: &'o VirtualNetwork,
+    enrolled: &EnrolledSpoke<'o>,
     gateway: &GatewayReadiness,
     builder: &mut Builder,
 ) -> Spoke<'o> {
+    let vnet = enrolled.vnet;
+    let own_gateway = enrolled.own_gateway;
     let hub_side = hub_peerings.by_remote.get(&vnet.id).copied();
     let spoke_side = vnet.peerings.iter().find(|p| p.remote_vnet == hub.id);
-    let group = vnet
-        .tags
-        .get(TAG_GROUP)
-        .map(|g| g.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let own_gateway = vnet
-        .subnet("GatewaySubnet")
-        .is_some_and(|subnet| subnet.gateways().next().is_some())
-        || index.gateway_vnets.contains(&vnet.id);
     let mut spoke = Spoke {
         vnet,
-        group,
+        group: enrolled.group.clone(),
         peering_changes: Vec::new(),
         sync_change: None,
         connected: false,
