@@ -39,7 +39,7 @@ pub(super) fn hub_checks(
         }
         let hits: Vec<String> = spokes
             .iter()
-            .flat_map(|spoke| spoke.prefixes.iter())
+            .flat_map(|spoke| spoke.transit.prefixes.iter())
             .filter(|p| overlaps(&prefix, &IpNet::V4(**p)))
             .map(|p| p.to_string())
             .collect();

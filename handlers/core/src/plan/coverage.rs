@@ -34,8 +34,8 @@ pub(super) fn plan_coverage(
     spokes: &mut [Spoke<'_>],
     builder: &mut Builder,
 ) {
-    for spoke in spokes.iter_mut().filter(|spoke| spoke.transit) {
-        let vnet = spoke.vnet;
+    for spoke in spokes.iter_mut().filter(|spoke| spoke.transit.is_transit()) {
+        let vnet = spoke.enrolled.vnet;
         let managed_id = managed_table_id(&vnet.id);
         let managed_existing = index.table(&managed_id);
         let mut used: BTreeSet<RouteTableId> = BTreeSet::new();
@@ -168,7 +168,7 @@ fn unwritable(
     }
     let mut others = Vec::new();
     for user in &users {
-        let foreign_vnet = user.vnet() != &spoke.vnet.id;
+        let foreign_vnet = user.vnet() != &spoke.enrolled.vnet.id;
         let ineligible_here = !foreign_vnet
             && index.subnet(user).is_some_and(|subnet| {
                 matches!(

@@ -57,9 +57,13 @@ pub(crate) mod enrolled;
 pub(crate) mod gateway;
 pub(crate) mod index;
 pub(crate) mod order;
-mod peerings;
+mod peering_writes;
+pub(crate) mod peerings;
 pub mod render;
 mod routes;
+#[cfg(test)]
+mod testing;
+pub(crate) mod transit;
 mod types;
 
 use std::collections::HashMap;
@@ -75,9 +79,12 @@ use checks::hub_checks;
 use claims::claim_tables;
 use coverage::plan_coverage;
 use enrolled::enrolled_spokes;
+use enrolled::EnrolledSpoke;
 use gateway::{gateway_readiness, GatewayReadiness};
 use index::Index;
-use peerings::{plan_peerings, HubPeerings};
+use peering_writes::HubPeerings;
+use peerings::{peering_changes, SpokePeerings};
+use transit::{transit_spoke, SpokeTransit};
 pub use types::*;
 
 /// Tag that enrolls a VNet when `HUBSPOKE_ENROLLMENT=tagged`.
@@ -122,22 +129,11 @@ pub fn managed_prefix(route: &crate::model::Route) -> Option<Ipv4Net> {
 // ---------------------------------------------------------------------------------------------
 // Building the plan of one hub.
 
-/// A spoke of the hub being planned, and what this plan does to it.
-struct Spoke<'o> {
-    vnet: &'o VirtualNetwork,
-    group: String,
-    /// The peering changes of this pair (routes and tables of the spoke wait for them).
-    peering_changes: Vec<usize>,
-    /// The hub-side sync, if any (routes to the spoke's new prefixes wait for it).
-    sync_change: Option<usize>,
-    /// Both peerings `Connected` after this plan.
-    connected: bool,
-    /// Transit spoke, per `docs/design.md` section 1.
-    transit: bool,
-    /// IPv4 prefixes as programmed on the hub→spoke peering after this plan.
-    prefixes: Vec<Ipv4Net>,
-    /// Prefixes its subnets reach directly (own space, the hub's, connected peerings').
-    direct: Vec<IpNet>,
+/// A spoke of the hub being planned: what the spoke stages found and decided about it.
+pub(crate) struct Spoke<'o> {
+    pub(crate) enrolled: EnrolledSpoke<'o>,
+    pub(crate) peerings: SpokePeerings<'o>,
+    pub(crate) transit: SpokeTransit,
     /// The tables hubspoke writes routes into for this spoke.
     writable_tables: Vec<RouteTableId>,
     /// Subnets without a table, to associate with the spoke's managed table.
@@ -163,14 +159,7 @@ fn plan_hub(
         return plan;
     };
     let gateway = gateway_readiness(index, hub, &mut builder);
-
-    let enrolled = enrolled_spokes(index, hub, &mut builder);
-    let hub_peerings = HubPeerings::new(hub);
-    let mut spokes: Vec<Spoke> = enrolled
-        .iter()
-        .map(|spoke| plan_peerings(config, hub, &hub_peerings, spoke, &gateway, &mut builder))
-        .collect();
-
+    let mut spokes = spoke_stages(config, index, hub, &gateway, &mut builder);
     hub_checks(index, hub, &spokes, &mut builder);
     if !gateway.unfit_for_routes {
         plan_coverage(config, index, hub, &mut spokes, &mut builder);
@@ -190,6 +179,31 @@ fn plan_hub(
     builder.finish(hub_id.clone())
 }
 
+/// Stages 2 to 4: the hub's enrolled spokes, each through its peering changes and transit.
+pub(crate) fn spoke_stages<'o>(
+    config: &PlanConfig,
+    index: &Index<'o>,
+    hub: &'o VirtualNetwork,
+    gateway: &GatewayReadiness,
+    builder: &mut Builder,
+) -> Vec<Spoke<'o>> {
+    let hub_peerings = HubPeerings::new(hub);
+    enrolled_spokes(index, hub, builder)
+        .into_iter()
+        .map(|enrolled| {
+            let peerings = peering_changes(config, hub, &hub_peerings, &enrolled, gateway, builder);
+            let transit = transit_spoke(hub, &enrolled, &peerings, builder);
+            Spoke {
+                enrolled,
+                peerings,
+                transit,
+                writable_tables: Vec::new(),
+                associate: Vec::new(),
+            }
+        })
+        .collect()
+}
+
 /// VNets connected to the hub that are not its spokes (excluded, not enrolled, multi-hub,
 /// other hubs), with the IPv4 space the hub reaches in them.
 fn unmanaged_connected(
@@ -198,7 +212,7 @@ fn unmanaged_connected(
     spokes: &[Spoke],
 ) -> Vec<(VnetId, Vec<Ipv4Net>)> {
     let spoke_ids: std::collections::HashSet<&VnetId> =
-        spokes.iter().map(|spoke| &spoke.vnet.id).collect();
+        spokes.iter().map(|spoke| &spoke.enrolled.vnet.id).collect();
     hub.peerings
         .iter()
         .filter(|peering| peering.state == PeeringState::Connected)

@@ -1,60 +1,167 @@
-//! The two peerings of each spoke (rules 1 to 5): flags, sync, names and the peering writes.
+//! Stage 3, peering changes (`docs/design.md` section 2, rules 1 to 5): how each spoke's pair of
+//! peerings with the hub stands after this plan's own creations, the flags each side should
+//! have, and the writes that get them there (`peering_writes.rs`). This stage decides and
+//! writes; the transit stage says what it means for the spoke and reports it.
 
-use std::collections::{BTreeSet, HashMap};
-
-use ipnet::IpNet;
-use serde_json::json;
-
+use super::builder::Builder;
 use super::enrolled::EnrolledSpoke;
-use super::{Action, Builder, GatewayReadiness, Spoke, WarningCode};
+use super::gateway::GatewayReadiness;
+use super::peering_writes::{peering_name, write_pair, HubPeerings, PeeringWrite};
 use crate::config::PlanConfig;
-use crate::id::{PeeringId, VnetId};
+use crate::id::VnetId;
 use crate::model::{Peering, PeeringFlags, PeeringState, VirtualNetwork};
 
-/// Plans the two peerings of a spoke (rules 1 to 5) and says whether it is a transit spoke.
-pub(super) fn plan_peerings<'o>(
+/// The spoke's two peerings with the hub, and what this plan does to them.
+pub(crate) struct SpokePeerings<'o> {
+    /// The hub→spoke peering, as observed.
+    pub(crate) hub_side: Option<&'o Peering>,
+    /// The spoke→hub peering, as observed.
+    pub(crate) spoke_side: Option<&'o Peering>,
+    /// How the pair stands after this plan.
+    pub(crate) pair: Pair,
+    /// The ids of this pair's peering changes (the spoke's routes and tables wait for them).
+    pub(crate) changes: Vec<usize>,
+    /// The hub side's sync, if any (routes to the spoke's new prefixes wait for it, rule 4).
+    pub(crate) sync_change: Option<usize>,
+}
+
+impl SpokePeerings<'_> {
+    /// Both peerings `Connected` after this plan.
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(self.pair, Pair::Connected(_))
+    }
+}
+
+/// How a spoke's pair of peerings stands after this plan (rules 1 and 5).
+pub(crate) enum Pair {
+    /// A side is `Disconnected` (its other side was deleted): nothing is written (rule 5).
+    Disconnected,
+    /// Not both `Connected`, even after this plan's own creations. `missing`: a side is absent
+    /// (and not created, e.g. `HUBSPOKE_CREATE_MISSING_PEERINGS` is off).
+    NotConnected { missing: bool },
+    /// Both `Connected` after this plan (creating the missing side of an `Initiated` pair
+    /// connects both).
+    Connected(ConnectedPair),
+}
+
+/// The flags of a connected pair, before and after this plan.
+pub(crate) struct ConnectedPair {
+    pub(crate) hub: FlagChange,
+    pub(crate) spoke: FlagChange,
+    /// What this plan does with gateway transit (rules 2 and 3).
+    pub(crate) remote_gateways: RemoteGateways,
+    /// The hub side's remote address space is re-synced by this plan (rule 4).
+    pub(crate) hub_sync: bool,
+}
+
+/// A peering's four flags as observed (the defaults for a side to create) and after this plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlagChange {
+    pub(crate) before: PeeringFlags,
+    pub(crate) after: PeeringFlags,
+}
+
+/// What this plan does with `allowGatewayTransit` (hub side) and `useRemoteGateways` (spoke side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RemoteGateways {
+    /// The hub's gateway is gone: both go off, spoke side first (rule 3).
+    Off,
+    /// The gateway is ready for transit: both go on, hub side first (rules 1 and 2).
+    On,
+    /// The gateway is ready, but the spoke has a gateway of its own: the hub side goes on, the
+    /// spoke side stays as it is (rule 2).
+    WithheldOwnGateway,
+    /// The gateway is ready, but another peering of the spoke already uses remote gateways, and
+    /// only one may: the hub side goes on, the spoke side stays off (rule 2).
+    WithheldUsedElsewhere,
+    /// The gateway is neither ready nor gone: both stay as they are (rule 3).
+    AsTheyAre,
+}
+
+/// Stage 3: the peering changes of one spoke's pair (rules 1 to 5).
+pub(crate) fn peering_changes<'o>(
     config: &PlanConfig,
     hub: &'o VirtualNetwork,
     hub_peerings: &HubPeerings<'o>,
-    enrolled: &EnrolledSpoke<'o>,
+    spoke: &EnrolledSpoke<'o>,
     gateway: &GatewayReadiness,
     builder: &mut Builder,
-) -> Spoke<'o> {
-    let vnet = enrolled.vnet;
-    let own_gateway = enrolled.own_gateway;
-    let hub_side = hub_peerings.by_remote.get(&vnet.id).copied();
-    let spoke_side = vnet.peerings.iter().find(|p| p.remote_vnet == hub.id);
-    let mut spoke = Spoke {
-        vnet,
-        group: enrolled.group.clone(),
-        peering_changes: Vec::new(),
+) -> SpokePeerings<'o> {
+    let hub_side = hub_peerings.toward(&spoke.vnet.id);
+    let spoke_side = spoke.vnet.peerings.iter().find(|p| p.remote_vnet == hub.id);
+    let mut peerings = SpokePeerings {
+        hub_side,
+        spoke_side,
+        pair: Pair::Disconnected,
+        changes: Vec::new(),
         sync_change: None,
-        connected: false,
-        transit: false,
-        prefixes: Vec::new(),
-        direct: Vec::new(),
-        writable_tables: Vec::new(),
-        associate: Vec::new(),
     };
+    let create_hub_side = match standing(config, hub_side, spoke_side) {
+        Standing::Disconnected => return peerings,
+        Standing::NotConnected { missing } => {
+            peerings.pair = Pair::NotConnected { missing };
+            return peerings;
+        }
+        Standing::Connects { create_hub_side } => create_hub_side,
+    };
+    let remote_gateways = remote_gateways(&hub.id, spoke, spoke_side, gateway);
+    let (hub_flags, spoke_flags) = desired_flags(hub_side, spoke_side, remote_gateways);
+    let hub_sync = hub_side.is_some_and(|p| p.sync_level.local_needs_sync());
+    let spoke_sync = spoke_side.is_some_and(|p| p.sync_level.local_needs_sync());
+    let hub_write = PeeringWrite {
+        local: hub,
+        remote: spoke.vnet,
+        existing: hub_side,
+        name: hub_side
+            .map(|p| p.id.name().to_owned())
+            .unwrap_or_else(|| hub_peerings.new_name(&spoke.vnet.id)),
+        flags: hub_flags,
+        sync: hub_sync,
+    };
+    let spoke_write = PeeringWrite {
+        local: spoke.vnet,
+        remote: hub,
+        existing: spoke_side,
+        name: peering_name(spoke.vnet, &hub.id),
+        flags: spoke_flags,
+        sync: spoke_sync,
+    };
+    let (hub_change, spoke_change) = write_pair(
+        builder,
+        &hub_write,
+        &spoke_write,
+        remote_gateways == RemoteGateways::Off,
+        create_hub_side,
+    );
+    peerings.changes = hub_change.into_iter().chain(spoke_change).collect();
+    peerings.sync_change = hub_change.filter(|_| hub_sync);
+    peerings.pair = Pair::Connected(ConnectedPair {
+        hub: hub_flags,
+        spoke: spoke_flags,
+        remote_gateways,
+        hub_sync,
+    });
+    peerings
+}
 
-    let disconnected: Vec<&Peering> = [hub_side, spoke_side]
-        .into_iter()
-        .flatten()
-        .filter(|p| p.state == PeeringState::Disconnected)
-        .collect();
-    for peering in &disconnected {
-        builder.warn(
-            WarningCode::PeeringDisconnected,
-            peering.id.to_string(),
-            "this peering is Disconnected (its other side was deleted) and Azure refuses any write to it or its pair: delete it, and hubspoke re-creates the hub side once the spoke side is back".into(),
-            json!({ "remoteVirtualNetwork": peering.remote_vnet.to_string() }),
-        );
-    }
-    if !disconnected.is_empty() {
-        spoke.direct = direct_prefixes(hub, vnet);
-        return spoke;
-    }
+/// How the pair stands once this plan has created a missing side (rules 1 and 5).
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    Disconnected,
+    NotConnected { missing: bool },
+    Connects { create_hub_side: bool },
+}
 
+fn standing(
+    config: &PlanConfig,
+    hub_side: Option<&Peering>,
+    spoke_side: Option<&Peering>,
+) -> Standing {
+    let disconnected =
+        |side: Option<&Peering>| side.is_some_and(|p| p.state == PeeringState::Disconnected);
+    if disconnected(hub_side) || disconnected(spoke_side) {
+        return Standing::Disconnected;
+    }
     let created = |side: Option<&Peering>, other: Option<&Peering>| {
         side.is_none() && config.create_missing_peerings && other.is_some()
     };
@@ -69,23 +176,49 @@ pub(super) fn plan_peerings<'o>(
         (Some(other), None) if create_spoke_side => other.state == PeeringState::Initiated,
         _ => false,
     };
-    spoke.connected = connected;
-    if !connected {
-        let detail = if hub_side.is_none() || spoke_side.is_none() {
-            "peering_missing"
-        } else {
-            "pair_not_connected"
-        };
-        builder.warn(
-            WarningCode::SpokeNotTransit,
-            vnet.id.to_string(),
-            "the spoke's peerings with the hub are not both Connected, so it cannot be transit".into(),
-            json!({ "detail": detail, "hubSide": hub_side.map(|p| p.id.to_string()), "spokeSide": spoke_side.map(|p| p.id.to_string()) }),
-        );
-        spoke.direct = direct_prefixes(hub, vnet);
-        return spoke;
+    if connected {
+        Standing::Connects { create_hub_side }
+    } else {
+        Standing::NotConnected {
+            missing: hub_side.is_none() || spoke_side.is_none(),
+        }
     }
+}
 
+/// What this plan does with gateway transit, from the gateway's readiness (rules 2 and 3).
+fn remote_gateways(
+    hub: &VnetId,
+    spoke: &EnrolledSpoke,
+    spoke_side: Option<&Peering>,
+    gateway: &GatewayReadiness,
+) -> RemoteGateways {
+    let uses_remote = spoke_side.is_some_and(|p| p.flags.use_remote_gateways);
+    let used_elsewhere = spoke
+        .vnet
+        .peerings
+        .iter()
+        .any(|p| p.remote_vnet != *hub && p.flags.use_remote_gateways);
+    if gateway.gone {
+        RemoteGateways::Off
+    } else if !gateway.ready_for_transit {
+        RemoteGateways::AsTheyAre
+    } else if spoke.own_gateway {
+        RemoteGateways::WithheldOwnGateway
+    } else if used_elsewhere && !uses_remote {
+        RemoteGateways::WithheldUsedElsewhere
+    } else {
+        RemoteGateways::On
+    }
+}
+
+/// The flags of both sides after this plan: forwarded traffic always on (rules 1 and 2), gateway
+/// transit as decided, `allowVirtualNetworkAccess` never touched (rule 3).
+fn desired_flags(
+    hub_side: Option<&Peering>,
+    spoke_side: Option<&Peering>,
+    remote_gateways: RemoteGateways,
+) -> (FlagChange, FlagChange) {
+    // What Azure gives a peering created without flags, and what a created side starts from.
     let defaults = PeeringFlags {
         allow_virtual_network_access: true,
         allow_forwarded_traffic: false,
@@ -98,315 +231,216 @@ pub(super) fn plan_peerings<'o>(
     let mut spoke_after = spoke_before;
     hub_after.allow_forwarded_traffic = true;
     spoke_after.allow_forwarded_traffic = true;
-    let other_uses_remote = vnet
-        .peerings
-        .iter()
-        .any(|p| p.remote_vnet != hub.id && p.flags.use_remote_gateways);
-    if gateway.gone {
-        hub_after.allow_gateway_transit = false;
-        spoke_after.use_remote_gateways = false;
-    } else if gateway.ready_for_transit {
-        hub_after.allow_gateway_transit = true;
-        if own_gateway {
-            builder.warn(
-                WarningCode::SpokeNotTransit,
-                vnet.id.to_string(),
-                "the spoke has a gateway of its own, so it cannot use the hub's".into(),
-                json!({ "detail": "own_gateway" }),
-            );
-        } else if other_uses_remote && !spoke_before.use_remote_gateways {
-            builder.warn(
-                WarningCode::SpokeNotTransit,
-                vnet.id.to_string(),
-                "another peering of the spoke already uses remote gateways, and only one may"
-                    .into(),
-                json!({ "detail": "remote_gateways_used_elsewhere" }),
-            );
-        } else {
+    match remote_gateways {
+        RemoteGateways::Off => {
+            hub_after.allow_gateway_transit = false;
+            spoke_after.use_remote_gateways = false;
+        }
+        RemoteGateways::On => {
+            hub_after.allow_gateway_transit = true;
             spoke_after.use_remote_gateways = true;
         }
-    }
-    for (side, flags) in [(hub_side, hub_after), (spoke_side, spoke_after)] {
-        if !flags.allow_virtual_network_access {
-            let target = side.map(|p| p.id.to_string()).unwrap_or_default();
-            builder.warn(
-                WarningCode::AccessDisabled,
-                target,
-                "allowVirtualNetworkAccess is false on this peering: that is the owner's intent, so hubspoke leaves it and does not route through it".into(),
-                json!({}),
-            );
+        RemoteGateways::WithheldOwnGateway | RemoteGateways::WithheldUsedElsewhere => {
+            hub_after.allow_gateway_transit = true;
         }
+        RemoteGateways::AsTheyAre => {}
     }
-
-    let hub_sync = hub_side.is_some_and(|p| p.sync_level.local_needs_sync());
-    let spoke_sync = spoke_side.is_some_and(|p| p.sync_level.local_needs_sync());
-    let spoke_turns_on = spoke_after.use_remote_gateways && !spoke_before.use_remote_gateways;
-    let hub_turns_off = !hub_after.allow_gateway_transit && hub_before.allow_gateway_transit;
-    let hub_name = hub_side
-        .map(|p| p.id.name().to_owned())
-        .unwrap_or_else(|| hub_peerings.new_name(&vnet.id));
-    let spoke_name = peering_name(vnet, &hub.id);
-    let hub_write = |builder: &mut Builder, depends_on: Vec<usize>| {
-        write_peering(
-            builder, hub, hub_side, &hub_name, &vnet.id, hub_before, hub_after, hub_sync, vnet,
-            depends_on,
-        )
+    let hub = FlagChange {
+        before: hub_before,
+        after: hub_after,
     };
-    let spoke_write = |builder: &mut Builder, depends_on: Vec<usize>| {
-        write_peering(
-            builder,
-            vnet,
-            spoke_side,
-            &spoke_name,
-            &hub.id,
-            spoke_before,
-            spoke_after,
-            spoke_sync,
-            hub,
-            depends_on,
-        )
+    let spoke = FlagChange {
+        before: spoke_before,
+        after: spoke_after,
     };
-    // Transit goes on hub side first, and off spoke side first (rule 3).
-    let (hub_change, spoke_change) = if gateway.gone {
-        let spoke_change = spoke_write(builder, Vec::new());
-        let hub_change = hub_write(
-            builder,
-            if hub_turns_off {
-                spoke_change.into_iter().collect()
-            } else {
-                Vec::new()
-            },
-        );
-        (hub_change, spoke_change)
-    } else {
-        let hub_change = hub_write(builder, Vec::new());
-        let needs_hub = spoke_turns_on || create_hub_side;
-        let spoke_change = spoke_write(
-            builder,
-            if needs_hub {
-                hub_change.into_iter().collect()
-            } else {
-                Vec::new()
-            },
-        );
-        (hub_change, spoke_change)
-    };
-    spoke.peering_changes = hub_change.into_iter().chain(spoke_change).collect();
-    if hub_sync {
-        spoke.sync_change = hub_change;
-    }
-
-    // The spoke's prefixes as the hub→spoke peering will program them.
-    let programmed: Vec<IpNet> = match hub_side {
-        None => vnet.address_prefixes.clone(),
-        Some(peering) if hub_sync => {
-            if peering.remote_virtual_network_address_space.is_empty() {
-                vnet.address_prefixes.clone()
-            } else {
-                peering.remote_virtual_network_address_space.clone()
-            }
-        }
-        Some(peering) if peering.remote_address_space.is_empty() => vnet.address_prefixes.clone(),
-        Some(peering) => peering.remote_address_space.clone(),
-    };
-    let mut v4 = BTreeSet::new();
-    let mut v6 = Vec::new();
-    for prefix in programmed {
-        match prefix.trunc() {
-            IpNet::V4(net) => {
-                v4.insert(net);
-            }
-            IpNet::V6(net) => v6.push(net.to_string()),
-        }
-    }
-    if !v6.is_empty() {
-        builder.warn(
-            WarningCode::Ipv6Skipped,
-            vnet.id.to_string(),
-            "IPv6 prefixes are not routed: the gateway next hop is IPv4 only".into(),
-            json!({ "prefixes": v6 }),
-        );
-    }
-    spoke.prefixes = v4.into_iter().collect();
-    spoke.transit = spoke_after.use_remote_gateways
-        && hub_after.allow_gateway_transit
-        && hub_after.allow_virtual_network_access
-        && spoke_after.allow_virtual_network_access
-        && !own_gateway;
-    spoke.direct = direct_prefixes(hub, vnet);
-    spoke
+    (hub, spoke)
 }
 
-/// What the subnets of `vnet` reach without a route: its own space, the hub's, and every
-/// connected peering's remote space (both as programmed and as it currently is).
-fn direct_prefixes(hub: &VirtualNetwork, vnet: &VirtualNetwork) -> Vec<IpNet> {
-    let mut direct: BTreeSet<IpNet> = BTreeSet::new();
-    direct.extend(vnet.address_prefixes.iter().map(IpNet::trunc));
-    direct.extend(hub.address_prefixes.iter().map(IpNet::trunc));
-    for peering in &vnet.peerings {
-        if peering.state == PeeringState::Connected {
-            direct.extend(peering.remote_address_space.iter().map(IpNet::trunc));
-            direct.extend(
-                peering
-                    .remote_virtual_network_address_space
-                    .iter()
-                    .map(IpNet::trunc),
-            );
-        }
-    }
-    direct.into_iter().collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::testing::{hub, vnet, with_spokes};
+    use crate::synth::{Estate, Flags};
 
-/// The hub's peerings, indexed once per plan (a hub may have hundreds).
-pub(super) struct HubPeerings<'o> {
-    by_remote: HashMap<&'o VnetId, &'o Peering>,
-    names: BTreeSet<String>,
-}
-
-impl<'o> HubPeerings<'o> {
-    pub(super) fn new(hub: &'o VirtualNetwork) -> Self {
-        let mut by_remote = HashMap::new();
-        for peering in &hub.peerings {
-            by_remote.entry(&peering.remote_vnet).or_insert(peering);
-        }
-        HubPeerings {
-            by_remote,
-            names: hub
-                .peerings
-                .iter()
-                .map(|p| p.id.name().to_ascii_lowercase())
-                .collect(),
-        }
+    struct Case {
+        name: &'static str,
+        gateway: Option<&'static str>,
+        create_missing: bool,
+        /// Builds spoke `spoke` (10.1.0.0/16) and its peerings.
+        setup: fn(&mut Estate),
+        /// The pair after the plan, as `pair_summary` writes it.
+        pair: &'static str,
+        /// Each change as `<kind> <VNet written> <ids it waits for>`, in order.
+        changes: &'static [&'static str],
     }
 
-    /// A name for a new hub-side peering to `remote` that no peering of the hub has.
-    fn new_name(&self, remote: &VnetId) -> String {
-        unique_name(remote, |name| {
-            self.names.contains(&name.to_ascii_lowercase())
-        })
+    fn fresh(estate: &mut Estate) {
+        vnet(estate, "spoke", 1);
+        estate.peer("spoke", "hub", Flags::default(), "Initiated");
     }
-}
 
-/// `hubspoke-<remote name>`, with a numeric suffix if `taken`; at most 80 characters.
-fn unique_name(remote: &VnetId, taken: impl Fn(&str) -> bool) -> String {
-    let mut base = format!("hubspoke-{}", remote.name());
-    base.truncate(74);
-    if !taken(&base) {
-        return base;
+    fn connected(estate: &mut Estate) {
+        vnet(estate, "spoke", 1);
+        estate.connect("hub", "spoke");
     }
-    (2..)
-        .map(|n| format!("{base}-{n}"))
-        .find(|name| !taken(name))
-        .unwrap_or(base)
-}
 
-/// The name of the peering from `local` to `remote`: the existing one's, or a new unique name.
-fn peering_name(local: &VirtualNetwork, remote: &VnetId) -> String {
-    if let Some(existing) = local.peerings.iter().find(|p| p.remote_vnet == *remote) {
-        return existing.id.name().to_owned();
+    fn transit_flags(estate: &mut Estate) {
+        vnet(estate, "spoke", 1);
+        estate.connect_transit("hub", "spoke");
     }
-    unique_name(remote, |name| {
-        local
-            .peerings
-            .iter()
-            .any(|p| p.id.name().eq_ignore_ascii_case(name))
-    })
-}
 
-#[allow(clippy::too_many_arguments)]
-fn write_peering(
-    builder: &mut Builder,
-    local: &VirtualNetwork,
-    existing: Option<&Peering>,
-    name: &str,
-    remote: &VnetId,
-    before: PeeringFlags,
-    after: PeeringFlags,
-    sync: bool,
-    remote_vnet: &VirtualNetwork,
-    depends_on: Vec<usize>,
-) -> Option<usize> {
-    let target = PeeringId::new(&local.id, name);
-    let Some(existing) = existing else {
-        return Some(builder.push(
-            1,
-            Action::CreatePeering {
-                target,
-                remote_virtual_network: remote.clone(),
-                after,
-            },
-            format!(
-                "{} has no peering to {}: create it so the pair connects",
-                local.id.name(),
-                remote.name()
-            ),
-            depends_on,
-        ));
-    };
-    if sync {
-        let remote_after = if existing.remote_virtual_network_address_space.is_empty() {
-            remote_vnet.address_prefixes.clone()
-        } else {
-            existing.remote_virtual_network_address_space.clone()
-        };
-        return Some(builder.push(
-            1,
-            Action::SyncPeering {
-                target,
-                before,
-                after,
-                remote_address_space_before: existing.remote_address_space.clone(),
-                                remote_address_space_after: remote_after,
-                as_read: existing.raw.clone(),
-            },
-            format!(
-                "the address space of {} changed ({:?}): sync the peering so the new prefixes are reachable",
-                remote.name(),
-                existing.sync_level
-            ),
-            depends_on,
-        ));
-    }
-    if before == after {
-        return None;
-    }
-    Some(builder.push(
-        1,
-        Action::UpdatePeering {
-            target,
-            before,
-            after,
-            as_read: existing.raw.clone(),
+    const CASES: &[Case] = &[
+        Case {
+            name: "the missing hub side is created first, with transit",
+            gateway: Some("Succeeded"),
+            create_missing: true,
+            setup: fresh,
+            pair: "connected On, hub FT, spoke FR",
+            changes: &["create_peering hub []", "update_peering spoke [0]"],
         },
-        describe_flag_change(before, after),
-        depends_on,
-    ))
-}
+        Case {
+            name: "a missing side is left missing when creation is off",
+            gateway: Some("Succeeded"),
+            create_missing: false,
+            setup: fresh,
+            pair: "not connected, a side missing",
+            changes: &[],
+        },
+        Case {
+            name: "a Disconnected pair is never written",
+            gateway: Some("Succeeded"),
+            create_missing: true,
+            setup: |estate| {
+                vnet(estate, "spoke", 1);
+                estate.peer("spoke", "hub", Flags::default(), "Disconnected");
+            },
+            pair: "disconnected",
+            changes: &[],
+        },
+        Case {
+            name: "a converged pair needs nothing",
+            gateway: Some("Succeeded"),
+            create_missing: true,
+            setup: transit_flags,
+            pair: "connected On, hub FT, spoke FR",
+            changes: &[],
+        },
+        Case {
+            name: "a gone gateway turns transit off, spoke side first",
+            gateway: None,
+            create_missing: true,
+            setup: transit_flags,
+            pair: "connected Off, hub F, spoke F",
+            changes: &["update_peering spoke []", "update_peering hub [0]"],
+        },
+        Case {
+            name: "a gateway that is updating changes only forwarded traffic",
+            gateway: Some("Updating"),
+            create_missing: true,
+            setup: connected,
+            pair: "connected AsTheyAre, hub F, spoke F",
+            changes: &["update_peering hub []", "update_peering spoke []"],
+        },
+        Case {
+            name: "a peering out of sync is synced, with its flags",
+            gateway: Some("Succeeded"),
+            create_missing: true,
+            setup: |estate| {
+                transit_flags(estate);
+                let hub_side =
+                    &mut estate.vnet_mut("hub")["properties"]["virtualNetworkPeerings"][0];
+                hub_side["properties"]["peeringSyncLevel"] = "LocalNotInSync".into();
+            },
+            pair: "connected On, hub FT, spoke FR, hub synced",
+            changes: &["sync_peering hub []"],
+        },
+    ];
 
-fn describe_flag_change(before: PeeringFlags, after: PeeringFlags) -> String {
-    let mut parts = Vec::new();
-    let mut note = |name: &str, old: bool, new: bool| {
-        if old != new {
-            parts.push(format!("{name} {old} -> {new}"));
+    /// `connected <remote gateways>, hub <F if forwarded, T if transit>, spoke <F, R if remote
+    /// gateways>[, hub synced]`, or how the pair is not connected.
+    fn pair_summary(pair: &Pair) -> String {
+        let flags = |flags: PeeringFlags| {
+            let mut text = String::new();
+            for (on, letter) in [
+                (flags.allow_forwarded_traffic, 'F'),
+                (flags.allow_gateway_transit, 'T'),
+                (flags.use_remote_gateways, 'R'),
+            ] {
+                if on {
+                    text.push(letter);
+                }
+            }
+            text
+        };
+        match pair {
+            Pair::Disconnected => "disconnected".into(),
+            Pair::NotConnected { missing: true } => "not connected, a side missing".into(),
+            Pair::NotConnected { missing: false } => "not connected".into(),
+            Pair::Connected(pair) => format!(
+                "connected {:?}, hub {}, spoke {}{}",
+                pair.remote_gateways,
+                flags(pair.hub.after),
+                flags(pair.spoke.after),
+                if pair.hub_sync { ", hub synced" } else { "" }
+            ),
         }
-    };
-    note(
-        "allowForwardedTraffic",
-        before.allow_forwarded_traffic,
-        after.allow_forwarded_traffic,
-    );
-    note(
-        "allowGatewayTransit",
-        before.allow_gateway_transit,
-        after.allow_gateway_transit,
-    );
-    note(
-        "useRemoteGateways",
-        before.use_remote_gateways,
-        after.use_remote_gateways,
-    );
-    format!(
-        "set peering flags for gateway transit: {}",
-        parts.join(", ")
-    )
+    }
+
+    #[test]
+    fn each_pair_gets_its_flags_in_the_order_of_rule_3() {
+        for case in CASES {
+            let mut estate = hub(case.gateway);
+            (case.setup)(&mut estate);
+            let configure = |config: &mut PlanConfig| {
+                config.create_missing_peerings = case.create_missing;
+            };
+            with_spokes(&estate, configure, |spokes, plan| {
+                let peerings = &spokes[0].peerings;
+                assert_eq!(pair_summary(&peerings.pair), case.pair, "{}", case.name);
+                let changes: Vec<String> = plan
+                    .changes
+                    .iter()
+                    .map(|change| {
+                        let vnet = change.action.vnet().map(|v| v.name().to_owned());
+                        let kind = change.action.kind();
+                        format!(
+                            "{kind} {} {:?}",
+                            vnet.unwrap_or_default(),
+                            change.depends_on
+                        )
+                    })
+                    .collect();
+                assert_eq!(changes, case.changes, "{}", case.name);
+                let mut ids = peerings.changes.clone();
+                ids.sort_unstable();
+                assert_eq!(ids, (0..changes.len()).collect::<Vec<_>>(), "{}", case.name);
+                let synced = pair_summary(&peerings.pair).ends_with("hub synced");
+                assert_eq!(peerings.sync_change, synced.then_some(0), "{}", case.name);
+            });
+        }
+    }
+
+    #[test]
+    fn a_new_hub_side_gets_a_name_no_peering_of_the_hub_has() {
+        let mut estate = hub(Some("Succeeded"));
+        fresh(&mut estate);
+        vnet(&mut estate, "squatter", 2);
+        // A foreign peering of the hub already has the name hubspoke would choose.
+        let id = estate.peer("hub", "squatter", Flags::default(), "Initiated");
+        let hub_peerings = &mut estate.vnet_mut("hub")["properties"]["virtualNetworkPeerings"];
+        hub_peerings[0]["name"] = "HUBSPOKE-spoke".into();
+        hub_peerings[0]["id"] = id.replace("hub-to-squatter", "HUBSPOKE-spoke").into();
+        with_spokes(
+            &estate,
+            |_| {},
+            |_, plan| {
+                let targets: Vec<String> = plan.changes.iter().map(|c| c.action.target()).collect();
+                assert!(
+                    targets[0]
+                        .ends_with("/virtualNetworks/hub/virtualNetworkPeerings/hubspoke-spoke-2"),
+                    "{targets:?}"
+                );
+            },
+        );
+    }
 }

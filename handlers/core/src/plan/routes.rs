@@ -361,7 +361,7 @@ pub(super) fn desired_routes(
     }
     let is_member: Vec<bool> = spokes
         .iter()
-        .map(|spoke| spoke.transit && !spoke.writable_tables.is_empty())
+        .map(|spoke| spoke.transit.is_transit() && !spoke.writable_tables.is_empty())
         .collect();
     // Tables by position: a writable table belongs to exactly one spoke (shared ones are not
     // writable), so positions never collide.
@@ -373,7 +373,7 @@ pub(super) fn desired_routes(
             tables.push(TableState {
                 id: table.clone(),
                 owner: i,
-                carrier: Carrier::new(config, index.table(table), &spoke.direct),
+                carrier: Carrier::new(config, index.table(table), &spoke.transit.direct),
                 merged: Vec::new(),
                 pending: Vec::new(),
                 blocked: HashMap::new(),
@@ -387,7 +387,7 @@ pub(super) fn desired_routes(
         .iter()
         .enumerate()
         .filter(|(i, _)| is_member[*i])
-        .flat_map(|(i, spoke)| spoke.prefixes.iter().map(move |p| (*p, i)))
+        .flat_map(|(i, spoke)| spoke.transit.prefixes.iter().map(move |p| (*p, i)))
         .collect();
     all_prefixes.sort_unstable();
     for table in &mut tables {
@@ -430,18 +430,22 @@ pub(super) fn desired_routes(
     for &summary in &config.summary_prefixes {
         let overlaps = |p: &Ipv4Net| p.contains(&summary) || summary.contains(p);
         let inside: Vec<usize> = (0..spokes.len())
-            .filter(|&i| spokes[i].connected && spokes[i].prefixes.iter().any(overlaps))
+            .filter(|&i| {
+                spokes[i].peerings.is_connected() && spokes[i].transit.prefixes.iter().any(overlaps)
+            })
             .collect();
         if inside.is_empty() {
             continue;
         }
-        let group = &spokes[inside[0]].group;
+        let group = &spokes[inside[0]].enrolled.group;
         let mut blockers: Vec<String> = inside
             .iter()
             .filter(|&&i| {
-                !is_member[i] || spokes[i].group != *group || !can_carry_all(&tables, i, summary)
+                !is_member[i]
+                    || spokes[i].enrolled.group != *group
+                    || !can_carry_all(&tables, i, summary)
             })
-            .map(|&i| spokes[i].vnet.id.to_string())
+            .map(|&i| spokes[i].enrolled.vnet.id.to_string())
             .collect();
         // The gateway would also deliver to VNets connected to the hub that hubspoke does not
         // manage (excluded, not enrolled, other hubs): they would have no route back.
@@ -484,7 +488,7 @@ pub(super) fn desired_routes(
     let mut by_group: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for i in (0..spokes.len()).filter(|&i| is_member[i]) {
         by_group
-            .entry(spokes[i].group.as_str())
+            .entry(spokes[i].enrolled.group.as_str())
             .or_default()
             .push(i);
     }
@@ -510,6 +514,7 @@ pub(super) fn desired_routes(
                 .iter()
                 .map(|set| {
                     spoke
+                        .transit
                         .prefixes
                         .iter()
                         .filter(|p| !set.iter().any(|s| s.contains(*p)))
@@ -584,7 +589,7 @@ pub(super) fn desired_routes(
                             over_limit
                                 .entry(tables[t].id.clone())
                                 .or_default()
-                                .insert(spokes[other].vnet.id.to_string());
+                                .insert(spokes[other].enrolled.vnet.id.to_string());
                         }
                     }
                     continue;
@@ -681,7 +686,7 @@ pub(super) fn plan_route_changes(
                 desired.peers[w.owner]
                     .iter()
                     .map(|&peer| &spokes[peer])
-                    .filter(|peer| peer.sync_change.is_some())
+                    .filter(|peer| peer.peerings.sync_change.is_some())
                     .collect()
             })
             .unwrap_or_default();
@@ -689,14 +694,15 @@ pub(super) fn plan_route_changes(
             let Some(want) = want else {
                 return Vec::new();
             };
-            let mut deps = spokes[want.owner].peering_changes.clone();
+            let mut deps = spokes[want.owner].peerings.changes.clone();
             for peer in &syncing {
                 if peer
+                    .transit
                     .prefixes
                     .iter()
                     .any(|p| prefix.contains(p) || p.contains(&prefix))
                 {
-                    deps.extend(peer.sync_change);
+                    deps.extend(peer.peerings.sync_change);
                 }
             }
             deps
@@ -709,18 +715,18 @@ pub(super) fn plan_route_changes(
             let owner = &spokes[want.owner];
             let routes: Vec<RouteSpec> = wanted.iter().map(|p| RouteSpec::managed(*p)).collect();
             let mut deps: Vec<usize> = wanted.iter().flat_map(|p| route_deps(*p)).collect();
-            deps.extend(owner.peering_changes.iter().copied());
+            deps.extend(owner.peerings.changes.iter().copied());
             let created = builder.push(
                 1,
                 Action::CreateRouteTable {
                     target: table_id.clone(),
-                    location: owner.vnet.location.clone(),
+                    location: owner.enrolled.vnet.location.clone(),
                     disable_bgp_route_propagation: config.disable_bgp_propagation,
                     routes,
                 },
                 format!(
                     "{} has subnets without a route table: create hubspoke's table for it",
-                    owner.vnet.id.name()
+                    owner.enrolled.vnet.id.name()
                 ),
                 deps,
             );
@@ -815,11 +821,11 @@ pub(super) fn plan_route_changes(
 }
 
 fn associate(builder: &mut Builder, spoke: &Spoke, table: &RouteTableId, created: Option<usize>) {
-    if spoke.associate.is_empty() || super::managed_table_id(&spoke.vnet.id) != *table {
+    if spoke.associate.is_empty() || super::managed_table_id(&spoke.enrolled.vnet.id) != *table {
         return;
     }
     for subnet in &spoke.associate {
-        let mut deps = spoke.peering_changes.clone();
+        let mut deps = spoke.peerings.changes.clone();
         deps.extend(created);
         builder.push(
             1,
