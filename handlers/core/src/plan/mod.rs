@@ -52,7 +52,7 @@
 pub(crate) mod builder;
 mod checks;
 pub(crate) mod claims;
-mod coverage;
+pub(crate) mod coverage;
 pub(crate) mod enrolled;
 pub(crate) mod gateway;
 pub(crate) mod index;
@@ -73,11 +73,11 @@ use serde_json::json;
 
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, VnetId};
-use crate::model::{Observed, PeeringState, RoutePrefix, Subnet, VirtualNetwork};
+use crate::model::{Observed, PeeringState, RoutePrefix, VirtualNetwork};
 use builder::Builder;
 use checks::hub_checks;
 use claims::claim_tables;
-use coverage::plan_coverage;
+use coverage::{coverage, Coverage};
 use enrolled::enrolled_spokes;
 use enrolled::EnrolledSpoke;
 use gateway::{gateway_readiness, GatewayReadiness};
@@ -134,10 +134,7 @@ pub(crate) struct Spoke<'o> {
     pub(crate) enrolled: EnrolledSpoke<'o>,
     pub(crate) peerings: SpokePeerings<'o>,
     pub(crate) transit: SpokeTransit,
-    /// The tables hubspoke writes routes into for this spoke.
-    writable_tables: Vec<RouteTableId>,
-    /// Subnets without a table, to associate with the spoke's managed table.
-    associate: Vec<&'o Subnet>,
+    pub(crate) coverage: Coverage<'o>,
 }
 
 fn plan_hub(
@@ -159,11 +156,8 @@ fn plan_hub(
         return plan;
     };
     let gateway = gateway_readiness(index, hub, &mut builder);
-    let mut spokes = spoke_stages(config, index, hub, &gateway, &mut builder);
+    let spokes = spoke_stages(config, index, hub, &gateway, &mut builder);
     hub_checks(index, hub, &spokes, &mut builder);
-    if !gateway.unfit_for_routes {
-        plan_coverage(config, index, hub, &mut spokes, &mut builder);
-    }
     let unmanaged = unmanaged_connected(index, hub, &spokes);
     let desired =
         routes::desired_routes(config, index, &spokes, &unmanaged, &gateway, &mut builder);
@@ -179,7 +173,8 @@ fn plan_hub(
     builder.finish(hub_id.clone())
 }
 
-/// Stages 2 to 4: the hub's enrolled spokes, each through its peering changes and transit.
+/// Stages 2 to 5: the hub's enrolled spokes, each through its peering changes, transit and
+/// coverage (of transit spokes, while the hub's gateway may take routes).
 pub(crate) fn spoke_stages<'o>(
     config: &PlanConfig,
     index: &Index<'o>,
@@ -193,12 +188,16 @@ pub(crate) fn spoke_stages<'o>(
         .map(|enrolled| {
             let peerings = peering_changes(config, hub, &hub_peerings, &enrolled, gateway, builder);
             let transit = transit_spoke(hub, &enrolled, &peerings, builder);
+            let coverage = if transit.is_transit() && !gateway.unfit_for_routes {
+                coverage(config, index, hub, enrolled.vnet, builder)
+            } else {
+                Coverage::default()
+            };
             Spoke {
                 enrolled,
                 peerings,
                 transit,
-                writable_tables: Vec::new(),
-                associate: Vec::new(),
+                coverage,
             }
         })
         .collect()

@@ -361,14 +361,14 @@ pub(super) fn desired_routes(
     }
     let is_member: Vec<bool> = spokes
         .iter()
-        .map(|spoke| spoke.transit.is_transit() && !spoke.writable_tables.is_empty())
+        .map(|spoke| spoke.transit.is_transit() && !spoke.coverage.writable_tables.is_empty())
         .collect();
     // Tables by position: a writable table belongs to exactly one spoke (shared ones are not
     // writable), so positions never collide.
     let mut tables: Vec<TableState> = Vec::new();
     let mut tables_of: Vec<Vec<usize>> = vec![Vec::new(); spokes.len()];
     for (i, spoke) in spokes.iter().enumerate().filter(|(i, _)| is_member[*i]) {
-        for table in &spoke.writable_tables {
+        for table in &spoke.coverage.writable_tables {
             tables_of[i].push(tables.len());
             tables.push(TableState {
                 id: table.clone(),
@@ -821,10 +821,12 @@ pub(super) fn plan_route_changes(
 }
 
 fn associate(builder: &mut Builder, spoke: &Spoke, table: &RouteTableId, created: Option<usize>) {
-    if spoke.associate.is_empty() || super::managed_table_id(&spoke.enrolled.vnet.id) != *table {
+    if spoke.coverage.associate.is_empty()
+        || super::managed_table_id(&spoke.enrolled.vnet.id) != *table
+    {
         return;
     }
-    for subnet in &spoke.associate {
+    for subnet in &spoke.coverage.associate {
         let mut deps = spoke.peerings.changes.clone();
         deps.extend(created);
         builder.push(
