@@ -50,17 +50,22 @@
 //!   changes between the read and the write is the executor's concern (it re-reads subnets and
 //!   skips changed ones; the next pass re-plans).
 pub(crate) mod builder;
+pub(crate) mod carry;
 mod checks;
 pub(crate) mod claims;
 pub(crate) mod coverage;
 pub(crate) mod enrolled;
 pub(crate) mod gateway;
 pub(crate) mod index;
+mod merge;
 pub(crate) mod order;
+pub(crate) mod pairs;
 mod peering_writes;
 pub(crate) mod peerings;
 pub mod render;
-mod routes;
+pub(crate) mod route_changes;
+pub(crate) mod routes;
+pub(crate) mod summaries;
 #[cfg(test)]
 mod testing;
 pub(crate) mod transit;
@@ -73,8 +78,9 @@ use serde_json::json;
 
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, VnetId};
-use crate::model::{Observed, PeeringState, RoutePrefix, VirtualNetwork};
+use crate::model::{Observed, RoutePrefix, VirtualNetwork};
 use builder::Builder;
+use carry::carrying_tables;
 use checks::hub_checks;
 use claims::claim_tables;
 use coverage::{coverage, Coverage};
@@ -82,8 +88,12 @@ use enrolled::enrolled_spokes;
 use enrolled::EnrolledSpoke;
 use gateway::{gateway_readiness, GatewayReadiness};
 use index::Index;
+use pairs::routed_pairs;
 use peering_writes::HubPeerings;
 use peerings::{peering_changes, SpokePeerings};
+use route_changes::plan_route_changes;
+use routes::{desired_routes, Desired};
+use summaries::usable_summaries;
 use transit::{transit_spoke, SpokeTransit};
 pub use types::*;
 
@@ -137,6 +147,14 @@ pub(crate) struct Spoke<'o> {
     pub(crate) coverage: Coverage<'o>,
 }
 
+impl Spoke<'_> {
+    /// A transit spoke with at least one table hubspoke writes: the spokes routes are planned
+    /// between.
+    pub(crate) fn is_routable(&self) -> bool {
+        self.transit.is_transit() && !self.coverage.writable_tables.is_empty()
+    }
+}
+
 fn plan_hub(
     config: &PlanConfig,
     index: &Index,
@@ -158,10 +176,15 @@ fn plan_hub(
     let gateway = gateway_readiness(index, hub, &mut builder);
     let spokes = spoke_stages(config, index, hub, &gateway, &mut builder);
     hub_checks(index, hub, &spokes, &mut builder);
-    let unmanaged = unmanaged_connected(index, hub, &spokes);
-    let desired =
-        routes::desired_routes(config, index, &spokes, &unmanaged, &gateway, &mut builder);
-    routes::plan_route_changes(
+    let desired = if gateway.routes_allowed() {
+        let tables = carrying_tables(config, index, &spokes);
+        let summaries = usable_summaries(config, index, hub, &spokes, &tables, &mut builder);
+        let pairs = routed_pairs(config, &spokes, &tables, &summaries, &mut builder);
+        desired_routes(tables, pairs, &summaries)
+    } else {
+        Desired::none(spokes.len())
+    };
+    plan_route_changes(
         index,
         claims,
         hub_id,
@@ -199,39 +222,6 @@ pub(crate) fn spoke_stages<'o>(
                 transit,
                 coverage,
             }
-        })
-        .collect()
-}
-
-/// VNets connected to the hub that are not its spokes (excluded, not enrolled, multi-hub,
-/// other hubs), with the IPv4 space the hub reaches in them.
-fn unmanaged_connected(
-    index: &Index,
-    hub: &VirtualNetwork,
-    spokes: &[Spoke],
-) -> Vec<(VnetId, Vec<Ipv4Net>)> {
-    let spoke_ids: std::collections::HashSet<&VnetId> =
-        spokes.iter().map(|spoke| &spoke.enrolled.vnet.id).collect();
-    hub.peerings
-        .iter()
-        .filter(|peering| peering.state == PeeringState::Connected)
-        .filter(|peering| !spoke_ids.contains(&peering.remote_vnet))
-        .map(|peering| {
-            let current = index
-                .vnet(&peering.remote_vnet)
-                .map(|v| v.address_prefixes.clone())
-                .unwrap_or_default();
-            let prefixes = peering
-                .remote_address_space
-                .iter()
-                .chain(&peering.remote_virtual_network_address_space)
-                .chain(&current)
-                .filter_map(|net| match net.trunc() {
-                    IpNet::V4(net) => Some(net),
-                    IpNet::V6(_) => None,
-                })
-                .collect();
-            (peering.remote_vnet.clone(), prefixes)
         })
         .collect()
 }

@@ -1,9 +1,13 @@
 //! Shared by the stages' unit tests: a hub with spokes, and a run of the stages on it.
 
 use super::builder::Builder;
+use super::carry::{carrying_tables, CarryingTables};
 use super::gateway::gateway_readiness;
 use super::index::Index;
-use super::{spoke_stages, HubPlan, Spoke};
+use super::pairs::{routed_pairs, RoutedPairs};
+use super::routes::{desired_routes, Desired};
+use super::summaries::{usable_summaries, Summaries};
+use super::{spoke_stages, HubPlan, Spoke, WarningCode};
 use crate::config::PlanConfig;
 use crate::model::Observed;
 use crate::synth::Estate;
@@ -41,4 +45,103 @@ pub(super) fn with_spokes(
     let spokes = spoke_stages(&config, &index, hub, &gateway, &mut builder);
     let plan = builder.finish(hub.id.clone());
     check(&spokes, &plan);
+}
+
+/// The results of the route stages 6 to 8, and the hub's plan so far.
+pub(super) struct RouteStages<'a, 'o> {
+    pub(super) spokes: &'a [Spoke<'o>],
+    pub(super) tables: &'a CarryingTables,
+    pub(super) summaries: &'a Summaries,
+    pub(super) pairs: &'a RoutedPairs,
+    pub(super) plan: &'a HubPlan,
+}
+
+impl RouteStages<'_, '_> {
+    /// The position of spoke `name`.
+    pub(super) fn spoke(&self, name: &str) -> usize {
+        self.spokes
+            .iter()
+            .position(|s| s.enrolled.vnet.id.name() == name)
+            .expect("a spoke of that name")
+    }
+
+    /// The names of the spokes `name` is routed to.
+    pub(super) fn peers(&self, name: &str) -> Vec<&str> {
+        self.pairs.peers[self.spoke(name)]
+            .iter()
+            .map(|&peer| self.spokes[peer].enrolled.vnet.id.name())
+            .collect()
+    }
+
+    /// The routes of `name`'s first table, as text.
+    pub(super) fn routes(&self, name: &str) -> Vec<String> {
+        let table = self.tables.of_spoke[self.spoke(name)][0];
+        self.pairs.routes[table]
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// The warnings' codes.
+    pub(super) fn codes(&self) -> Vec<WarningCode> {
+        self.plan.warnings.iter().map(|w| w.code).collect()
+    }
+}
+
+/// Runs the stages up to the routed pairs on `estate` and hands their results to `check`.
+pub(super) fn with_route_stages(
+    estate: &Estate,
+    configure: impl FnOnce(&mut PlanConfig),
+    check: impl FnOnce(&RouteStages),
+) {
+    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
+    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
+    configure(&mut config);
+    let index = Index::new(&config, &observed);
+    let hub = index.vnet(&config.hubs[0]).expect("hub");
+    let mut builder = Builder::default();
+    let gateway = gateway_readiness(&index, hub, &mut builder);
+    let spokes = spoke_stages(&config, &index, hub, &gateway, &mut builder);
+    let tables = carrying_tables(&config, &index, &spokes);
+    let summaries = usable_summaries(&config, &index, hub, &spokes, &tables, &mut builder);
+    let pairs = routed_pairs(&config, &spokes, &tables, &summaries, &mut builder);
+    let plan = builder.finish(hub.id.clone());
+    check(&RouteStages {
+        spokes: &spokes,
+        tables: &tables,
+        summaries: &summaries,
+        pairs: &pairs,
+        plan: &plan,
+    });
+}
+
+/// A hub with a ready gateway and transit spokes `name` (10.`n`.0.0/16, one subnet
+/// 10.`n`.0.0/24 without a table), for each `(name, n)`.
+pub(super) fn transit_spokes(spokes: &[(&str, u8)]) -> Estate {
+    let mut estate = hub(Some("Succeeded"));
+    for (name, n) in spokes {
+        vnet(&mut estate, name, *n);
+        estate.connect_transit("hub", name);
+    }
+    estate
+}
+
+/// Runs the stages up to the desired routes on `estate` and hands them to `check`.
+pub(super) fn with_desired(
+    estate: &Estate,
+    configure: impl FnOnce(&mut PlanConfig),
+    check: impl FnOnce(&[Spoke], &Desired),
+) {
+    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
+    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
+    configure(&mut config);
+    let index = Index::new(&config, &observed);
+    let hub = index.vnet(&config.hubs[0]).expect("hub");
+    let mut builder = Builder::default();
+    let gateway = gateway_readiness(&index, hub, &mut builder);
+    let spokes = spoke_stages(&config, &index, hub, &gateway, &mut builder);
+    let tables = carrying_tables(&config, &index, &spokes);
+    let summaries = usable_summaries(&config, &index, hub, &spokes, &tables, &mut builder);
+    let pairs = routed_pairs(&config, &spokes, &tables, &summaries, &mut builder);
+    check(&spokes, &desired_routes(tables, pairs, &summaries));
 }

@@ -1,0 +1,349 @@
+//! Stage 6, what each table can carry (`docs/design.md` section 2, rule 9): for every writable
+//! table of a routable spoke, the foreign routes and direct space that stop it from carrying a
+//! prefix, and which of the other routable spokes' prefixes it therefore cannot carry.
+
+use std::collections::{BTreeSet, HashMap};
+
+use ipnet::{IpNet, Ipv4Net};
+
+use super::index::Index;
+use super::{is_appliance, managed_prefix, parse_managed_route_name, Spoke};
+use crate::config::PlanConfig;
+use crate::id::RouteTableId;
+use crate::model::{RoutePrefix, RouteTable};
+
+/// Why a table cannot carry a prefix (rule 9).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Block {
+    /// A foreign route, named here, has exactly this prefix (9a, `route_conflict`).
+    Exact(String),
+    /// A foreign appliance or `None` route, named here, contains the prefix (9b,
+    /// `route_conflict`, detail `covered_by_foreign`).
+    CoveredByForeign(String),
+    /// A foreign route, named here, has the name hubspoke would give the route (`name_clash`).
+    NameClash(String),
+    /// The table's subnets reach the prefix directly (9c; no warning: that is how it should be).
+    Direct,
+}
+
+/// What one writable table can carry, precomputed from its foreign routes.
+pub(crate) struct Carrier {
+    pub(super) exact: HashMap<Ipv4Net, String>,
+    pub(super) covering: Vec<(Ipv4Net, String)>,
+    /// Foreign routes named like a managed route, by the prefix the name stands for.
+    pub(super) clashing_names: HashMap<Ipv4Net, String>,
+    pub(super) direct: Vec<Ipv4Net>,
+    /// The table's foreign routes, which count against the route limit (rule 12).
+    pub(crate) foreign_count: usize,
+}
+
+impl Carrier {
+    /// What `table` (`None`: a table to create) can carry for a spoke whose subnets reach
+    /// `direct` directly.
+    pub(crate) fn new(config: &PlanConfig, table: Option<&RouteTable>, direct: &[IpNet]) -> Self {
+        let mut carrier = Carrier {
+            direct: direct
+                .iter()
+                .filter_map(|net| match net {
+                    IpNet::V4(net) => Some(*net),
+                    IpNet::V6(_) => None,
+                })
+                .collect(),
+            ..Carrier::permissive()
+        };
+        let Some(table) = table else {
+            return carrier;
+        };
+        for route in &table.routes {
+            if managed_prefix(route).is_some() {
+                continue;
+            }
+            carrier.foreign_count += 1;
+            let name = route.id.name().to_owned();
+            if let Some(named) = parse_managed_route_name(&name) {
+                carrier.clashing_names.insert(named, name.clone());
+            }
+            let RoutePrefix::Cidr(IpNet::V4(prefix)) = route.address_prefix else {
+                continue;
+            };
+            let prefix = prefix.trunc();
+            carrier.exact.entry(prefix).or_insert_with(|| name.clone());
+            let over_default_allowed = config.allow_over_default_route && prefix.prefix_len() == 0;
+            if is_appliance(&route.next_hop_type) && !over_default_allowed {
+                carrier.covering.push((prefix, name));
+            }
+        }
+        carrier.covering.sort();
+        carrier
+    }
+
+    /// A carrier that blocks nothing, for merging prefixes regardless of any table.
+    pub(crate) fn permissive() -> Self {
+        Carrier {
+            exact: HashMap::new(),
+            covering: Vec::new(),
+            clashing_names: HashMap::new(),
+            direct: Vec::new(),
+            foreign_count: 0,
+        }
+    }
+
+    /// Whether any union of carriable prefixes is carriable (no exact foreign route or clashing
+    /// name could stop one).
+    pub(crate) fn unions_unrestricted(&self) -> bool {
+        self.exact.is_empty() && self.clashing_names.is_empty()
+    }
+
+    /// Whether the union of two carriable sibling prefixes is carriable. A prefix that contains
+    /// the union contains both halves, which are carriable: so only an exact foreign route or a
+    /// clashing name can stop the union.
+    pub(crate) fn can_carry_union(&self, union: Ipv4Net) -> bool {
+        (self.exact.is_empty() || !self.exact.contains_key(&union))
+            && (self.clashing_names.is_empty() || !self.clashing_names.contains_key(&union))
+    }
+
+    /// Whether the table can carry `prefix`, and if not why (rule 9).
+    pub(crate) fn check(&self, prefix: Ipv4Net) -> Result<(), Block> {
+        // Most tables have no foreign routes at all: skip the lookups then.
+        if !self.exact.is_empty() {
+            if let Some(name) = self.exact.get(&prefix) {
+                return Err(Block::Exact(name.clone()));
+            }
+        }
+        if let Some((_, name)) = self.covering.iter().find(|(net, _)| net.contains(&prefix)) {
+            return Err(Block::CoveredByForeign(name.clone()));
+        }
+        if !self.clashing_names.is_empty() {
+            if let Some(name) = self.clashing_names.get(&prefix) {
+                return Err(Block::NameClash(name.clone()));
+            }
+        }
+        if self.direct.iter().any(|net| net.contains(&prefix)) {
+            return Err(Block::Direct);
+        }
+        Ok(())
+    }
+
+    /// The prefixes that may block something: every prefix the table cannot carry is inside one.
+    fn blockers(&self) -> Vec<Ipv4Net> {
+        let mut blockers: Vec<Ipv4Net> = self.exact.keys().copied().collect();
+        blockers.extend(self.covering.iter().map(|(net, _)| *net));
+        blockers.extend(self.clashing_names.keys().copied());
+        blockers.extend(self.direct.iter().copied());
+        blockers
+    }
+}
+
+/// A writable table of a routable spoke, and what it cannot carry.
+pub(crate) struct CarryingTable {
+    pub(crate) id: RouteTableId,
+    /// The spoke (by position) whose subnets use the table.
+    pub(crate) owner: usize,
+    pub(crate) carrier: Carrier,
+    /// The other routable spokes' prefixes it cannot carry, by spoke position (usually empty).
+    pub(crate) blocked: HashMap<usize, Vec<(Ipv4Net, Block)>>,
+}
+
+/// The writable tables of the routable spokes.
+pub(crate) struct CarryingTables {
+    pub(crate) tables: Vec<CarryingTable>,
+    /// For each spoke (by position), its tables (by position in `tables`). A writable table
+    /// belongs to exactly one spoke (shared ones are not writable), so positions never collide.
+    pub(crate) of_spoke: Vec<Vec<usize>>,
+}
+
+impl CarryingTables {
+    /// Whether every table of `spoke` can carry `prefix`.
+    pub(crate) fn all_can_carry(&self, spoke: usize, prefix: Ipv4Net) -> bool {
+        self.of_spoke[spoke]
+            .iter()
+            .all(|&t| self.tables[t].carrier.check(prefix).is_ok())
+    }
+}
+
+/// Stage 6: what the writable tables of the routable spokes can carry.
+pub(crate) fn carrying_tables(
+    config: &PlanConfig,
+    index: &Index,
+    spokes: &[Spoke],
+) -> CarryingTables {
+    let mut tables = Vec::new();
+    let mut of_spoke = vec![Vec::new(); spokes.len()];
+    for (i, spoke) in spokes.iter().enumerate().filter(|(_, s)| s.is_routable()) {
+        for table in &spoke.coverage.writable_tables {
+            of_spoke[i].push(tables.len());
+            tables.push(CarryingTable {
+                id: table.clone(),
+                owner: i,
+                carrier: Carrier::new(config, index.table(table), &spoke.transit.direct),
+                blocked: HashMap::new(),
+            });
+        }
+    }
+    let mut all_prefixes: Vec<(Ipv4Net, usize)> = spokes
+        .iter()
+        .enumerate()
+        .filter(|(_, spoke)| spoke.is_routable())
+        .flat_map(|(i, spoke)| spoke.transit.prefixes.iter().map(move |p| (*p, i)))
+        .collect();
+    all_prefixes.sort_unstable();
+    for table in &mut tables {
+        table.blocked = blocked_prefixes(&table.carrier, table.owner, &all_prefixes);
+    }
+    CarryingTables { tables, of_spoke }
+}
+
+/// Which of `all_prefixes` (sorted, with their spoke) a table of spoke `owner` cannot carry,
+/// found from the table's few blockers rather than by checking every prefix against every
+/// table: this keeps the pair stage linear in the number of pairs.
+fn blocked_prefixes(
+    carrier: &Carrier,
+    owner: usize,
+    all_prefixes: &[(Ipv4Net, usize)],
+) -> HashMap<usize, Vec<(Ipv4Net, Block)>> {
+    let mut blocked: HashMap<usize, Vec<(Ipv4Net, Block)>> = HashMap::new();
+    let mut seen: BTreeSet<(usize, Ipv4Net)> = BTreeSet::new();
+    for blocker in carrier.blockers() {
+        let start = all_prefixes.partition_point(|(p, _)| p.network() < blocker.network());
+        for &(prefix, spoke) in &all_prefixes[start..] {
+            if prefix.network() > blocker.broadcast() {
+                break;
+            }
+            if spoke == owner || !blocker.contains(&prefix) || !seen.insert((spoke, prefix)) {
+                continue;
+            }
+            if let Err(block) = carrier.check(prefix) {
+                blocked.entry(spoke).or_default().push((prefix, block));
+            }
+        }
+    }
+    blocked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Observed;
+    use crate::plan::testing::{transit_spokes, with_route_stages};
+    use crate::synth::Estate;
+    use serde_json::json;
+
+    fn net(text: &str) -> Ipv4Net {
+        text.parse().expect("prefix")
+    }
+
+    /// A carrier for a table with `routes` (name, prefix, next hop), for a spoke reaching
+    /// 10.1.0.0/16 (its own) and 10.0.0.0/16 (the hub's) directly.
+    fn carrier(routes: &[(&str, &str, &str)], allow_over_default_route: bool) -> Carrier {
+        let mut estate = Estate::default();
+        let routes: Vec<(&str, &str, &str, Option<&str>)> = routes
+            .iter()
+            .map(|(name, prefix, hop)| {
+                let ip = (*hop == "VirtualAppliance").then_some("10.0.0.4");
+                (*name, *prefix, *hop, ip)
+            })
+            .collect();
+        estate.table("rt", &routes, json!({}));
+        let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
+        let mut config = PlanConfig::new(Vec::new());
+        config.allow_over_default_route = allow_over_default_route;
+        let direct = ["10.1.0.0/16", "10.0.0.0/16"].map(|p| p.parse().expect("prefix"));
+        Carrier::new(&config, observed.route_tables.first(), &direct)
+    }
+
+    #[test]
+    fn a_table_cannot_carry_what_its_foreign_routes_or_direct_space_claim() {
+        let carrier = carrier(
+            &[
+                ("to-firewall", "10.8.0.0/13", "VirtualAppliance"),
+                ("blackhole", "10.20.0.0/16", "None"),
+                ("internet", "10.30.0.0/16", "Internet"),
+                ("hubspoke-10-40-0-0-16", "10.41.0.0/16", "Internet"),
+                (
+                    "hubspoke-10-50-0-0-16",
+                    "10.50.0.0/16",
+                    "VirtualNetworkGateway",
+                ),
+            ],
+            false,
+        );
+        assert_eq!(carrier.foreign_count, 4, "a managed route is not foreign");
+        let cases = [
+            ("10.8.0.0/13", Err(Block::Exact("to-firewall".into()))),
+            (
+                "10.9.0.0/16",
+                Err(Block::CoveredByForeign("to-firewall".into())),
+            ),
+            (
+                "10.20.1.0/24",
+                Err(Block::CoveredByForeign("blackhole".into())),
+            ),
+            ("10.30.0.0/16", Err(Block::Exact("internet".into()))),
+            ("10.30.1.0/24", Ok(())),
+            (
+                "10.40.0.0/16",
+                Err(Block::NameClash("hubspoke-10-40-0-0-16".into())),
+            ),
+            ("10.1.2.0/24", Err(Block::Direct)),
+            ("10.0.0.0/16", Err(Block::Direct)),
+            ("10.0.0.0/8", Ok(())),
+            ("10.50.0.0/16", Ok(())),
+        ];
+        for (prefix, expected) in cases {
+            assert_eq!(carrier.check(net(prefix)), expected, "{prefix}");
+        }
+        assert!(!carrier.unions_unrestricted());
+        assert!(!carrier.can_carry_union(net("10.30.0.0/16")));
+        assert!(carrier.can_carry_union(net("10.30.0.0/15")));
+    }
+
+    #[test]
+    fn a_default_route_to_an_appliance_blocks_everything_unless_allowed() {
+        let routes = [("default", "0.0.0.0/0", "VirtualAppliance")];
+        for (allowed, expected) in [
+            (false, Err(Block::CoveredByForeign("default".into()))),
+            (true, Ok(())),
+        ] {
+            assert_eq!(
+                carrier(&routes, allowed).check(net("10.7.0.0/16")),
+                expected
+            );
+        }
+        assert!(carrier(&[], false).unions_unrestricted());
+    }
+
+    #[test]
+    fn each_table_knows_which_prefixes_of_other_spokes_it_cannot_carry() {
+        let mut estate = transit_spokes(&[("a", 1), ("b", 2), ("c", 3)]);
+        estate.table(
+            "rt-a",
+            &[("to-b", "10.2.0.0/16", "Internet", None)],
+            json!({}),
+        );
+        estate.associate("a", "default", "rt-a");
+        with_route_stages(
+            &estate,
+            |_| {},
+            |stages| {
+                let (a, b) = (stages.spoke("a"), stages.spoke("b"));
+                assert_eq!(stages.tables.tables.len(), 3);
+                let table = &stages.tables.tables[stages.tables.of_spoke[a][0]];
+                assert_eq!(table.id.name(), "rt-a");
+                assert_eq!(table.owner, a);
+                let blocked: Vec<(usize, Vec<(Ipv4Net, Block)>)> = table
+                    .blocked
+                    .iter()
+                    .map(|(s, list)| (*s, list.clone()))
+                    .collect();
+                assert_eq!(
+                    blocked,
+                    [(b, vec![(net("10.2.0.0/16"), Block::Exact("to-b".into()))])]
+                );
+                assert!(!stages.tables.all_can_carry(a, net("10.2.0.0/16")));
+                // b's own space is direct for b's table.
+                assert!(!stages.tables.all_can_carry(b, net("10.2.0.0/16")));
+                assert!(stages.tables.all_can_carry(a, net("10.3.0.0/16")));
+            },
+        );
+    }
+}
