@@ -512,13 +512,22 @@ mod tests {
                 assert_eq!(stages.routes("d"), ["10.4.0.0/15", "10.6.0.0/16"]);
             },
         );
-        // Pair by pair (a limit of 3 stops the whole-group shortcut), to the same result.
+        // Pair by pair, to the same result: e is peered with a directly, so a's table does not
+        // carry e's space (which stops the whole-group shortcut) and the two are not routed.
+        let mut estate = transit_spokes(&[("a", 4), ("b", 5), ("c", 6), ("d", 7), ("e", 9)]);
+        estate.connect("a", "e");
         with_route_stages(
             &estate,
-            |config| config.route_limit = 3,
+            |_| {},
             |stages| {
+                assert_eq!(stages.peers("a"), ["b", "c", "d"]);
+                assert_eq!(stages.peers("e"), ["b", "c", "d"]);
                 assert_eq!(stages.routes("a"), ["10.5.0.0/16", "10.6.0.0/15"]);
-                assert!(stages.codes().is_empty());
+                assert_eq!(
+                    stages.routes("d"),
+                    ["10.4.0.0/15", "10.6.0.0/16", "10.9.0.0/16"]
+                );
+                assert!(stages.codes().is_empty(), "a direct route is no conflict");
             },
         );
     }
