@@ -91,7 +91,7 @@ use index::Index;
 use pairs::routed_pairs;
 use peering_writes::HubPeerings;
 use peerings::{peering_changes, SpokePeerings};
-use route_changes::plan_route_changes;
+use route_changes::route_changes;
 use routes::{desired_routes, Desired};
 use summaries::usable_summaries;
 use transit::{transit_spoke, SpokeTransit};
@@ -184,13 +184,13 @@ fn plan_hub(
     } else {
         Desired::none(spokes.len())
     };
-    plan_route_changes(
+    route_changes(
         index,
         claims,
         hub_id,
+        config,
         &spokes,
         &desired,
-        config,
         &mut builder,
     );
     builder.finish(hub_id.clone())

@@ -8,20 +8,21 @@ use ipnet::Ipv4Net;
 
 use super::builder::Builder;
 use super::index::Index;
-use super::routes::Desired;
-use super::{managed_prefix, Action, RouteSpec, Spoke, TAG_EXCLUDE};
+use super::routes::{Desired, TableDesire};
+use super::{managed_prefix, managed_table_id, Action, RouteSpec, Spoke, TAG_EXCLUDE};
 use crate::config::PlanConfig;
 use crate::id::{RouteId, RouteTableId, VnetId};
+use crate::model::Route;
 
-/// Turns the desired routes into changes (rules 6, 10, 11): table creations, associations,
-/// upserts, and deletions of stale managed routes in every table the hub claims.
-pub(crate) fn plan_route_changes(
+/// Stage 10: the route changes of every table the hub claims or desires routes in, except
+/// tables tagged `hubspoke:exclude=true`.
+pub(crate) fn route_changes(
     index: &Index,
     claims: &HashMap<RouteTableId, VnetId>,
     hub: &VnetId,
+    config: &PlanConfig,
     spokes: &[Spoke],
     desired: &Desired,
-    config: &PlanConfig,
     builder: &mut Builder,
 ) {
     let mut domain: BTreeSet<RouteTableId> = claims
@@ -37,151 +38,201 @@ pub(crate) fn plan_route_changes(
         }
         let want = desired.tables.get(table_id);
         let wanted: BTreeSet<Ipv4Net> = want.map(|w| w.all().collect()).unwrap_or_default();
-        // A route waits for its spoke's peering changes, and for the sync of every spoke whose
-        // (new) prefixes it carries: the prefixes are only reachable once programmed.
-        let syncing: Vec<&Spoke> = want
-            .map(|w| {
-                desired.peers[w.owner]
-                    .iter()
-                    .map(|&peer| &spokes[peer])
-                    .filter(|peer| peer.peerings.sync_change.is_some())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let route_deps = |prefix: Ipv4Net| -> Vec<usize> {
-            let Some(want) = want else {
-                return Vec::new();
-            };
-            let mut deps = spokes[want.owner].peerings.changes.clone();
-            for peer in &syncing {
-                if peer
-                    .transit
-                    .prefixes
-                    .iter()
-                    .any(|p| prefix.contains(p) || p.contains(&prefix))
-                {
-                    deps.extend(peer.peerings.sync_change);
-                }
+        let dependencies = RouteDependencies::new(spokes, desired, want);
+        match (table, want) {
+            (None, None) => {}
+            (None, Some(want)) => {
+                create_table(
+                    builder,
+                    config,
+                    table_id,
+                    &spokes[want.owner],
+                    &wanted,
+                    &dependencies,
+                );
             }
-            deps
-        };
-        let Some(table) = table else {
-            // A managed table to create, with its routes, then its subnets.
-            let Some(want) = want else {
-                continue;
-            };
-            let owner = &spokes[want.owner];
-            let routes: Vec<RouteSpec> = wanted.iter().map(|p| RouteSpec::managed(*p)).collect();
-            let mut deps: Vec<usize> = wanted.iter().flat_map(|p| route_deps(*p)).collect();
-            deps.extend(owner.peerings.changes.iter().copied());
-            let created = builder.push(
-                1,
-                Action::CreateRouteTable {
-                    target: table_id.clone(),
-                    location: owner.enrolled.vnet.location.clone(),
-                    disable_bgp_route_propagation: config.disable_bgp_propagation,
-                    routes,
-                },
-                format!(
-                    "{} has subnets without a route table: create hubspoke's table for it",
-                    owner.enrolled.vnet.id.name()
-                ),
-                deps,
-            );
-            associate(builder, owner, table_id, Some(created));
-            continue;
-        };
-
-        let observed: BTreeMap<Ipv4Net, &crate::model::Route> = table
-            .routes
-            .iter()
-            .filter_map(|route| managed_prefix(route).map(|p| (p, route)))
-            .collect();
-        let mut upserts: Vec<(Ipv4Net, usize)> = Vec::new();
-        for prefix in &wanted {
-            let after = RouteSpec::managed(*prefix);
-            let before = observed.get(prefix).map(|route| spec_of(route));
-            let current = before.as_ref().is_some_and(|b| {
-                b.next_hop_type.eq_ignore_ascii_case(&after.next_hop_type)
-                    && b.next_hop_ip_address.is_none()
-            });
-            if current {
-                continue;
-            }
-            let reason = match &before {
-                None => format!("route {prefix} to the hub gateway is missing"),
-                Some(b) => format!(
-                    "route {prefix} sends to {} instead of the hub gateway",
-                    b.next_hop_type
-                ),
-            };
-            let id = builder.push(
-                1,
-                Action::UpsertRoute {
-                    target: RouteId::new(table_id, &after.name),
-                    before,
-                    after,
-                },
-                reason,
-                route_deps(*prefix),
-            );
-            upserts.push((*prefix, id));
-        }
-        let covered = aggregate(&wanted);
-        for (prefix, route) in &observed {
-            if wanted.contains(prefix) {
-                continue;
-            }
-            let still_routed = covered.iter().any(|net| net.contains(prefix));
-            let before = spec_of(route);
-            if still_routed {
-                // Make before break: the routes that take over go first.
-                let deps: Vec<usize> = upserts
+            (Some(table), want) => {
+                let observed: BTreeMap<Ipv4Net, &Route> = table
+                    .routes
                     .iter()
-                    .filter(|(p, _)| prefix.contains(p) || p.contains(prefix))
-                    .map(|(_, id)| *id)
+                    .filter_map(|route| managed_prefix(route).map(|p| (p, route)))
                     .collect();
-                builder.push(
-                    1,
-                    Action::DeleteRoute {
-                        target: route.id.clone(),
-                        before,
-                    },
-                    format!("route {prefix} changes shape: its space is now routed by other hubspoke routes"),
-                    deps,
-                );
-            } else {
-                // Vanished space leaves first. Where part of the route's space is still routed by
-                // a replacement that waits for nothing else, the replacement goes first too, so
-                // the surviving spokes never lose their route.
-                let mut deps = Vec::new();
-                for (p, id) in &upserts {
-                    if prefix.contains(p) && builder.changes[*id].depends_on.is_empty() {
-                        builder.changes[*id].phase = 0;
-                        deps.push(*id);
-                    }
+                let upserts = upsert_routes(builder, table_id, &observed, &wanted, &dependencies);
+                delete_stale_routes(builder, &observed, &wanted, &upserts);
+                if let Some(want) = want {
+                    associate(builder, &spokes[want.owner], table_id, None);
                 }
-                builder.push(
-                    0,
-                    Action::DeleteRoute {
-                        target: route.id.clone(),
-                        before,
-                    },
-                    format!("route {prefix} is stale: the space it routes is no longer a routed spoke's"),
-                    deps,
-                );
             }
-        }
-        if let Some(want) = want {
-            associate(builder, &spokes[want.owner], table_id, None);
         }
     }
 }
 
+/// What a route of one table waits for: the peering changes of the table's spoke, and the sync
+/// of every routed peer whose (new) prefixes it carries, which are only reachable once
+/// programmed (rule 4).
+struct RouteDependencies<'a, 'o> {
+    owner_changes: &'a [usize],
+    syncing: Vec<&'a Spoke<'o>>,
+}
+
+impl<'a, 'o> RouteDependencies<'a, 'o> {
+    fn new(spokes: &'a [Spoke<'o>], desired: &'a Desired, want: Option<&TableDesire>) -> Self {
+        let Some(want) = want else {
+            return RouteDependencies {
+                owner_changes: &[],
+                syncing: Vec::new(),
+            };
+        };
+        RouteDependencies {
+            owner_changes: &spokes[want.owner].peerings.changes,
+            syncing: desired.peers[want.owner]
+                .iter()
+                .map(|&peer| &spokes[peer])
+                .filter(|peer| peer.peerings.sync_change.is_some())
+                .collect(),
+        }
+    }
+
+    fn of(&self, prefix: Ipv4Net) -> Vec<usize> {
+        let mut deps = self.owner_changes.to_vec();
+        for peer in &self.syncing {
+            if peer
+                .transit
+                .prefixes
+                .iter()
+                .any(|p| prefix.contains(p) || p.contains(&prefix))
+            {
+                deps.extend(peer.peerings.sync_change);
+            }
+        }
+        deps
+    }
+}
+
+/// A managed table to create, with its routes, then its subnets (rule 6).
+fn create_table(
+    builder: &mut Builder,
+    config: &PlanConfig,
+    table_id: &RouteTableId,
+    owner: &Spoke,
+    wanted: &BTreeSet<Ipv4Net>,
+    dependencies: &RouteDependencies,
+) {
+    let routes: Vec<RouteSpec> = wanted.iter().map(|p| RouteSpec::managed(*p)).collect();
+    let mut deps: Vec<usize> = wanted.iter().flat_map(|p| dependencies.of(*p)).collect();
+    deps.extend(owner.peerings.changes.iter().copied());
+    let created = builder.push(
+        1,
+        Action::CreateRouteTable {
+            target: table_id.clone(),
+            location: owner.enrolled.vnet.location.clone(),
+            disable_bgp_route_propagation: config.disable_bgp_propagation,
+            routes,
+        },
+        format!(
+            "{} has subnets without a route table: create hubspoke's table for it",
+            owner.enrolled.vnet.id.name()
+        ),
+        deps,
+    );
+    associate(builder, owner, table_id, Some(created));
+}
+
+/// The wanted routes that are missing or do not send to the gateway (rule 10), with the ids
+/// of their changes.
+fn upsert_routes(
+    builder: &mut Builder,
+    table_id: &RouteTableId,
+    observed: &BTreeMap<Ipv4Net, &Route>,
+    wanted: &BTreeSet<Ipv4Net>,
+    dependencies: &RouteDependencies,
+) -> Vec<(Ipv4Net, usize)> {
+    let mut upserts = Vec::new();
+    for prefix in wanted {
+        let after = RouteSpec::managed(*prefix);
+        let before = observed.get(prefix).map(|route| spec_of(route));
+        let current = before.as_ref().is_some_and(|b| {
+            b.next_hop_type.eq_ignore_ascii_case(&after.next_hop_type)
+                && b.next_hop_ip_address.is_none()
+        });
+        if current {
+            continue;
+        }
+        let reason = match &before {
+            None => format!("route {prefix} to the hub gateway is missing"),
+            Some(b) => format!(
+                "route {prefix} sends to {} instead of the hub gateway",
+                b.next_hop_type
+            ),
+        };
+        let id = builder.push(
+            1,
+            Action::UpsertRoute {
+                target: RouteId::new(table_id, &after.name),
+                before,
+                after,
+            },
+            reason,
+            dependencies.of(*prefix),
+        );
+        upserts.push((*prefix, id));
+    }
+    upserts
+}
+
+/// Deletes the managed routes that are not wanted (rule 11). A route whose space stays routed
+/// by other routes (an aggregate that changes shape) goes after them: make before break. A
+/// route of vanished space goes first (phase 0), and so do the replacements of the part of its
+/// space still routed, where they wait for nothing else.
+fn delete_stale_routes(
+    builder: &mut Builder,
+    observed: &BTreeMap<Ipv4Net, &Route>,
+    wanted: &BTreeSet<Ipv4Net>,
+    upserts: &[(Ipv4Net, usize)],
+) {
+    let covered = aggregate(wanted);
+    for (prefix, route) in observed {
+        if wanted.contains(prefix) {
+            continue;
+        }
+        let before = spec_of(route);
+        let target = route.id.clone();
+        if covered.iter().any(|net| net.contains(prefix)) {
+            let deps: Vec<usize> = upserts
+                .iter()
+                .filter(|(p, _)| prefix.contains(p) || p.contains(prefix))
+                .map(|(_, id)| *id)
+                .collect();
+            builder.push(
+                1,
+                Action::DeleteRoute { target, before },
+                format!("route {prefix} changes shape: its space is now routed by other hubspoke routes"),
+                deps,
+            );
+        } else {
+            let mut deps = Vec::new();
+            for (p, id) in upserts {
+                if prefix.contains(p) && builder.changes[*id].depends_on.is_empty() {
+                    builder.changes[*id].phase = 0;
+                    deps.push(*id);
+                }
+            }
+            builder.push(
+                0,
+                Action::DeleteRoute { target, before },
+                format!(
+                    "route {prefix} is stale: the space it routes is no longer a routed spoke's"
+                ),
+                deps,
+            );
+        }
+    }
+}
+
+/// Associates the spoke's uncovered subnets with `table` if it is the spoke's managed table
+/// (rule 6), after the spoke's peering changes and the table's creation.
 fn associate(builder: &mut Builder, spoke: &Spoke, table: &RouteTableId, created: Option<usize>) {
-    if spoke.coverage.associate.is_empty()
-        || super::managed_table_id(&spoke.enrolled.vnet.id) != *table
-    {
+    if spoke.coverage.associate.is_empty() || managed_table_id(&spoke.enrolled.vnet.id) != *table {
         return;
     }
     for subnet in &spoke.coverage.associate {
@@ -200,7 +251,7 @@ fn associate(builder: &mut Builder, spoke: &Spoke, table: &RouteTableId, created
     }
 }
 
-fn spec_of(route: &crate::model::Route) -> RouteSpec {
+fn spec_of(route: &Route) -> RouteSpec {
     RouteSpec {
         name: route.id.name().to_owned(),
         address_prefix: route.address_prefix.to_string(),
@@ -213,4 +264,209 @@ fn spec_of(route: &crate::model::Route) -> RouteSpec {
 fn aggregate(nets: &BTreeSet<Ipv4Net>) -> Vec<Ipv4Net> {
     let list: Vec<Ipv4Net> = nets.iter().copied().collect();
     Ipv4Net::aggregate(&list)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::testing::{transit_spokes, with_route_changes};
+    use crate::plan::TAG_MANAGED;
+    use crate::synth::Estate;
+    use serde_json::json;
+
+    struct Case {
+        name: &'static str,
+        setup: fn(&mut Estate),
+        /// Each change as `<phase> <kind> <target name> <ids it waits for>`; peering changes
+        /// are named `p<spoke>` (ids of the spoke stages), route changes by their id here.
+        changes: &'static [&'static str],
+    }
+
+    /// Spokes a (10.1/16) and b (10.2/16) whose subnets use managed tables holding `routes_a`
+    /// and b's space.
+    fn with_tables(estate: &mut Estate, routes_a: &[(&str, &str, &str, Option<&str>)]) {
+        let managed = json!({ TAG_MANAGED: "true" });
+        estate.table("hubspoke-rt-a", routes_a, managed.clone());
+        estate.associate("a", "default", "hubspoke-rt-a");
+        let to_a = [(
+            "hubspoke-10-1-0-0-16",
+            "10.1.0.0/16",
+            "VirtualNetworkGateway",
+            None,
+        )];
+        estate.table("hubspoke-rt-b", &to_a, managed);
+        estate.associate("b", "default", "hubspoke-rt-b");
+    }
+
+    const CASES: &[Case] = &[
+        Case {
+            name: "uncovered spokes get a table with their routes, then their subnets",
+            setup: |_| {},
+            changes: &[
+                "1 create_route_table hubspoke-rt-a []",
+                "1 associate_route_table default [0]",
+                "1 create_route_table hubspoke-rt-b []",
+                "1 associate_route_table default [2]",
+            ],
+        },
+        Case {
+            name: "a converged table needs nothing",
+            setup: |estate| {
+                with_tables(
+                    estate,
+                    &[(
+                        "hubspoke-10-2-0-0-16",
+                        "10.2.0.0/16",
+                        "VirtualNetworkGateway",
+                        None,
+                    )],
+                );
+            },
+            changes: &[],
+        },
+        Case {
+            name: "a missing route is added, a wrong one replaced",
+            setup: |estate| {
+                with_tables(
+                    estate,
+                    &[(
+                        "hubspoke-10-2-0-0-16",
+                        "10.2.0.0/16",
+                        "VirtualAppliance",
+                        Some("10.0.0.4"),
+                    )],
+                );
+            },
+            changes: &["1 upsert_route hubspoke-10-2-0-0-16 []"],
+        },
+        Case {
+            name: "a route of vanished space goes first",
+            setup: |estate| {
+                with_tables(
+                    estate,
+                    &[
+                        (
+                            "hubspoke-10-2-0-0-16",
+                            "10.2.0.0/16",
+                            "VirtualNetworkGateway",
+                            None,
+                        ),
+                        (
+                            "hubspoke-10-9-0-0-16",
+                            "10.9.0.0/16",
+                            "VirtualNetworkGateway",
+                            None,
+                        ),
+                    ],
+                );
+            },
+            changes: &["0 delete_route hubspoke-10-9-0-0-16 []"],
+        },
+        Case {
+            name: "an aggregate that changes shape is made before the old routes go",
+            setup: |estate| {
+                crate::plan::testing::vnet(estate, "c", 3);
+                estate.connect_transit("hub", "c");
+                with_tables(
+                    estate,
+                    &[
+                        (
+                            "hubspoke-10-2-0-0-16",
+                            "10.2.0.0/16",
+                            "VirtualNetworkGateway",
+                            None,
+                        ),
+                        (
+                            "hubspoke-10-3-0-0-16",
+                            "10.3.0.0/16",
+                            "VirtualNetworkGateway",
+                            None,
+                        ),
+                    ],
+                );
+            },
+            changes: &[
+                "1 upsert_route hubspoke-10-2-0-0-15 []",
+                "1 delete_route hubspoke-10-2-0-0-16 [0]",
+                "1 delete_route hubspoke-10-3-0-0-16 [0]",
+                "1 upsert_route hubspoke-10-3-0-0-16 []",
+                "1 create_route_table hubspoke-rt-c []",
+                "1 associate_route_table default [4]",
+            ],
+        },
+        Case {
+            name: "an excluded table is never written, and its spoke is then routed to no one",
+            setup: |estate| {
+                with_tables(
+                    estate,
+                    &[(
+                        "hubspoke-10-9-0-0-16",
+                        "10.9.0.0/16",
+                        "VirtualNetworkGateway",
+                        None,
+                    )],
+                );
+                estate.route_tables[0]["tags"][crate::plan::TAG_EXCLUDE] = "true".into();
+            },
+            changes: &["0 delete_route hubspoke-10-1-0-0-16 []"],
+        },
+        Case {
+            name: "a route to a peer's new space waits for the peer's sync",
+            setup: |estate| {
+                with_tables(
+                    estate,
+                    &[(
+                        "hubspoke-10-2-0-0-16",
+                        "10.2.0.0/16",
+                        "VirtualNetworkGateway",
+                        None,
+                    )],
+                );
+                estate.vnet_mut("b")["properties"]["addressSpace"]["addressPrefixes"] =
+                    json!(["10.2.0.0/16", "10.20.0.0/16"]);
+                let hub_side =
+                    &mut estate.vnet_mut("hub")["properties"]["virtualNetworkPeerings"][1];
+                hub_side["properties"]["peeringSyncLevel"] = "LocalNotInSync".into();
+                hub_side["properties"]["remoteVirtualNetworkAddressSpace"]["addressPrefixes"] =
+                    json!(["10.2.0.0/16", "10.20.0.0/16"]);
+            },
+            changes: &["1 upsert_route hubspoke-10-20-0-0-16 [pb]"],
+        },
+    ];
+
+    #[test]
+    fn each_table_gets_the_changes_that_make_it_hold_its_desired_routes() {
+        for case in CASES {
+            let mut estate = transit_spokes(&[("a", 1), ("b", 2)]);
+            (case.setup)(&mut estate);
+            with_route_changes(
+                &estate,
+                |_| {},
+                |peerings, changes| {
+                    let name = |id: usize| -> String {
+                        peerings
+                            .iter()
+                            .find(|(_, ids)| ids.contains(&id))
+                            .map(|(spoke, _)| format!("p{spoke}"))
+                            .unwrap_or_else(|| id.to_string())
+                    };
+                    let got: Vec<String> = changes
+                        .iter()
+                        .map(|change| {
+                            let target = change.action.target();
+                            let target = target.rsplit('/').next().unwrap_or_default();
+                            let deps: Vec<String> =
+                                change.depends_on.iter().map(|&d| name(d)).collect();
+                            format!(
+                                "{} {} {target} [{}]",
+                                change.phase,
+                                change.action.kind(),
+                                deps.join(", ")
+                            )
+                        })
+                        .collect();
+                    assert_eq!(got, case.changes, "{}", case.name);
+                },
+            );
+        }
+    }
 }

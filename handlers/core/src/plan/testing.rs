@@ -2,12 +2,14 @@
 
 use super::builder::Builder;
 use super::carry::{carrying_tables, CarryingTables};
+use super::claims::claim_tables;
 use super::gateway::gateway_readiness;
 use super::index::Index;
 use super::pairs::{routed_pairs, RoutedPairs};
+use super::route_changes::route_changes;
 use super::routes::{desired_routes, Desired};
 use super::summaries::{usable_summaries, Summaries};
-use super::{spoke_stages, HubPlan, Spoke, WarningCode};
+use super::{spoke_stages, Change, HubPlan, Spoke, WarningCode};
 use crate::config::PlanConfig;
 use crate::model::Observed;
 use crate::synth::Estate;
@@ -144,4 +146,47 @@ pub(super) fn with_desired(
     let summaries = usable_summaries(&config, &index, hub, &spokes, &tables, &mut builder);
     let pairs = routed_pairs(&config, &spokes, &tables, &summaries, &mut builder);
     check(&spokes, &desired_routes(tables, pairs, &summaries));
+}
+
+/// Runs every stage before the route changes on `estate`, then the route changes alone into a
+/// builder of their own, and hands the spokes' peering changes (by spoke name) and the route
+/// changes, as pushed, to `check`.
+pub(super) fn with_route_changes(
+    estate: &Estate,
+    configure: impl FnOnce(&mut PlanConfig),
+    check: impl FnOnce(&[(String, Vec<usize>)], &[Change]),
+) {
+    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
+    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
+    configure(&mut config);
+    let index = Index::new(&config, &observed);
+    let claims = claim_tables(&config, &index);
+    let hub = index.vnet(&config.hubs[0]).expect("hub");
+    let mut builder = Builder::default();
+    let gateway = gateway_readiness(&index, hub, &mut builder);
+    let spokes = spoke_stages(&config, &index, hub, &gateway, &mut builder);
+    let tables = carrying_tables(&config, &index, &spokes);
+    let summaries = usable_summaries(&config, &index, hub, &spokes, &tables, &mut builder);
+    let pairs = routed_pairs(&config, &spokes, &tables, &summaries, &mut builder);
+    let desired = desired_routes(tables, pairs, &summaries);
+    let mut changes = Builder::default();
+    route_changes(
+        &index,
+        &claims,
+        &hub.id,
+        &config,
+        &spokes,
+        &desired,
+        &mut changes,
+    );
+    let peering_changes: Vec<(String, Vec<usize>)> = spokes
+        .iter()
+        .map(|s| {
+            (
+                s.enrolled.vnet.id.name().to_owned(),
+                s.peerings.changes.clone(),
+            )
+        })
+        .collect();
+    check(&peering_changes, &changes.changes);
 }
