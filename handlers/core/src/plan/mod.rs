@@ -10,8 +10,9 @@
 //!    gateway is ready for transit, gone, or unfit for routes.
 //! 2. **Enrolled spokes** (`enrolled.rs`; section 1 *spoke*): the hub's spokes, and the warnings
 //!    for peered VNets that are not (out of scope, multi-hub).
-//! 3. **Peering changes** (`peerings.rs`; rules 1 to 5): each pair's state after this plan's own
-//!    creations, the flags it should have, and the peering writes, in their order.
+//! 3. **Peering changes** (`peerings.rs`, `peering_writes.rs`; rules 1 to 5): each pair's state
+//!    after this plan's own creations, the flags it should have, and the peering writes, in
+//!    their order.
 //! 4. **Transit spokes** (`transit.rs`; section 1 *transit spoke*, rules 2, 3, 5 and 8): which
 //!    spokes are transit and why the others are not, with the warning codes; the IPv4 prefixes
 //!    each is reached at and the space its subnets reach directly. The hub checks (rule 14,
@@ -28,6 +29,10 @@
 //! 10. **Route changes** (`route_changes.rs`; rules 6, 10 and 11): table creations, associations,
 //!     upserts, and deletions of stale managed routes in every table the hub claims.
 //! 11. **Order** (`order.rs`): the changes by phase, renumbered, dependencies pointing backwards.
+//!
+//! Stages 3 to 5 run spoke by spoke (`spoke_stages`), and their results are kept together in one
+//! `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule 11:
+//! otherwise no route is desired, and every managed route is stale).
 //!
 //! Changes and warnings are collected by one `Builder` (`builder.rs`) as the stages go; warnings
 //! are kept sorted, so only the order in which changes are pushed matters. The stages' results
@@ -84,8 +89,7 @@ use carry::carrying_tables;
 use checks::hub_checks;
 use claims::claim_tables;
 use coverage::{coverage, Coverage};
-use enrolled::enrolled_spokes;
-use enrolled::EnrolledSpoke;
+use enrolled::{enrolled_spokes, EnrolledSpoke};
 use gateway::{gateway_readiness, GatewayReadiness};
 use index::Index;
 use pairs::routed_pairs;
@@ -136,9 +140,6 @@ pub fn managed_prefix(route: &crate::model::Route) -> Option<Ipv4Net> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Building the plan of one hub.
-
 /// A spoke of the hub being planned: what the spoke stages found and decided about it.
 pub(crate) struct Spoke<'o> {
     pub(crate) enrolled: EnrolledSpoke<'o>,
@@ -148,34 +149,27 @@ pub(crate) struct Spoke<'o> {
 }
 
 impl Spoke<'_> {
-    /// A transit spoke with at least one table hubspoke writes: the spokes routes are planned
-    /// between.
+    /// A transit spoke with at least one table hubspoke writes: routes are planned between these.
     pub(crate) fn is_routable(&self) -> bool {
         self.transit.is_transit() && !self.coverage.writable_tables.is_empty()
     }
 }
 
+/// Plans one hub: its stages, in order.
 fn plan_hub(
     config: &PlanConfig,
     index: &Index,
     claims: &HashMap<RouteTableId, VnetId>,
     hub_id: &VnetId,
 ) -> HubPlan {
-    let mut builder = Builder::default();
     let Some(hub) = index.vnet(hub_id) else {
-        builder.warn(
-            WarningCode::OutOfScope,
-            hub_id.to_string(),
-            "the hub VNet was not found in the observed state: it is deleted, mistyped or not readable".into(),
-            json!({}),
-        );
-        let mut plan = builder.finish(hub_id.clone());
-        plan.status = HubStatus::HubNotFound;
-        return plan;
+        return hub_not_found(hub_id);
     };
+    let mut builder = Builder::default();
     let gateway = gateway_readiness(index, hub, &mut builder);
     let spokes = spoke_stages(config, index, hub, &gateway, &mut builder);
     hub_checks(index, hub, &spokes, &mut builder);
+    // Rule 11: when the gateway is gone or unfit for routes, every managed route is stale.
     let desired = if gateway.routes_allowed() {
         let tables = carrying_tables(config, index, &spokes);
         let summaries = usable_summaries(config, index, hub, &spokes, &tables, &mut builder);
@@ -194,6 +188,21 @@ fn plan_hub(
         &mut builder,
     );
     builder.finish(hub_id.clone())
+}
+
+/// The plan of a hub that is not in the observed state: nothing to do, and why.
+fn hub_not_found(hub_id: &VnetId) -> HubPlan {
+    let mut builder = Builder::default();
+    builder.warn(
+        WarningCode::OutOfScope,
+        hub_id.to_string(),
+        "the hub VNet was not found in the observed state: it is deleted, mistyped or not readable"
+            .into(),
+        json!({}),
+    );
+    let mut plan = builder.finish(hub_id.clone());
+    plan.status = HubStatus::HubNotFound;
+    plan
 }
 
 /// Stages 2 to 5: the hub's enrolled spokes, each through its peering changes, transit and
@@ -226,9 +235,8 @@ pub(crate) fn spoke_stages<'o>(
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared by the hub checks and the routes.
-
+/// A next hop that sends traffic to an appliance or drops it: a more specific route would
+/// bypass it (rules 9b and 14).
 fn is_appliance(next_hop_type: &str) -> bool {
     ["VirtualAppliance", "VirtualApplianceEcmp", "None"]
         .iter()
