@@ -1,4 +1,4 @@
-//! The planner's configuration: the settings of DESIGN.md section 5 that shape the plan.
+//! The planner's configuration: the settings of `docs/design.md` section 5 that shape the plan.
 //!
 //! Parsed once from a lookup function (the environment at the binary's edge, a map in tests),
 //! so this crate never reads the environment itself. A bad value is an error naming the setting.
@@ -55,7 +55,7 @@ pub struct SettingError {
 }
 
 impl PlanConfig {
-    /// The defaults of DESIGN.md section 5 for the given hubs.
+    /// The defaults of `docs/design.md` section 5 for the given hubs.
     pub fn new(hubs: Vec<VnetId>) -> Self {
         PlanConfig {
             hubs,
@@ -79,41 +79,9 @@ impl PlanConfig {
             value: String::new(),
             reason: "it is required: a comma-separated list of hub VNet resource ids".into(),
         })?;
-        let mut hubs: Vec<VnetId> = Vec::new();
-        for item in hubs_text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let hub: VnetId = item
-                .parse()
-                .map_err(|error: crate::id::IdError| SettingError {
-                    setting: "HUBSPOKE_HUBS",
-                    value: hubs_text.clone(),
-                    reason: error.to_string(),
-                })?;
-            if hubs.contains(&hub) {
-                return Err(SettingError {
-                    setting: "HUBSPOKE_HUBS",
-                    value: hubs_text.clone(),
-                    reason: format!("hub {hub} is listed twice"),
-                });
-            }
-            hubs.push(hub);
-        }
-        let mut config = PlanConfig::new(hubs);
+        let mut config = PlanConfig::new(parse_hubs(&hubs_text)?);
         if let Some(value) = get("HUBSPOKE_ENROLLMENT") {
-            config.enrollment = match value.trim().to_ascii_lowercase().as_str() {
-                "all" => Enrollment::All,
-                "tagged" => Enrollment::Tagged,
-                _ => {
-                    return Err(SettingError {
-                        setting: "HUBSPOKE_ENROLLMENT",
-                        value,
-                        reason: "expected \"all\" or \"tagged\"".into(),
-                    })
-                }
-            };
+            config.enrollment = parse_enrollment(value)?;
         }
         if let Some(value) = get("HUBSPOKE_EXCLUDE_SUBNETS") {
             config.exclude_subnets = value
@@ -137,40 +105,90 @@ impl PlanConfig {
         config.allow_over_default_route = flag("HUBSPOKE_ALLOW_OVER_DEFAULT_ROUTE", false)?;
         config.disable_bgp_propagation = flag("HUBSPOKE_DISABLE_BGP_PROPAGATION", false)?;
         if let Some(value) = get("HUBSPOKE_SUMMARY_PREFIXES") {
-            let mut prefixes = Vec::new();
-            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let net: Ipv4Net = item.parse().map_err(|_| SettingError {
-                    setting: "HUBSPOKE_SUMMARY_PREFIXES",
-                    value: value.clone(),
-                    reason: format!("{item:?} is not an IPv4 prefix in CIDR notation"),
-                })?;
-                if net.trunc() != net {
-                    return Err(SettingError {
-                        setting: "HUBSPOKE_SUMMARY_PREFIXES",
-                        value: value.clone(),
-                        reason: format!("{item} has host bits set; did you mean {}?", net.trunc()),
-                    });
-                }
-                prefixes.push(net);
-            }
-            prefixes.sort();
-            prefixes.dedup();
-            config.summary_prefixes = prefixes;
+            config.summary_prefixes = parse_summary_prefixes(&value)?;
         }
         if let Some(value) = get("HUBSPOKE_ROUTE_LIMIT") {
-            config.route_limit = value
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|limit| (1..=MAX_ROUTE_LIMIT).contains(limit))
-                .ok_or_else(|| SettingError {
-                    setting: "HUBSPOKE_ROUTE_LIMIT",
-                    value,
-                    reason: format!("expected a whole number from 1 to {MAX_ROUTE_LIMIT}"),
-                })?;
+            config.route_limit = parse_route_limit(value)?;
         }
         Ok(config)
     }
+}
+
+/// `HUBSPOKE_HUBS`: hub VNet ids, comma-separated, none twice.
+fn parse_hubs(hubs_text: &str) -> Result<Vec<VnetId>, SettingError> {
+    let error = |reason: String| SettingError {
+        setting: "HUBSPOKE_HUBS",
+        value: hubs_text.to_owned(),
+        reason,
+    };
+    let mut hubs: Vec<VnetId> = Vec::new();
+    for item in hubs_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let hub: VnetId = item
+            .parse()
+            .map_err(|id_error: crate::id::IdError| error(id_error.to_string()))?;
+        if hubs.contains(&hub) {
+            return Err(error(format!("hub {hub} is listed twice")));
+        }
+        hubs.push(hub);
+    }
+    Ok(hubs)
+}
+
+/// `HUBSPOKE_ENROLLMENT`: `all` or `tagged`.
+fn parse_enrollment(value: String) -> Result<Enrollment, SettingError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "all" => Ok(Enrollment::All),
+        "tagged" => Ok(Enrollment::Tagged),
+        _ => Err(SettingError {
+            setting: "HUBSPOKE_ENROLLMENT",
+            value,
+            reason: "expected \"all\" or \"tagged\"".into(),
+        }),
+    }
+}
+
+/// `HUBSPOKE_SUMMARY_PREFIXES`: IPv4 prefixes without host bits, comma-separated; sorted and
+/// deduplicated.
+fn parse_summary_prefixes(value: &str) -> Result<Vec<Ipv4Net>, SettingError> {
+    let error = |reason: String| SettingError {
+        setting: "HUBSPOKE_SUMMARY_PREFIXES",
+        value: value.to_owned(),
+        reason,
+    };
+    let mut prefixes = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let net: Ipv4Net = item
+            .parse()
+            .map_err(|_| error(format!("{item:?} is not an IPv4 prefix in CIDR notation")))?;
+        if net.trunc() != net {
+            return Err(error(format!(
+                "{item} has host bits set; did you mean {}?",
+                net.trunc()
+            )));
+        }
+        prefixes.push(net);
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    Ok(prefixes)
+}
+
+/// `HUBSPOKE_ROUTE_LIMIT`: a whole number from 1 to [`MAX_ROUTE_LIMIT`].
+fn parse_route_limit(value: String) -> Result<usize, SettingError> {
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|limit| (1..=MAX_ROUTE_LIMIT).contains(limit))
+        .ok_or_else(|| SettingError {
+            setting: "HUBSPOKE_ROUTE_LIMIT",
+            value,
+            reason: format!("expected a whole number from 1 to {MAX_ROUTE_LIMIT}"),
+        })
 }
 
 /// Parses the boolean spellings app settings use.

@@ -2,8 +2,11 @@
 //! them (resource group / resource / child); the JSON form of a plan keeps full ids.
 use std::fmt::Write;
 
-use super::{Action, HubStatus, Plan};
+use ipnet::IpNet;
+
+use super::{Action, HubStatus, Plan, RouteSpec};
 use crate::id::portal_name;
+use crate::model::PeeringFlags;
 
 /// Renders the plan for a terminal or a log.
 pub fn text(plan: &Plan) -> String {
@@ -73,40 +76,8 @@ pub fn text(plan: &Plan) -> String {
     out
 }
 
+/// The symbol of a change (`+` add, `~` change, `-` delete) and its detail lines.
 fn describe(action: &Action) -> (char, Vec<String>) {
-    let flags = |before: Option<&crate::model::PeeringFlags>,
-                 after: &crate::model::PeeringFlags| {
-        let pairs = [
-            (
-                "allowVirtualNetworkAccess",
-                before.map(|b| b.allow_virtual_network_access),
-                after.allow_virtual_network_access,
-            ),
-            (
-                "allowForwardedTraffic",
-                before.map(|b| b.allow_forwarded_traffic),
-                after.allow_forwarded_traffic,
-            ),
-            (
-                "allowGatewayTransit",
-                before.map(|b| b.allow_gateway_transit),
-                after.allow_gateway_transit,
-            ),
-            (
-                "useRemoteGateways",
-                before.map(|b| b.use_remote_gateways),
-                after.use_remote_gateways,
-            ),
-        ];
-        pairs
-            .iter()
-            .filter(|(_, old, new)| *old != Some(*new))
-            .map(|(name, old, new)| match old {
-                Some(old) => format!("{name}: {old} -> {new}"),
-                None => format!("{name}: {new}"),
-            })
-            .collect::<Vec<_>>()
-    };
     match action {
         Action::CreatePeering {
             remote_virtual_network,
@@ -117,10 +88,10 @@ fn describe(action: &Action) -> (char, Vec<String>) {
                 "remoteVirtualNetwork: {}",
                 portal_name(&remote_virtual_network.to_string())
             )];
-            lines.extend(flags(None, after));
+            lines.extend(flag_lines(None, after));
             ('+', lines)
         }
-        Action::UpdatePeering { before, after, .. } => ('~', flags(Some(before), after)),
+        Action::UpdatePeering { before, after, .. } => ('~', flag_lines(Some(before), after)),
         Action::SyncPeering {
             before,
             after,
@@ -128,7 +99,7 @@ fn describe(action: &Action) -> (char, Vec<String>) {
             remote_address_space_after,
             ..
         } => {
-            let list = |nets: &[ipnet::IpNet]| {
+            let list = |nets: &[IpNet]| {
                 nets.iter()
                     .map(|n| n.to_string())
                     .collect::<Vec<_>>()
@@ -139,7 +110,7 @@ fn describe(action: &Action) -> (char, Vec<String>) {
                 list(remote_address_space_before),
                 list(remote_address_space_after)
             )];
-            lines.extend(flags(Some(before), after));
+            lines.extend(flag_lines(Some(before), after));
             ('~', lines)
         }
         Action::CreateRouteTable {
@@ -147,19 +118,10 @@ fn describe(action: &Action) -> (char, Vec<String>) {
             disable_bgp_route_propagation,
             routes,
             ..
-        } => {
-            let mut lines = vec![
-                format!("location: {location}"),
-                format!("disableBgpRoutePropagation: {disable_bgp_route_propagation}"),
-            ];
-            lines.extend(routes.iter().map(|r| {
-                format!(
-                    "route {}: {} -> {}",
-                    r.name, r.address_prefix, r.next_hop_type
-                )
-            }));
-            ('+', lines)
-        }
+        } => (
+            '+',
+            table_lines(location, *disable_bgp_route_propagation, routes),
+        ),
         Action::AssociateRouteTable { route_table, .. } => (
             '~',
             vec![format!(
@@ -167,34 +129,90 @@ fn describe(action: &Action) -> (char, Vec<String>) {
                 portal_name(&route_table.to_string())
             )],
         ),
-        Action::UpsertRoute { before, after, .. } => match before {
-            None => (
-                '+',
-                vec![format!(
-                    "{} -> {}",
-                    after.address_prefix, after.next_hop_type
-                )],
-            ),
-            Some(before) => (
-                '~',
-                vec![format!(
-                    "{}: {}{} -> {}",
-                    after.address_prefix,
-                    before.next_hop_type,
-                    before
-                        .next_hop_ip_address
-                        .as_ref()
-                        .map(|ip| format!(" {ip}"))
-                        .unwrap_or_default(),
-                    after.next_hop_type
-                )],
-            ),
-        },
+        Action::UpsertRoute { before, after, .. } => describe_upsert(before.as_ref(), after),
         Action::DeleteRoute { before, .. } => (
             '-',
             vec![format!(
                 "{} -> {}",
                 before.address_prefix, before.next_hop_type
+            )],
+        ),
+    }
+}
+
+/// The flags that change (all of them for a new peering), one line each.
+fn flag_lines(before: Option<&PeeringFlags>, after: &PeeringFlags) -> Vec<String> {
+    let pairs = [
+        (
+            "allowVirtualNetworkAccess",
+            before.map(|b| b.allow_virtual_network_access),
+            after.allow_virtual_network_access,
+        ),
+        (
+            "allowForwardedTraffic",
+            before.map(|b| b.allow_forwarded_traffic),
+            after.allow_forwarded_traffic,
+        ),
+        (
+            "allowGatewayTransit",
+            before.map(|b| b.allow_gateway_transit),
+            after.allow_gateway_transit,
+        ),
+        (
+            "useRemoteGateways",
+            before.map(|b| b.use_remote_gateways),
+            after.use_remote_gateways,
+        ),
+    ];
+    pairs
+        .iter()
+        .filter(|(_, old, new)| *old != Some(*new))
+        .map(|(name, old, new)| match old {
+            Some(old) => format!("{name}: {old} -> {new}"),
+            None => format!("{name}: {new}"),
+        })
+        .collect()
+}
+
+fn table_lines(
+    location: &str,
+    disable_bgp_route_propagation: bool,
+    routes: &[RouteSpec],
+) -> Vec<String> {
+    let mut lines = vec![
+        format!("location: {location}"),
+        format!("disableBgpRoutePropagation: {disable_bgp_route_propagation}"),
+    ];
+    lines.extend(routes.iter().map(|r| {
+        format!(
+            "route {}: {} -> {}",
+            r.name, r.address_prefix, r.next_hop_type
+        )
+    }));
+    lines
+}
+
+fn describe_upsert(before: Option<&RouteSpec>, after: &RouteSpec) -> (char, Vec<String>) {
+    match before {
+        None => (
+            '+',
+            vec![format!(
+                "{} -> {}",
+                after.address_prefix, after.next_hop_type
+            )],
+        ),
+        Some(before) => (
+            '~',
+            vec![format!(
+                "{}: {}{} -> {}",
+                after.address_prefix,
+                before.next_hop_type,
+                before
+                    .next_hop_ip_address
+                    .as_ref()
+                    .map(|ip| format!(" {ip}"))
+                    .unwrap_or_default(),
+                after.next_hop_type
             )],
         ),
     }
