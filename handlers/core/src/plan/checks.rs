@@ -1,9 +1,12 @@
-//! The hub checks (rule 14): read-only warnings about the hub's `GatewaySubnet`.
+//! The hub checks (`docs/design.md` section 2, rule 14): read-only warnings about the hub's
+//! `GatewaySubnet`, run once the transit stage knows the spokes' prefixes.
 
 use ipnet::IpNet;
 use serde_json::json;
 
-use super::{is_appliance, Builder, Index, Spoke, WarningCode};
+use super::builder::Builder;
+use super::index::Index;
+use super::{is_appliance, Spoke, WarningCode};
 use crate::model::{RoutePrefix, VirtualNetwork};
 
 /// Hub checks (rule 14), read-only.

@@ -30,9 +30,9 @@
 //!     upserts, and deletions of stale managed routes in every table the hub claims.
 //! 11. **Order** (`order.rs`): the changes by phase, renumbered, dependencies pointing backwards.
 //!
-//! Stages 3 to 5 run spoke by spoke (`spoke_stages`), and their results are kept together in one
-//! `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule 11:
-//! otherwise no route is desired, and every managed route is stale).
+//! `spoke_stages` runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their results together in
+//! one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule
+//! 11: otherwise no route is desired, and every managed route is stale).
 //!
 //! Changes and warnings are collected by one `Builder` (`builder.rs`) as the stages go; warnings
 //! are kept sorted, so only the order in which changes are pushed matters. The stages' results

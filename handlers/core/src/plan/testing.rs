@@ -30,6 +30,14 @@ pub(super) fn vnet(estate: &mut Estate, name: &str, n: u8) {
     );
 }
 
+/// The snapshot of `estate`, parsed, and the config of hub `hub` as `configure` makes it.
+fn observe(estate: &Estate, configure: impl FnOnce(&mut PlanConfig)) -> (Observed, PlanConfig) {
+    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
+    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
+    configure(&mut config);
+    (observed, config)
+}
+
 /// Runs the stages up to the spoke stages on `estate` (hub `hub`, config as `configure` makes
 /// it) and hands their result and the hub's plan so far to `check`.
 pub(super) fn with_spokes(
@@ -37,9 +45,7 @@ pub(super) fn with_spokes(
     configure: impl FnOnce(&mut PlanConfig),
     check: impl FnOnce(&[Spoke], &HubPlan),
 ) {
-    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
-    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
-    configure(&mut config);
+    let (observed, config) = observe(estate, configure);
     let index = Index::new(&config, &observed);
     let hub = index.vnet(&config.hubs[0]).expect("hub");
     let mut builder = Builder::default();
@@ -96,9 +102,7 @@ pub(super) fn with_route_stages(
     configure: impl FnOnce(&mut PlanConfig),
     check: impl FnOnce(&RouteStages),
 ) {
-    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
-    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
-    configure(&mut config);
+    let (observed, config) = observe(estate, configure);
     let index = Index::new(&config, &observed);
     let hub = index.vnet(&config.hubs[0]).expect("hub");
     let mut builder = Builder::default();
@@ -134,9 +138,7 @@ pub(super) fn with_desired(
     configure: impl FnOnce(&mut PlanConfig),
     check: impl FnOnce(&[Spoke], &Desired),
 ) {
-    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
-    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
-    configure(&mut config);
+    let (observed, config) = observe(estate, configure);
     let index = Index::new(&config, &observed);
     let hub = index.vnet(&config.hubs[0]).expect("hub");
     let mut builder = Builder::default();
@@ -156,9 +158,7 @@ pub(super) fn with_route_changes(
     configure: impl FnOnce(&mut PlanConfig),
     check: impl FnOnce(&[(String, Vec<usize>)], &[Change]),
 ) {
-    let observed = Observed::from_snapshot(&estate.snapshot()).expect("snapshot");
-    let mut config = PlanConfig::new(vec![estate.vnet_id("hub").parse().expect("hub id")]);
-    configure(&mut config);
+    let (observed, config) = observe(estate, configure);
     let index = Index::new(&config, &observed);
     let claims = claim_tables(&config, &index);
     let hub = index.vnet(&config.hubs[0]).expect("hub");
