@@ -31,6 +31,8 @@ pub(crate) fn route_changes(
         .map(|(table, _)| table.clone())
         .collect();
     domain.extend(desired.tables.keys().cloned());
+    // Usually no spoke's hub side syncs: then no table needs to look for syncing peers.
+    let any_sync = spokes.iter().any(|s| s.peerings.sync_change.is_some());
     for table_id in &domain {
         let table = index.table(table_id);
         if table.is_some_and(|t| t.tags.is_true(TAG_EXCLUDE)) {
@@ -38,7 +40,7 @@ pub(crate) fn route_changes(
         }
         let want = desired.tables.get(table_id);
         let wanted: BTreeSet<Ipv4Net> = want.map(|w| w.all().collect()).unwrap_or_default();
-        let dependencies = RouteDependencies::new(spokes, desired, want);
+        let dependencies = RouteDependencies::new(spokes, desired, want, any_sync);
         match (table, want) {
             (None, None) => {}
             (None, Some(want)) => {
@@ -76,20 +78,32 @@ struct RouteDependencies<'a, 'o> {
 }
 
 impl<'a, 'o> RouteDependencies<'a, 'o> {
-    fn new(spokes: &'a [Spoke<'o>], desired: &'a Desired, want: Option<&TableDesire>) -> Self {
+    /// The dependencies of the routes of a table that wants `want`; `any_sync`: some spoke's
+    /// hub side syncs in this plan.
+    fn new(
+        spokes: &'a [Spoke<'o>],
+        desired: &'a Desired,
+        want: Option<&TableDesire>,
+        any_sync: bool,
+    ) -> Self {
         let Some(want) = want else {
             return RouteDependencies {
                 owner_changes: &[],
                 syncing: Vec::new(),
             };
         };
-        RouteDependencies {
-            owner_changes: &spokes[want.owner].peerings.changes,
-            syncing: desired.peers[want.owner]
+        let syncing = if any_sync {
+            desired.peers[want.owner]
                 .iter()
                 .map(|&peer| &spokes[peer])
                 .filter(|peer| peer.peerings.sync_change.is_some())
-                .collect(),
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RouteDependencies {
+            owner_changes: &spokes[want.owner].peerings.changes,
+            syncing,
         }
     }
 
