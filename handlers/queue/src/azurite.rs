@@ -1,5 +1,5 @@
-//! Starts Azurite, the official Azure Storage emulator, for tests and the demo: its queue service
-//! only (`azurite-queue`), in memory, over HTTPS with a certificate generated here for
+//! Starts Azurite, the official Azure Storage emulator, for tests and the demo: its blob and queue
+//! services (`azurite`, which starts its table service too, unused), in memory, over HTTPS with a certificate generated here for
 //! `127.0.0.1` and `localhost`, with `--oauth basic` so that clients authenticate with Entra
 //! bearer tokens exactly as in Azure (the production credential path, through the simulator's
 //! managed identity endpoint).
@@ -11,15 +11,16 @@
 //! the demo then falls back to the simulator's queues, and the tests that need it fail, naming
 //! the install step.
 //!
-//! What `--oauth basic` checks (Azurite 3.37 `QueueTokenAuthenticator`): HTTPS; a JWT whose
+//! What `--oauth basic` checks (Azurite 3.37 `QueueTokenAuthenticator`, and the blob service's
+//! `BlobTokenAuthenticator` likewise): HTTPS; a JWT whose
 //! `iat`, `nbf` and `exp` are present, with `nbf` ≤ now ≤ `exp`; `iss` starting with
 //! `https://sts.windows.net/` (or another Azure cloud's STS); `aud` equal to
 //! `https://storage.azure.com` (with or without a trailing slash), the storage app id, or the
-//! account's own queue URL. The signature is not verified. The simulator's tokens (`iss
+//! account's own service URL. The signature is not verified. The simulator's tokens (`iss
 //! https://sts.windows.net/<tenant>/`, `aud` = the resource asked for) pass.
 //!
-//! Readiness is Azurite's own line "… successfully listens on https://…", read from its output, not a
-//! sleep. The process is killed when the [`Azurite`] value is dropped.
+//! Readiness is Azurite's own lines "Azurite Blob service is successfully listening at …" and the
+//! same for the queue and table services, read from its output, not a sleep. The process is killed when the [`Azurite`] value is dropped.
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -48,10 +49,12 @@ pub enum AzuriteError {
     Failed(String),
 }
 
-/// A running Azurite queue service. Dropping it stops the process and removes its files.
+/// A running Azurite (blob and queue services). Dropping it stops the process and removes its
+/// files.
 pub struct Azurite {
     child: Child,
     port: u16,
+    blob_port: u16,
     cert_pem: String,
     cert_path: PathBuf,
     dir: PathBuf,
@@ -62,6 +65,7 @@ impl std::fmt::Debug for Azurite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Azurite")
             .field("queue_service_url", &self.queue_service_url())
+            .field("blob_service_url", &self.blob_service_url())
             .finish_non_exhaustive()
     }
 }
@@ -74,13 +78,18 @@ pub fn repository_tests_dir() -> PathBuf {
         .join("tests")
 }
 
-/// Where `azurite-queue` must be installed (`tests/node_modules/.bin/azurite-queue`).
+/// Where `azurite` must be installed (`tests/node_modules/.bin/azurite`).
 pub fn installed_executable(tests_dir: &Path) -> PathBuf {
-    tests_dir
-        .join("node_modules")
-        .join(".bin")
-        .join("azurite-queue")
+    tests_dir.join("node_modules").join(".bin").join("azurite")
 }
+
+/// The services whose "successfully listening" line means Azurite is ready (it starts them in
+/// this order; the table service, last, is unused).
+const READY_LINES: [&str; 3] = [
+    "Azurite Blob service is successfully listening",
+    "Azurite Queue service is successfully listening",
+    "Azurite Table service is successfully listening",
+];
 
 impl Azurite {
     /// Starts Azurite installed under the repository's `tests/node_modules`.
@@ -134,12 +143,22 @@ impl Azurite {
             })?;
         }
         let port = free_port().map_err(cleanup)?;
+        let blob_port = free_port().map_err(cleanup)?;
+        let table_port = free_port().map_err(cleanup)?;
         let mut command = Command::new(executable);
         command
+            .arg("--blobHost")
+            .arg("127.0.0.1")
+            .arg("--blobPort")
+            .arg(blob_port.to_string())
             .arg("--queueHost")
             .arg("127.0.0.1")
             .arg("--queuePort")
             .arg(port.to_string())
+            .arg("--tableHost")
+            .arg("127.0.0.1")
+            .arg("--tablePort")
+            .arg(table_port.to_string())
             .arg("--oauth")
             .arg("basic")
             .arg("--cert")
@@ -203,6 +222,7 @@ impl Azurite {
             Ok(true) => Ok(Azurite {
                 child,
                 port,
+                blob_port,
                 cert_pem,
                 cert_path,
                 dir,
@@ -229,6 +249,11 @@ impl Azurite {
     /// The queue service URL: `https://127.0.0.1:PORT/devstoreaccount1`.
     pub fn queue_service_url(&self) -> String {
         format!("https://127.0.0.1:{}/{ACCOUNT}", self.port)
+    }
+
+    /// The blob service URL: `https://127.0.0.1:PORT/devstoreaccount1`.
+    pub fn blob_service_url(&self) -> String {
+        format!("https://127.0.0.1:{}/{ACCOUNT}", self.blob_port)
     }
 
     /// The PEM of its certificate, to trust (append it to the `HUBSPOKE_CA_CERT` bundle).
@@ -279,8 +304,12 @@ async fn drain(
     ready: Option<tokio::sync::mpsc::Sender<()>>,
 ) {
     let mut lines = BufReader::new(stream).lines();
+    let mut listening = [false; READY_LINES.len()];
     while let Ok(Some(line)) = lines.next_line().await {
-        if line.contains("successfully listen") {
+        for (seen, expected) in listening.iter_mut().zip(READY_LINES) {
+            *seen |= line.contains(expected);
+        }
+        if listening.iter().all(|seen| *seen) {
             if let Some(ready) = &ready {
                 let _ = ready.try_send(());
             }

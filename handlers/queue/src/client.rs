@@ -133,20 +133,10 @@ impl QueueService {
     /// A client of the service the settings name, with their credential and certificates.
     pub fn connect(settings: &StorageSettings) -> Result<Self, QueueError> {
         let redact = Redactor::new(&settings.auth);
-        let mut builder = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(4))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60));
-        if let Some(path) = &settings.ca_cert {
-            let certificates = read_ca_cert(path)
-                .map_err(|e| QueueError::Config(format!("HUBSPOKE_CA_CERT: {e}")))?;
-            builder = builder.tls_certs_merge(certificates);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| QueueError::Config(format!("building the HTTP client: {e}")))?;
+        let transport =
+            http_transport(settings, Duration::from_secs(60)).map_err(QueueError::Config)?;
         let client_options = ClientOptions {
-            transport: Some(Transport::new(Arc::new(http))),
+            transport: Some(transport),
             ..Default::default()
         };
         let options = QueueClientOptions {
@@ -406,12 +396,33 @@ impl Queue {
     }
 }
 
+/// The HTTP transport of a storage client: trusts `HUBSPOKE_CA_CERT` besides the usual roots,
+/// gives up on a request after `timeout`, and drops idle connections after 4 s (Azurite closes
+/// them after 5 s; a reused, already-closed connection would fail a request).
+pub(crate) fn http_transport(
+    settings: &StorageSettings,
+    timeout: Duration,
+) -> Result<Transport, String> {
+    let mut builder = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .timeout(timeout);
+    if let Some(path) = &settings.ca_cert {
+        let certificates = read_ca_cert(path).map_err(|e| format!("HUBSPOKE_CA_CERT: {e}"))?;
+        builder = builder.tls_certs_merge(certificates);
+    }
+    let http = builder
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))?;
+    Ok(Transport::new(Arc::new(http)))
+}
+
 fn status_of(error: &azure_core::Error) -> Option<u16> {
     error.http_status().map(u16::from)
 }
 
 /// The error and its sources, one line (the transport's reason is in the sources).
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -455,12 +466,12 @@ fn check_queue_name(name: &str) -> Result<(), QueueError> {
 
 /// Removes a connection's secrets from texts (SDK and transport errors quote URLs).
 #[derive(Clone)]
-struct Redactor {
+pub(crate) struct Redactor {
     secrets: Vec<Secret>,
 }
 
 impl Redactor {
-    fn new(auth: &StorageAuth) -> Self {
+    pub(crate) fn new(auth: &StorageAuth) -> Self {
         let secrets = match auth {
             StorageAuth::Sas(query) => vec![query.clone()],
             _ => Vec::new(),
@@ -468,7 +479,12 @@ impl Redactor {
         Redactor { secrets }
     }
 
-    fn text(&self, text: &str) -> String {
+    /// Also removes `secret`.
+    pub(crate) fn add(&mut self, secret: Secret) {
+        self.secrets.push(secret);
+    }
+
+    pub(crate) fn text(&self, text: &str) -> String {
         let mut out = text.to_string();
         for secret in &self.secrets {
             if !secret.expose().is_empty() {

@@ -5,10 +5,11 @@
 //! | Setting | Meaning |
 //! | --- | --- |
 //! | `<prefix>__queueServiceUri` | the queue service URL, `https://…` (identity-based connection, as the Functions host reads it); a URL whose query holds a SAS (`sig=`) is used as it is, with no credential |
-//! | `<prefix>__accountName` | instead of the URL: `https://<name>.queue.core.windows.net` |
+//! | `<prefix>__blobServiceUri` | the blob service URL, read the same way (the Functions runtime reads it beside the queue's for its own leases); optional: without it there is no blob service |
+//! | `<prefix>__accountName` | instead of the URLs: `https://<name>.queue.core.windows.net` and `https://<name>.blob.core.windows.net` |
 //! | `<prefix>__credential` | `managedidentity`: `azure_identity`'s `ManagedIdentityCredential`; absent: the developer tools credential (Azure CLI) |
 //! | `<prefix>__clientId` | the user-assigned managed identity (with `managedidentity` only) |
-//! | `<prefix>` | instead of the above: a SAS connection string `QueueEndpoint=https://…;SharedAccessSignature=sv=…` |
+//! | `<prefix>` | instead of the above: a SAS connection string `QueueEndpoint=https://…;SharedAccessSignature=sv=…` (and `BlobEndpoint=https://…` for the blob service) |
 //! | `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` | the App Service managed identity endpoint (set by the platform, or by `hubspoke sim`); both or neither |
 //! | `HUBSPOKE_CA_CERT` | a PEM file of certificates trusted besides the usual roots (the simulator's, Azurite's: it may hold several) |
 //!
@@ -84,8 +85,22 @@ pub struct StorageSettings {
     pub service_url: String,
     /// How requests are authorised.
     pub auth: StorageAuth,
+    /// The blob service of the same account, when the settings name one
+    /// (`<prefix>__blobServiceUri`, `<prefix>__accountName`, or `BlobEndpoint=` in a SAS
+    /// connection string).
+    pub blob: Option<BlobEndpoint>,
     /// `HUBSPOKE_CA_CERT`: extra trusted certificates.
     pub ca_cert: Option<PathBuf>,
+}
+
+/// The blob service of a storage connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEndpoint {
+    /// The blob service URL without query or trailing slash
+    /// (`https://acct.blob.core.windows.net`, `https://127.0.0.1:10000/devstoreaccount1`).
+    pub service_url: String,
+    /// A SAS for the blob service, when the connection is a SAS; `None` with a credential.
+    pub sas: Option<Secret>,
 }
 
 /// The connection prefix of the Functions host's own storage, which every queue binding of
@@ -111,6 +126,14 @@ impl StorageSettings {
 
         let uri_setting = name("queueServiceUri");
         let account_setting = name("accountName");
+        let blob_setting = name("blobServiceUri");
+        let mut blob = match get(&blob_setting) {
+            Some(uri) => {
+                let (service_url, sas) = parse_service_url(&blob_setting, &uri)?;
+                Some(BlobEndpoint { service_url, sas })
+            }
+            None => None,
+        };
         let (service_url, sas) = match (get(&uri_setting), get(&account_setting), get(prefix)) {
             (Some(uri), _, _) => parse_service_url(&uri_setting, &uri)?,
             (None, Some(account), _) => {
@@ -123,9 +146,18 @@ impl StorageSettings {
                         ),
                     ));
                 }
+                if blob.is_none() {
+                    blob = Some(BlobEndpoint {
+                        service_url: format!("https://{account}.blob.core.windows.net"),
+                        sas: None,
+                    });
+                }
                 (format!("https://{account}.queue.core.windows.net"), None)
             }
             (None, None, Some(connection_string)) => {
+                if blob.is_none() {
+                    blob = blob_endpoint_of_connection_string(prefix, &connection_string)?;
+                }
                 parse_connection_string(prefix, &connection_string)?
             }
             (None, None, None) => {
@@ -142,6 +174,27 @@ impl StorageSettings {
 
         let credential_setting = name("credential");
         let client_id_setting = name("clientId");
+        // A blob URL without a SAS beside a SAS queue URL would have no authorisation at all.
+        if let (Some(_), Some(endpoint)) = (&sas, &blob) {
+            if endpoint.sas.is_none() {
+                return Err(error(
+                    &blob_setting,
+                    "the queue service is reached with a SAS: the blob service URL needs its own \
+                     SAS too (or use a credential for both)"
+                        .to_string(),
+                ));
+            }
+        }
+        if let (None, Some(endpoint)) = (&sas, &blob) {
+            if endpoint.sas.is_some() {
+                return Err(error(
+                    &blob_setting,
+                    "a SAS here while the queue service uses a credential: give both services \
+                     the same kind of authorisation"
+                        .to_string(),
+                ));
+            }
+        }
         let auth =
             match (sas, get(&credential_setting)) {
                 (Some(sas), None) => StorageAuth::Sas(sas),
@@ -178,6 +231,7 @@ impl StorageSettings {
             prefix: prefix.to_string(),
             service_url,
             auth,
+            blob,
             ca_cert,
         })
     }
@@ -197,7 +251,10 @@ impl StorageSettings {
         let overridden = |name: &str| {
             if name == uri_setting {
                 Some(url.to_string())
-            } else if name == prefix || name == format!("{prefix}__accountName") {
+            } else if name == prefix
+                || name == format!("{prefix}__accountName")
+                || name == format!("{prefix}__blobServiceUri")
+            {
                 None
             } else {
                 lookup(name)
@@ -375,6 +432,36 @@ fn parse_connection_string(
             "a connection string must hold QueueEndpoint=https://… and SharedAccessSignature=…"
                 .to_string(),
         )),
+    }
+}
+
+/// The blob service of a SAS connection string (`BlobEndpoint=` with its `SharedAccessSignature=`),
+/// if it names one.
+fn blob_endpoint_of_connection_string(
+    setting: &str,
+    text: &str,
+) -> Result<Option<BlobEndpoint>, SettingError> {
+    let mut endpoint = None;
+    let mut signature = None;
+    for part in text.split(';').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        match key.trim().to_ascii_lowercase().as_str() {
+            "blobendpoint" => endpoint = Some(value.trim().to_string()),
+            "sharedaccesssignature" => signature = Some(value.trim().to_string()),
+            _ => {}
+        }
+    }
+    match (endpoint, signature) {
+        (Some(endpoint), Some(signature)) => {
+            let url = format!(
+                "{}?{}",
+                endpoint.trim_end_matches('/'),
+                signature.trim_start_matches('?')
+            );
+            let (service_url, sas) = parse_service_url(setting, &url)?;
+            Ok(Some(BlobEndpoint { service_url, sas }))
+        }
+        _ => Ok(None),
     }
 }
 
