@@ -22,6 +22,9 @@
 //!   ready when the plan begins always start, so that every pass makes progress; changes in
 //!   flight at the deadline run to their end (a long-running operation is never abandoned
 //!   half-way).
+//! - With a [`Halt`] (the pass lost what entitled it to write, e.g. its hub's lease), no change
+//!   starts once it is set, not even those ready at the start: what has not started is
+//!   reported `Deferred` with the halt's reason. Changes in flight run to their end.
 //! - A subnet is re-read right before its PUT and written exactly as read with only
 //!   `routeTable` set; if it changed since the plan was made, the change is skipped and the
 //!   next pass re-plans.
@@ -78,12 +81,36 @@ impl ChangeOutcome {
 pub type Progress<'a> = &'a (dyn Fn(&ChangeOutcome, usize, usize) + Send + Sync);
 
 /// When a plan's changes may start.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Limits {
     /// At most this many changes in flight at once; `None`: as many as the pacer allows.
     pub concurrency: Option<usize>,
     /// No change starts after this instant but those ready at the start (module docs).
     pub deadline: Option<Instant>,
+    /// No change starts once this is set (module docs).
+    pub halt: Option<Halt>,
+}
+
+/// A signal that a pass must start no further change, with why; set from another task (the
+/// renewal of a lease). Cheap to clone; every clone sees the same signal.
+#[derive(Debug, Clone, Default)]
+pub struct Halt(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl Halt {
+    /// A signal not yet set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the signal with its reason (the first reason stays).
+    pub fn halt(&self, reason: impl Into<String>) {
+        let _ = self.0.set(reason.into());
+    }
+
+    /// Why the pass must stop, once set.
+    pub fn reason(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 /// Runs `plan`'s changes against ARM within `limits`.
@@ -118,6 +145,7 @@ pub async fn apply(
                 let candidates: Vec<usize> = waiting.iter().copied().collect();
                 let past_deadline =
                     started_any && limits.deadline.is_some_and(|d| Instant::now() >= d);
+                let halted = limits.halt.as_ref().and_then(Halt::reason);
                 for id in candidates {
                     let change = &plan.changes[id];
                     let failed_dependency = change.depends_on.iter().find(|d| {
@@ -131,6 +159,12 @@ pub async fn apply(
                     let status = match failed_dependency {
                         Some(dependency) => Some(ChangeStatus::Skipped {
                             reason: format!("change #{dependency} it depends on did not succeed"),
+                        }),
+                        None if halted.is_some() => Some(ChangeStatus::Deferred {
+                            reason: format!(
+                                "not started: {}; the next pass continues",
+                                halted.unwrap_or_default()
+                            ),
                         }),
                         None if past_deadline => Some(ChangeStatus::Deferred {
                             reason: "not started: the pass reached its time limit; the next \

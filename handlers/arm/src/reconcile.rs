@@ -36,6 +36,9 @@ pub struct ReconcileOptions {
     /// begins: the rest are deferred to the next pass (a pass run by the Functions host must end
     /// within its `functionTimeout`). `None`: no limit.
     pub time_limit: Option<Duration>,
+    /// Set when the pass must start no further change (its hub's lease was lost): what has not
+    /// started is deferred, with the halt's reason.
+    pub halt: Option<crate::apply::Halt>,
 }
 
 impl ReconcileOptions {
@@ -163,6 +166,7 @@ pub async fn reconcile(
             let limits = Limits {
                 concurrency: options.concurrency,
                 deadline: options.time_limit.map(|limit| start + limit),
+                halt: options.halt.clone(),
             };
             apply(client, hub_plan, limits, progress).await
         };

@@ -12,7 +12,11 @@
 //!   response), `Logs`, `ReturnValue: null`;
 //! - on a failure (a retry may fix it) answers 500, so that the trigger retries (the queue's
 //!   dequeue count and poison queue, Event Grid's redelivery). The host drops the outputs of a
-//!   failed invocation, so its outcome is handed to the [`OutcomeSink`] instead.
+//!   failed invocation, so its outcome is handed to the [`OutcomeSink`] instead;
+//! - when the host drops the request before the answer (its timeout, a closed connection), the
+//!   function still runs to its end in its own task, and its outcome, marked `failed` with
+//!   `request_dropped` (the host counts the invocation as failed and writes none of its
+//!   outputs), goes to the [`OutcomeSink`]; its log lines are taken all the same.
 //!
 //! [`app`] builds the router: the single composition root, driven by tests without a socket.
 use std::future::Future;
@@ -185,7 +189,8 @@ where
                     work: Vec::new(),
                     http,
                 },
-            );
+            )
+            .0;
         }
     };
 
@@ -195,52 +200,96 @@ where
         outcome: outcome.clone(),
     };
     span.in_scope(|| tracing::info!("invocation started"));
-    let task = tokio::spawn(run(invocation, state.clone()).instrument(span.clone()));
-    match task.await {
-        Ok(Ok(reply)) => answer(&state, &invocation_id, started, reply),
-        Ok(Err(failure)) => {
-            let mut outcome = failure.outcome;
-            outcome.finish(started);
-            span.in_scope(|| {
-                tracing::warn!(error = %failure.message, "invocation failed; the trigger will retry")
-            });
-            state.sink.write(&outcome.fit()).await;
-            state.logs.take(&invocation_id);
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": failure.message, "outcome": outcome.fit()})),
-            )
-                .into_response()
+    // The function and its answer run in a task of their own: a request the host drops (its
+    // timeout, a closed connection) neither cuts the function short nor loses its outcome.
+    let (answered, answer_receiver) = tokio::sync::oneshot::channel::<Response>();
+    let finish_state = state.clone();
+    let finish_span = span.clone();
+    let function = run(invocation, state.clone());
+    tokio::spawn(async move {
+        let state = finish_state;
+        let task = tokio::spawn(function.instrument(finish_span.clone()));
+        let (response, delivered_outcome) = match task.await {
+            Ok(Ok(reply)) => {
+                let (response, outcome) = answer(&state, &invocation_id, started, reply);
+                (response, Some(outcome))
+            }
+            Ok(Err(failure)) => {
+                let mut outcome = failure.outcome;
+                outcome.finish(started);
+                finish_span.in_scope(|| {
+                    tracing::warn!(error = %failure.message, "invocation failed; the trigger will retry")
+                });
+                state.sink.write(&outcome.fit()).await;
+                state.logs.take(&invocation_id);
+                let response = (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": failure.message, "outcome": outcome.fit()})),
+                )
+                    .into_response();
+                (response, None)
+            }
+            Err(error) => {
+                let message = if error.is_panic() {
+                    let payload = error.into_panic();
+                    let text = payload
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    format!("the function panicked: {text}")
+                } else {
+                    "the function was cancelled".to_string()
+                };
+                finish_span.in_scope(|| tracing::error!(error = %message, "invocation failed"));
+                let mut outcome = outcome;
+                outcome.fail(ErrorRecord::new("internal_error", message.clone()));
+                outcome.finish(started);
+                state.sink.write(&outcome.fit()).await;
+                state.logs.take(&invocation_id);
+                let response = (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": message})),
+                )
+                    .into_response();
+                (response, None)
+            }
+        };
+        if answered.send(response).is_err() {
+            // The host went away before the answer: it counts the invocation as failed and
+            // writes none of its outputs, so the outcome goes where failed ones go. (Failed
+            // invocations' outcomes were written already.)
+            if let Some(mut outcome) = delivered_outcome {
+                outcome.fail(ErrorRecord::new(
+                    "request_dropped",
+                    "the host dropped the request before the answer (its timeout, or a closed \
+                     connection): it counts the invocation as failed and writes none of its \
+                     outputs",
+                ));
+                finish_span.in_scope(|| {
+                    tracing::warn!("the host dropped the request; the outcome is written to the queue")
+                });
+                state.sink.write(&outcome.fit()).await;
+            }
         }
-        Err(error) => {
-            let message = if error.is_panic() {
-                let payload = error.into_panic();
-                let text = payload
-                    .downcast_ref::<&str>()
-                    .map(|text| (*text).to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                format!("the function panicked: {text}")
-            } else {
-                "the function was cancelled".to_string()
-            };
-            span.in_scope(|| tracing::error!(error = %message, "invocation failed"));
-            let mut outcome = outcome;
-            outcome.fail(ErrorRecord::new("internal_error", message.clone()));
-            outcome.finish(started);
-            state.sink.write(&outcome.fit()).await;
-            state.logs.take(&invocation_id);
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": message})),
-            )
-                .into_response()
-        }
+    });
+    match answer_receiver.await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "the invocation's task ended without an answer"})),
+        )
+            .into_response(),
     }
 }
 
-/// The success answer: outputs, logs, `ReturnValue: null`.
-fn answer(state: &State, invocation_id: &str, started: Instant, reply: Reply) -> Response {
+/// The success answer: outputs, logs, `ReturnValue: null`; and the outcome it carries.
+fn answer(
+    state: &State,
+    invocation_id: &str,
+    started: Instant,
+    reply: Reply,
+) -> (Response, Outcome) {
     let Reply {
         mut outcome,
         work,
@@ -285,5 +334,8 @@ fn answer(state: &State, invocation_id: &str, started: Instant, reply: Reply) ->
             .clone()
             .unwrap_or_else(|| format!("{} hub(s)", outcome.hubs.len()))
     ));
-    Json(InvocationResponse::new(outputs, logs)).into_response()
+    (
+        Json(InvocationResponse::new(outputs, logs)).into_response(),
+        outcome,
+    )
 }

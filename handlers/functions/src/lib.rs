@@ -11,12 +11,15 @@
 //! This crate decides nothing about the network: the planner (`hubspoke-core`) does, and
 //! `hubspoke-arm` observes and applies. Nothing here is shared between invocations but the
 //! process's ARM connections and the per-hub pass slots; on Flex Consumption each function
-//! scales on instances of its own, so correctness never rests on in-process state.
+//! scales on instances of its own, so correctness never rests on in-process state: one pass per
+//! hub across instances is the hub's blob lease ([`lease`]), and every invocation answers within
+//! `functionTimeout` ([`timing`]).
 pub mod adapter;
 pub mod envelope;
 pub mod events;
 pub mod functions;
 pub mod invocation;
+pub mod lease;
 pub mod logs;
 pub mod mapping;
 pub mod outcome;
@@ -24,6 +27,7 @@ pub mod passes;
 pub mod settings;
 pub mod sink;
 pub mod state;
+pub mod timing;
 pub mod work;
 
 use std::net::SocketAddr;
@@ -41,6 +45,8 @@ pub enum ServeError {
     Arm(#[from] hubspoke_arm::error::ArmError),
     #[error("the outcome queue: {0}")]
     Queue(#[from] hubspoke_queue::QueueError),
+    #[error("the hubs' leases: {0}")]
+    Leases(#[from] hubspoke_queue::BlobError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -70,8 +76,24 @@ pub async fn serve(lookup: impl Fn(&str) -> Option<String>) -> Result<(), ServeE
         Some(storage) => sink::OutcomeSink::to_queue(storage)?,
         None => sink::OutcomeSink::log_only(),
     };
-    let state = Arc::new(State::new(settings, logs, sink)?);
-    tracing::info!(%address, hubs = state.settings.plan.hubs.len(), "hubspoke handler listening");
+    let leases = match &settings.storage {
+        Some(storage) if storage.blob.is_some() => Some(lease::HubLeases::new(
+            storage,
+            &settings.instance_id,
+            settings.lease_renew,
+        )?),
+        _ => {
+            tracing::warn!(
+                "no blob service (AzureWebJobsStorage__blobServiceUri): passes of a hub are kept \
+                 one at a time in this instance only; run a single instance"
+            );
+            None
+        }
+    };
+    let mut state = State::new(settings, logs, sink)?;
+    state.leases = leases;
+    let state = Arc::new(state);
+    tracing::info!(%address, hubs = state.settings.plan.hubs.len(), instance = %state.settings.instance_id, "hubspoke handler listening");
     let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;

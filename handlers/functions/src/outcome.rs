@@ -48,6 +48,10 @@ pub struct Outcome {
     /// arrive while it is being reconciled share the next pass; their outcomes share the id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass: Option<PassInfo>,
+    /// Passes this invocation ran after its own, for work items of other instances that joined
+    /// while it held the hub's lease (at most one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub further_passes: Vec<PassRecord>,
     pub hubs: Vec<HubRecord>,
     /// Errors not tied to one change: a failed read, bad input, a panic.
     pub errors: Vec<ErrorRecord>,
@@ -63,6 +67,8 @@ pub struct Outcome {
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ignored,
+    /// The work item joined a pass that another instance, holding the hub's lease, runs next.
+    Joined,
     Unchanged,
     Queued,
     Changed,
@@ -76,6 +82,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ignored => "ignored",
+            Status::Joined => "joined",
             Status::Unchanged => "unchanged",
             Status::Queued => "queued",
             Status::Changed => "changed",
@@ -145,6 +152,44 @@ pub struct PassInfo {
     pub id: String,
     /// True when this invocation joined a pass another invocation asked for.
     pub shared: bool,
+    /// The instance that ran the pass (`WEBSITE_INSTANCE_ID`), or that holds the hub's lease
+    /// when the pass runs elsewhere and its holder is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// When the pass began (after it took the hub's lease) and ended (before it let go of it);
+    /// absent for a pass that runs on another instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// True when the pass runs on another instance, which held the hub's lease: this invocation
+    /// left the mark that one more pass is wanted, and that instance's outcome tells the result.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub elsewhere: bool,
+    /// The hub's lease during the pass: `held`, `lost` (renewal failed: the pass started no
+    /// further change) or `none` (no blob storage: one instance only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<&'static str>,
+}
+
+/// A pass an invocation ran for others (`further_passes`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PassRecord {
+    pub id: String,
+    pub instance: String,
+    pub start_time: String,
+    pub end_time: String,
+    /// The hub's status after the pass.
+    pub status: Status,
+    /// `held` or `lost`.
+    pub lease: &'static str,
+    /// ARM requests of the pass.
+    pub requests: RequestCounts,
+    /// Its changes, counted by status (`applied`, `failed`, ...).
+    pub changes_by_status: BTreeMap<String, usize>,
+    /// Why it failed or was cut, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorRecord>,
 }
 
 /// What happened to one hub.
@@ -301,6 +346,7 @@ impl Outcome {
             dry_run,
             requests: RequestCounts::default(),
             pass: None,
+            further_passes: Vec::new(),
             hubs: Vec::new(),
             errors: Vec::new(),
             work_items: Vec::new(),

@@ -8,8 +8,10 @@
 //! and a burst of requests costs at most two passes. Passes run as tasks of their own, so a
 //! request that goes away (its connection dropped) never cuts a pass short.
 //!
-//! Across instances nothing is shared but Azure (DESIGN.md section 6); this only saves work in
-//! one process.
+//! The pass is given a [`SlotStart`]: whether it had to wait for a running pass (then it may
+//! not run a further pass for other instances' work items: its requests already waited for
+//! one), and a look at whether a request is pending behind it. Across instances, the hubs'
+//! leases ([`crate::lease`]) keep one pass per hub; this saves work within one process.
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -44,6 +46,25 @@ pub struct PassEnd {
     pub result: Result<Arc<dyn std::any::Any + Send + Sync>, String>,
 }
 
+/// What a pass is told when it starts.
+pub struct SlotStart {
+    /// True when the pass waited for another pass of its hub in this process to end.
+    pub waited: bool,
+    slot: Arc<Slot>,
+}
+
+impl SlotStart {
+    /// Whether a request of this process waits for the next pass of the hub (it will run once
+    /// this one ends).
+    pub fn pending(&self) -> bool {
+        self.slot
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
 /// What [`HubPasses::run`] gives a request.
 pub struct Joined<T> {
     pub pass_id: String,
@@ -54,11 +75,11 @@ pub struct Joined<T> {
 
 impl HubPasses {
     /// Runs `pass` for `hub`, or joins the pass that will run next. `pass` is only called when
-    /// this request starts a new pass.
+    /// this request starts a new pass, once the pass before it (if any) ended.
     pub async fn run<T, F, Fut>(&self, hub: &VnetId, pass: F) -> Joined<T>
     where
         T: Send + Sync + 'static,
-        F: FnOnce() -> Fut,
+        F: FnOnce(SlotStart) -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
         let slot = {
@@ -72,17 +93,23 @@ impl HubPasses {
                 None => {
                     let (sender, receiver) = watch::channel(None);
                     *pending = Some(receiver.clone());
-                    let work = pass();
                     let slot = slot.clone();
                     tokio::spawn(
                         async move {
-                            let _running = slot.running.lock().await;
+                            let (_running, waited) = match slot.running.try_lock() {
+                                Ok(running) => (running, false),
+                                Err(_) => (slot.running.lock().await, true),
+                            };
                             // From here on, a new request starts the next pass.
                             slot.pending
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
                                 .take();
                             let id = uuid::Uuid::new_v4().to_string();
+                            let work = pass(SlotStart {
+                                waited,
+                                slot: slot.clone(),
+                            });
                             let result = match tokio::spawn(work.in_current_span()).await {
                                 Ok(value) => {
                                     Ok(Arc::new(value) as Arc<dyn std::any::Any + Send + Sync>)
@@ -159,7 +186,7 @@ mod tests {
         let hub = hub("h");
 
         let make = |started: Arc<AtomicUsize>, release: Arc<Notify>, running: Arc<Notify>| {
-            move || async move {
+            move |_: SlotStart| async move {
                 let n = started.fetch_add(1, Ordering::SeqCst);
                 if n == 0 {
                     running.notify_one();
@@ -208,7 +235,7 @@ mod tests {
         let passes = HubPasses::default();
         let hub = hub("p");
         let joined = passes
-            .run(&hub, || async {
+            .run(&hub, |_| async {
                 if true {
                     panic!("boom");
                 }
@@ -216,7 +243,7 @@ mod tests {
             })
             .await;
         assert_eq!(joined.result.unwrap_err(), "boom");
-        let again = passes.run(&hub, || async { 2u8 }).await;
+        let again = passes.run(&hub, |_| async { 2u8 }).await;
         assert_eq!(*again.result.unwrap(), 2);
     }
 }

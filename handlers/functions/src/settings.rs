@@ -8,10 +8,14 @@
 //! | `HUBSPOKE_HUBS` and the planner's settings | [`PlanConfig::from_settings`] |
 //! | `HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
-//! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 1200); the rest continues in a new pass |
+//! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 600, less when `functionTimeout` requires); the rest continues in a new pass ([`crate::timing`]) |
+//! | `functionTimeout` (`AzureFunctionsJobHost__functionTimeout`, or `host.json` under `FUNCTIONS_APP_ROOT_PATH`) | read as the host reads it: the bound every invocation keeps ([`crate::timing`]) |
+//! | `HUBSPOKE_LEASE_RENEW_SECONDS` | how often a pass renews its hub's 60-second lease (default 20, from 1 to 40): a lease broken from outside is noticed within this |
+//! | `WEBSITE_INSTANCE_ID` | the instance's id (set by the platform, and by the local host), in outcomes and on the leases; a random one when unset |
 //! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |
 //! | `HUBSPOKE_DRIFT_SCHEDULE` | read by the host for `DriftCheck`; checked here so a typo stops start-up |
 //! | `AzureWebJobsStorage__queueServiceUri` (or `__accountName`), `__credential`, `__clientId` | the host's storage, where the handler writes the outcomes of failed invocations itself |
+//! | `AzureWebJobsStorage__blobServiceUri` | the same account's blob service, where a pass holds its hub's lease ([`crate::lease`]); without it, passes are coordinated within one instance only (a warning at start-up) |
 use std::time::Duration;
 
 use hubspoke_arm::reconcile::ReconcileOptions;
@@ -39,13 +43,11 @@ impl SettingsError {
     }
 }
 
-/// No change of a `ReconcileHub` pass starts after this. With the ARM client's operation timeout
-/// (15 minutes) and retry budget (5 minutes) on top, a pass ends within `host.json`'s `functionTimeout`
-/// (1 hour), whose expiry would restart the handler.
-pub const DEFAULT_PASS_TIME_LIMIT: Duration = Duration::from_secs(20 * 60);
+pub use crate::timing::{DEFAULT_PASS_TIME_LIMIT, MAX_PASS_TIME_LIMIT};
 
-/// The largest `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` accepted: half of `functionTimeout`.
-pub const MAX_PASS_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
+/// How often a pass renews its hub's lease by default: a third of the lease, so that two
+/// renewals may fail before it runs out.
+pub const DEFAULT_LEASE_RENEW: Duration = Duration::from_secs(20);
 
 /// Everything the handler needs, parsed once.
 #[derive(Debug, Clone)]
@@ -59,8 +61,15 @@ pub struct HandlerSettings {
     pub self_principal_id: Option<String>,
     /// `HUBSPOKE_DRIFT_SCHEDULE`, when set (checked, not used: the host fires the timer).
     pub drift_schedule: Option<String>,
-    /// The host's storage (`AzureWebJobsStorage`), when the handler can reach its queues.
+    /// The host's storage (`AzureWebJobsStorage`), when the handler can reach its queues (and,
+    /// with `storage.blob`, its blob service for the hubs' leases).
     pub storage: Option<StorageSettings>,
+    /// The pass time limit, the pass's hard end and the `functionTimeout` they keep.
+    pub timing: crate::timing::PassTiming,
+    /// `HUBSPOKE_LEASE_RENEW_SECONDS`.
+    pub lease_renew: Duration,
+    /// `WEBSITE_INSTANCE_ID`, or a random id for this process.
+    pub instance_id: String,
     /// Why the storage is not used although a connection is set, for a warning at start-up.
     pub storage_note: Option<String>,
 }
@@ -91,23 +100,29 @@ impl HandlerSettings {
             })?;
         let plan = PlanConfig::from_settings(&lookup)?;
         let mut reconcile = ReconcileOptions::from_settings(&lookup)?;
-        reconcile.time_limit = Some(match get("HUBSPOKE_PASS_TIME_LIMIT_SECONDS") {
-            None => DEFAULT_PASS_TIME_LIMIT,
+        let function_timeout = crate::timing::function_timeout(&lookup)?;
+        let timing = crate::timing::pass_timing(
+            get("HUBSPOKE_PASS_TIME_LIMIT_SECONDS").as_deref(),
+            function_timeout,
+        )?;
+        reconcile.time_limit = Some(timing.time_limit);
+        let lease_renew = match get("HUBSPOKE_LEASE_RENEW_SECONDS") {
+            None => DEFAULT_LEASE_RENEW,
             Some(value) => value
                 .parse::<u64>()
                 .ok()
-                .filter(|seconds| (1..=MAX_PASS_TIME_LIMIT.as_secs()).contains(seconds))
+                .filter(|seconds| (1..=40).contains(seconds))
                 .map(Duration::from_secs)
                 .ok_or_else(|| SettingError {
-                    setting: "HUBSPOKE_PASS_TIME_LIMIT_SECONDS",
+                    setting: "HUBSPOKE_LEASE_RENEW_SECONDS",
                     value: value.clone(),
-                    reason: format!(
-                        "expected whole seconds from 1 to {} (a pass must end within the \
-                         host's functionTimeout, with room for the operations in flight)",
-                        MAX_PASS_TIME_LIMIT.as_secs()
-                    ),
+                    reason: "expected whole seconds from 1 to 40 (the lease lasts 60 s: it must \
+                             be renewed well before)"
+                        .into(),
                 })?,
-        });
+        };
+        let instance_id = get("WEBSITE_INSTANCE_ID")
+            .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()));
         let arm = ArmSettings::from_settings(&lookup)?;
         let self_principal_id = match get("HUBSPOKE_SELF_PRINCIPAL_ID") {
             None => None,
@@ -144,6 +159,9 @@ impl HandlerSettings {
             drift_schedule,
             storage,
             storage_note,
+            timing,
+            lease_renew,
+            instance_id,
         })
     }
 }
@@ -284,6 +302,9 @@ mod tests {
             ("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "0"),
             ("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "1801"),
             ("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "20m"),
+            ("HUBSPOKE_LEASE_RENEW_SECONDS", "0"),
+            ("HUBSPOKE_LEASE_RENEW_SECONDS", "45"),
+            ("AzureFunctionsJobHost__functionTimeout", "an hour"),
         ];
         for (setting, value) in cases {
             let mut pairs: Vec<(&str, &str)> = base
@@ -299,5 +320,20 @@ mod tests {
             read(&[("HUBSPOKE_HUBS", HUB)]).unwrap_err().setting(),
             "FUNCTIONS_CUSTOMHANDLER_PORT"
         );
+        // The bound of an invocation: a function timeout too short for two passes, and a pass
+        // time limit that leaves the changes in flight too little of it.
+        let mut short = base.to_vec();
+        short.push(("AzureFunctionsJobHost__functionTimeout", "00:01:00"));
+        assert_eq!(read(&short).unwrap_err().setting(), "functionTimeout");
+        let mut five_minutes = base.to_vec();
+        five_minutes.push(("AzureFunctionsJobHost__functionTimeout", "00:05:00"));
+        assert_eq!(
+            read(&five_minutes).unwrap().reconcile.time_limit,
+            Some(Duration::from_secs(45))
+        );
+        five_minutes.push(("HUBSPOKE_PASS_TIME_LIMIT_SECONDS", "60"));
+        let error = read(&five_minutes).unwrap_err();
+        assert_eq!(error.setting(), "HUBSPOKE_PASS_TIME_LIMIT_SECONDS");
+        assert!(error.to_string().contains("functionTimeout"), "{error}");
     }
 }

@@ -1,11 +1,12 @@
 //! What every invocation shares: the handler's settings, its two ARM clients, the hubs' pass
-//! slots, the log store and the outcome sink. Built once by `hubspoke serve` (or a test) and
+//! slots and leases, the log store and the outcome sink. Built once by `hubspoke serve` (or a test) and
 //! held by the router; each function receives it next to its [`Invocation`](crate::invocation::Invocation).
 use std::sync::Arc;
 
 use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::error::ArmError;
 
+use crate::lease::HubLeases;
 use crate::logs::LogStore;
 use crate::passes::HubPasses;
 use crate::settings::HandlerSettings;
@@ -20,6 +21,8 @@ pub struct State {
     /// answer Event Grid well within its 30 seconds.
     pub mapping_arm: ArmClient,
     pub passes: HubPasses,
+    /// The hubs' leases across instances; `None` without blob storage (one instance only).
+    pub leases: Option<HubLeases>,
     pub logs: LogStore,
     pub sink: OutcomeSink,
 }
@@ -51,6 +54,7 @@ impl State {
             arm,
             mapping_arm,
             passes: HubPasses::default(),
+            leases: None,
             logs,
             sink,
         })

@@ -45,6 +45,9 @@ pub enum Reason {
     Drift,
     /// A pass that reached its time limit asks for the next one.
     Continuation,
+    /// Work items of other instances joined a pass its holder could not run in time (an
+    /// invocation waits for two passes at most): this item asks for it.
+    Wanted,
 }
 
 /// Who asked.

@@ -4,24 +4,34 @@
 //! ([`crate::passes`]). Every configured hub is planned (a spoke peered with two hubs is a
 //! conflict only both reveal), only the item's hub is applied.
 //!
+//! # One pass per hub across instances
+//! A pass holds its hub's lease ([`crate::lease`]) from before it observes until after its last
+//! write. An item that finds the lease held by another instance leaves the mark that one more
+//! pass is wanted, tries the lease once more (it may just have been let go), and succeeds as
+//! `joined`, naming the pass that will answer it. The holder, before it lets go, looks for the
+//! mark and runs the pass it asks for — at most one further pass, and none when its own requests
+//! already waited for a pass in this process; a mark it cannot serve in time gets a work item
+//! of its own. Without blob storage (the handler run on its own) passes are coordinated in this
+//! process only.
+//!
 //! # Error policy
 //! - A failure a retry could fix (ARM still throttling or failing after the client's own
-//!   retries, a subnet that changed under the pass, an observation that could not finish) fails
-//!   the invocation: the queue hands the item out again, and after five attempts moves it to
+//!   retries, a subnet that changed under the pass, an observation that could not finish, the
+//!   hub's lease lost or out of reach, a pass cut at its hard end) fails the invocation: the
+//!   queue hands the item out again, and after five attempts moves it to
 //!   `hubspoke-work-poison`. Its outcome is written all the same (the adapter's sink).
 //! - A permanent one (a refusal: RBAC, policy, lock; a rejection: a limit, a validation) succeeds,
 //!   with the failure in the outcome: retrying would only repeat the refusal.
 //! - A message that is not a work item, or names a hub not in `HUBSPOKE_HUBS`, is `rejected`.
 //!
-//! # Time limit
-//! A pass starts no change after `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` (20 minutes by default; a
-//! first reconcile of hundreds of spokes takes hours, because Azure writes a hub's peerings one
-//! at a time). What it did not start is `deferred`, the outcome says `continued`, and the
-//! invocation queues a work item for the same hub to `hubspoke-work`: the next pass observes
-//! afresh and goes on. So an invocation always ends well within `functionTimeout` (whose expiry
-//! would restart the handler and fail every invocation in flight), and none of it counts as a
-//! failed attempt towards the poison queue.
-use std::collections::BTreeSet;
+//! # Time
+//! A pass starts no change after `HUBSPOKE_PASS_TIME_LIMIT_SECONDS`; what it did not start is
+//! `deferred`, the outcome says `continued`, and the invocation queues a work item for the same
+//! hub: the next pass observes afresh and goes on. A pass still running at its hard end
+//! ([`crate::timing`]) is cut. An invocation waits for at most two passes, so it answers within
+//! `functionTimeout` (whose expiry would restart the handler and fail every invocation in
+//! flight).
+use std::collections::{BTreeMap, BTreeSet};
 
 use hubspoke_arm::apply::ChangeStatus;
 use hubspoke_arm::error::ErrorKind;
@@ -32,12 +42,50 @@ use hubspoke_core::id::VnetId;
 use super::{hub_records, observe_error, skipped_reads};
 use crate::envelope::QueueInput;
 use crate::invocation::{Failure, Invocation, Reply};
-use crate::outcome::{ErrorRecord, HubRecord, MessageRef, PassInfo, Status};
+use crate::lease::{HeldLease, HubLeases};
+use crate::outcome::{
+    now, ErrorRecord, HubRecord, MessageRef, Outcome, PassInfo, PassRecord, Status,
+};
+use crate::passes::SlotStart;
 use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
 /// What one pass produced.
 type PassResult = Result<ReconcileResult, ObserveError>;
+
+/// One pass run by this instance.
+#[derive(Debug)]
+pub(crate) struct PassRun {
+    id: String,
+    instance: String,
+    start_time: String,
+    end_time: String,
+    /// `held`, `lost` or `none`.
+    lease: &'static str,
+    /// Why the lease was lost, if it was.
+    lost: Option<String>,
+    /// The pass's result, or why it was cut at its hard end.
+    result: Result<PassResult, String>,
+}
+
+/// What the requests of one slot get.
+#[derive(Debug)]
+pub(crate) enum Session {
+    /// This instance ran the pass (and at most one further pass for other instances' items);
+    /// `leave_item`: a mark is left that it could not serve in time, for a new work item.
+    Ran {
+        first: PassRun,
+        further: Vec<PassRun>,
+        leave_item: bool,
+    },
+    /// Another instance holds the hub's lease: the request joined pass `pass_id` there.
+    Elsewhere {
+        pass_id: String,
+        holder: Option<String>,
+    },
+    /// The hub's lease could not be taken or read.
+    Unavailable(String),
+}
 
 pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<Reply, Failure> {
     let Invocation {
@@ -72,27 +120,126 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         return Ok(Reply::outcome(outcome));
     }
 
-    let pass_state = state.clone();
-    let pass_hub = hub.clone();
+    let session_state = state.clone();
+    let session_hub = hub.clone();
     let joined = state
         .passes
-        .run(
-            &hub,
-            move || async move { pass(&pass_state, pass_hub).await },
-        )
+        .run(&hub, move |start| async move {
+            session(&session_state, &session_hub, start).await
+        })
         .await;
-    outcome.pass = Some(PassInfo {
-        id: joined.pass_id,
-        shared: joined.shared,
-    });
-    let result = match joined.result {
-        Ok(result) => result,
+    let session = match joined.result {
+        Ok(session) => session,
         Err(message) => {
+            outcome.pass = Some(PassInfo {
+                id: joined.pass_id,
+                shared: joined.shared,
+                instance: Some(state.settings.instance_id.clone()),
+                start_time: None,
+                end_time: None,
+                elsewhere: false,
+                lease: None,
+            });
             outcome.fail(ErrorRecord::new("internal_error", message.clone()));
             return Err(Failure { outcome, message });
         }
     };
-    match result.as_ref() {
+    let requested_by = || RequestedBy {
+        function: "ReconcileHub".into(),
+        invocation_id: invocation_id.clone(),
+        event_id: None,
+        subject: None,
+    };
+    match session.as_ref() {
+        Session::Unavailable(message) => {
+            let message = format!("the hub's lease is out of reach: {message}");
+            outcome.fail(ErrorRecord::new("lease_unavailable", message.clone()));
+            Err(Failure { outcome, message })
+        }
+        Session::Elsewhere { pass_id, holder } => {
+            outcome.pass = Some(PassInfo {
+                id: pass_id.clone(),
+                shared: true,
+                instance: holder.clone(),
+                start_time: None,
+                end_time: None,
+                elsewhere: true,
+                lease: None,
+            });
+            outcome.hubs.push(HubRecord::bare(
+                hub.to_string(),
+                Status::Joined,
+                Some(format!(
+                    "another instance{} holds the hub's lease: pass {pass_id}, which it runs \
+                     next, answers this work item",
+                    holder
+                        .as_ref()
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default()
+                )),
+            ));
+            Ok(Reply::outcome(outcome))
+        }
+        Session::Ran {
+            first,
+            further,
+            leave_item,
+        } => {
+            outcome.pass = Some(PassInfo {
+                id: first.id.clone(),
+                shared: joined.shared,
+                instance: Some(first.instance.clone()),
+                start_time: Some(first.start_time.clone()),
+                end_time: Some(first.end_time.clone()),
+                elsewhere: false,
+                lease: Some(first.lease),
+            });
+            outcome.further_passes = further.iter().map(pass_record).collect();
+            let retry = first_pass(&hub, first, &mut outcome).or_else(|| {
+                further
+                    .iter()
+                    .find_map(|run| retry_of_run(run).map(|why| format!("further pass {}: {why}", run.id)))
+            });
+            if let Some(message) = retry {
+                return Err(Failure { outcome, message });
+            }
+            let mut reply = Reply::outcome(outcome);
+            // The request that ran the passes continues them; those that shared them need not.
+            if !joined.shared {
+                let deferred = std::iter::once(first)
+                    .chain(further)
+                    .any(|run| matches!(&run.result, Ok(Ok(result)) if result.has_deferred()));
+                if deferred {
+                    reply
+                        .work
+                        .push(WorkItem::new(&hub, Reason::Continuation, requested_by()));
+                } else if *leave_item {
+                    reply
+                        .work
+                        .push(WorkItem::new(&hub, Reason::Wanted, requested_by()));
+                }
+            }
+            Ok(reply)
+        }
+    }
+}
+
+/// Fills `outcome` with the first pass's result; why the invocation must fail, if it must.
+fn first_pass(hub: &VnetId, run: &PassRun, outcome: &mut Outcome) -> Option<String> {
+    let result = match &run.result {
+        Err(cut) => {
+            let record = ErrorRecord::new("pass_cut", cut.clone());
+            outcome.hubs.push(HubRecord::bare(
+                hub.to_string(),
+                Status::Failed,
+                Some(cut.clone()),
+            ));
+            outcome.fail(record);
+            return Some(cut.clone());
+        }
+        Ok(result) => result,
+    };
+    match result {
         Err(error) => {
             let record = observe_error(error);
             let mut hub_record = HubRecord::bare(
@@ -104,47 +251,251 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
             outcome.hubs.push(hub_record);
             outcome.fail(record);
             if observation_may_recover(error) {
-                let message = format!("observing the estate failed: {error}");
-                return Err(Failure { outcome, message });
+                return Some(format!("observing the estate failed: {error}"));
             }
-            Ok(Reply::outcome(outcome))
+            run.lost.clone()
         }
         Ok(result) => {
             outcome.dry_run = result.dry_run;
             outcome.requests = result.requests;
             outcome.hubs = hub_records(result);
             outcome.errors.extend(skipped_reads(result));
+            if let Some(lost) = &run.lost {
+                outcome.errors.push(ErrorRecord::new("lease_lost", lost.clone()));
+                outcome.status = Status::Failed;
+                outcome.reason = Some(lost.clone());
+                return Some(lost.clone());
+            }
             outcome.settle_status();
-            if let Some(message) = retry_reason(result) {
-                return Err(Failure { outcome, message });
-            }
-            let mut reply = Reply::outcome(outcome);
-            // The request that ran the pass continues it; those that shared it need not.
-            if result.has_deferred() && !joined.shared {
-                reply.work.push(WorkItem::new(
-                    &hub,
-                    Reason::Continuation,
-                    RequestedBy {
-                        function: "ReconcileHub".into(),
-                        invocation_id,
-                        event_id: None,
-                        subject: None,
-                    },
-                ));
-            }
-            Ok(reply)
+            retry_reason(result)
         }
     }
 }
 
-async fn pass(state: &AppState, hub: VnetId) -> PassResult {
+/// Why a further pass asks for its invocation to be tried again, if it does.
+fn retry_of_run(run: &PassRun) -> Option<String> {
+    match &run.result {
+        Err(cut) => Some(cut.clone()),
+        Ok(Err(error)) if observation_may_recover(error) => {
+            Some(format!("observing the estate failed: {error}"))
+        }
+        Ok(Err(_)) => run.lost.clone(),
+        Ok(Ok(result)) => run.lost.clone().or_else(|| retry_reason(result)),
+    }
+}
+
+/// The outcome's record of a further pass.
+fn pass_record(run: &PassRun) -> PassRecord {
+    let mut changes_by_status = BTreeMap::new();
+    let (status, requests, error) = match &run.result {
+        Err(cut) => (
+            Status::Failed,
+            Default::default(),
+            Some(ErrorRecord::new("pass_cut", cut.clone())),
+        ),
+        Ok(Err(error)) => (Status::Failed, Default::default(), Some(observe_error(error))),
+        Ok(Ok(result)) => {
+            for hub in &result.hubs {
+                for change in &hub.changes {
+                    let status = match change.status {
+                        ChangeStatus::Applied => "applied",
+                        ChangeStatus::Planned => "planned",
+                        ChangeStatus::Failed { .. } => "failed",
+                        ChangeStatus::Skipped { .. } => "skipped",
+                        ChangeStatus::Deferred { .. } => "deferred",
+                    };
+                    *changes_by_status.entry(status.to_string()).or_insert(0) += 1;
+                }
+            }
+            let status = hub_records(result)
+                .iter()
+                .map(|hub| hub.status)
+                .max()
+                .unwrap_or(Status::Unchanged);
+            (
+                status,
+                result.requests,
+                run.lost.clone().map(|lost| ErrorRecord::new("lease_lost", lost)),
+            )
+        }
+    };
+    PassRecord {
+        id: run.id.clone(),
+        instance: run.instance.clone(),
+        start_time: run.start_time.clone(),
+        end_time: run.end_time.clone(),
+        status,
+        lease: run.lease,
+        requests,
+        changes_by_status,
+        error,
+    }
+}
+
+/// The passes a slot of this process runs for its requests (module docs).
+async fn session(state: &AppState, hub: &VnetId, start: SlotStart) -> Session {
+    let Some(leases) = &state.leases else {
+        let first = run_pass(state, hub, new_pass_id(), None).await;
+        return Session::Ran {
+            first,
+            further: Vec::new(),
+            leave_item: false,
+        };
+    };
+    match leases.try_acquire(hub).await {
+        Ok(Some(held)) => hold(state, leases, hub, held, &start).await,
+        Ok(None) => join_elsewhere(state, leases, hub, &start).await,
+        Err(error) => Session::Unavailable(error.to_string()),
+    }
+}
+
+/// The lease is held elsewhere: leave the mark, try the lease once more, else join.
+async fn join_elsewhere(
+    state: &AppState,
+    leases: &HubLeases,
+    hub: &VnetId,
+    start: &SlotStart,
+) -> Session {
+    let pass_id = match leases.mark(hub).await {
+        Ok(id) => id,
+        Err(error) => return Session::Unavailable(error.to_string()),
+    };
+    match leases.try_acquire(hub).await {
+        Ok(Some(held)) => return hold(state, leases, hub, held, start).await,
+        Ok(None) => {}
+        Err(error) => return Session::Unavailable(error.to_string()),
+    }
+    let holder = match leases.holder(hub).await {
+        Ok(holder) => holder.and_then(|holder| holder.instance),
+        Err(_) => None,
+    };
+    tracing::info!(%hub, pass = %pass_id, holder = ?holder, "the hub's lease is held elsewhere: joined its next pass");
+    Session::Elsewhere { pass_id, holder }
+}
+
+/// Runs passes while holding the hub's lease: the first, then at most one further pass for the
+/// marks other instances left, then lets go (module docs).
+async fn hold(
+    state: &AppState,
+    leases: &HubLeases,
+    hub: &VnetId,
+    held: HeldLease,
+    start: &SlotStart,
+) -> Session {
+    let mut runs: Vec<PassRun> = Vec::new();
+    let mut leave_item = false;
+    let mut held = Some(held);
+    // Whether this slot's requests can wait for one more pass.
+    let may_run_more = |runs: &Vec<PassRun>| !start.waited && runs.len() < 2;
+    while let Some(lease) = held.take() {
+        let stopped = loop {
+            let id = match leases.take_mark(hub).await {
+                Ok(Some(id)) => id,
+                Ok(None) => new_pass_id(),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the hub's mark: a pass runs under a new id");
+                    new_pass_id()
+                }
+            };
+            let run = run_pass(state, hub, id, Some(&lease)).await;
+            let stops = run_stops(&run);
+            runs.push(run);
+            if stops || start.pending() {
+                break stops;
+            }
+            match leases.mark_waiting(hub).await {
+                Ok(true) if may_run_more(&runs) => continue,
+                Ok(true) => leave_item = true,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot look for the hub's mark: a work item asks for one more pass");
+                    leave_item = true;
+                }
+            }
+            break false;
+        };
+        lease.release().await;
+        // A mark left between the last look and the release: its joiner found the lease held.
+        if stopped || leave_item || start.pending() {
+            break;
+        }
+        match leases.mark_waiting(hub).await {
+            Ok(false) => {}
+            Ok(true) if !may_run_more(&runs) => leave_item = true,
+            Ok(true) => match leases.try_acquire(hub).await {
+                Ok(Some(again)) => held = Some(again),
+                // Its holder looks for the mark before it lets go.
+                Ok(None) => {}
+                Err(_) => leave_item = true,
+            },
+            Err(_) => leave_item = true,
+        }
+    }
+    let mut runs = runs.into_iter();
+    match runs.next() {
+        Some(first) => Session::Ran {
+            first,
+            further: runs.collect(),
+            leave_item,
+        },
+        None => Session::Unavailable("no pass ran".into()),
+    }
+}
+
+/// Whether the holder must stop after `run`: its lease was lost, it was cut, it deferred
+/// changes (its continuation takes the marks), or it failed (the retried item does).
+fn run_stops(run: &PassRun) -> bool {
+    run.lost.is_some()
+        || match &run.result {
+            Err(_) | Ok(Err(_)) => true,
+            Ok(Ok(result)) => result.has_deferred() || retry_reason(result).is_some(),
+        }
+}
+
+fn new_pass_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// One pass, under the hub's lease when there is one, cut at its hard end.
+async fn run_pass(state: &AppState, hub: &VnetId, id: String, lease: Option<&HeldLease>) -> PassRun {
+    let instance = state.settings.instance_id.clone();
+    let start_time = now();
+    if let Some(lease) = lease {
+        lease.name_holder(&instance, &id, &start_time).await;
+    }
     let options = ReconcileOptions {
-        only_hubs: Some(vec![hub]),
+        only_hubs: Some(vec![hub.clone()]),
+        halt: lease.map(HeldLease::halt),
         ..state.settings.reconcile.clone()
     };
-    reconcile(&state.arm, &state.settings.plan, &options, None)
-        .await
-        .map(|(result, _)| result)
+    let pass = reconcile(&state.arm, &state.settings.plan, &options, None);
+    let result = match state.settings.timing.hard_end {
+        Some(hard_end) => match tokio::time::timeout(hard_end, pass).await {
+            Ok(result) => Ok(result.map(|(result, _)| result)),
+            Err(_) => Err(format!(
+                "the pass was still running {} s after it began, its hard end ((functionTimeout \
+                 - {} s) / 2): it stopped waiting for its operations, which go on in Azure; \
+                 the retried work item observes them",
+                hard_end.as_secs(),
+                crate::timing::STORAGE_MARGIN.as_secs()
+            )),
+        },
+        None => Ok(pass.await.map(|(result, _)| result)),
+    };
+    let lost = lease.and_then(HeldLease::lost);
+    PassRun {
+        id,
+        instance,
+        start_time,
+        end_time: now(),
+        lease: match (lease, &lost) {
+            (None, _) => "none",
+            (Some(_), Some(_)) => "lost",
+            (Some(_), None) => "held",
+        },
+        lost,
+        result,
+    }
 }
 
 /// Whether a retry may get further than this observation did.
