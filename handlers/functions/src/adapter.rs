@@ -267,7 +267,9 @@ where
                      outputs",
                 ));
                 finish_span.in_scope(|| {
-                    tracing::warn!("the host dropped the request; the outcome is written to the queue")
+                    tracing::warn!(
+                        "the host dropped the request; the outcome is written to the queue"
+                    )
                 });
                 state.sink.write(&outcome.fit()).await;
             }

@@ -89,7 +89,11 @@ pub struct Holder {
 impl HubLeases {
     /// The leases in the blob service of `storage`, for the instance `instance`, renewed every
     /// `renew`.
-    pub fn new(storage: &StorageSettings, instance: &str, renew: Duration) -> Result<Self, BlobError> {
+    pub fn new(
+        storage: &StorageSettings,
+        instance: &str,
+        renew: Duration,
+    ) -> Result<Self, BlobError> {
         let container = BlobService::connect(storage)?.container(LEASE_CONTAINER)?;
         Ok(Self {
             container,
@@ -115,9 +119,7 @@ impl HubLeases {
 
     async fn ensure_container(&self) -> Result<(), BlobError> {
         self.created
-            .get_or_try_init(|| async {
-                self.container.create_if_missing().await.map(|_| ())
-            })
+            .get_or_try_init(|| async { self.container.create_if_missing().await.map(|_| ()) })
             .await
             .map(|_| ())
     }
@@ -317,9 +319,7 @@ fn contended(operation: &'static str, blob: &Blob) -> BlobError {
 /// The blob name of `hub`: its id lower-cased (ids are case-insensitive), without the leading
 /// `/`, so that each hub's blobs sit under its subscription and resource group.
 pub fn blob_name(hub: &VnetId) -> String {
-    hub.to_string()
-        .trim_start_matches('/')
-        .to_ascii_lowercase()
+    hub.to_string().trim_start_matches('/').to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -329,12 +329,14 @@ mod tests {
 
     #[test]
     fn a_hub_blob_is_named_after_its_id_whatever_its_case() {
-        let a: VnetId = "/subscriptions/S1/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/Hub"
-            .parse()
-            .unwrap();
-        let b: VnetId = "/subscriptions/s1/resourcegroups/rg/providers/microsoft.network/virtualnetworks/hub"
-            .parse()
-            .unwrap();
+        let a: VnetId =
+            "/subscriptions/S1/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/Hub"
+                .parse()
+                .unwrap();
+        let b: VnetId =
+            "/subscriptions/s1/resourcegroups/rg/providers/microsoft.network/virtualnetworks/hub"
+                .parse()
+                .unwrap();
         assert_eq!(blob_name(&a), blob_name(&b));
         assert_eq!(
             blob_name(&a),

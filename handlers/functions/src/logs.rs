@@ -49,6 +49,11 @@ impl LogStore {
         }
     }
 
+    /// How many invocations are being captured (each one's lines are taken when it answers).
+    pub fn in_flight(&self) -> usize {
+        self.inner.lock().map(|map| map.len()).unwrap_or(0)
+    }
+
     /// Stops capturing for `invocation_id` and returns its lines (with a last line counting
     /// those that did not fit).
     pub fn take(&self, invocation_id: &str) -> Vec<String> {

@@ -192,7 +192,8 @@ impl BlobService {
         if let Some(sas) = &endpoint.sas {
             redact.add(sas.clone());
         }
-        let transport = http_transport(settings, Duration::from_secs(5)).map_err(BlobError::Config)?;
+        let transport =
+            http_transport(settings, Duration::from_secs(5)).map_err(BlobError::Config)?;
         let client_options = ClientOptions {
             transport: Some(transport),
             retry: RetryOptions::exponential(ExponentialRetryOptions {
@@ -234,9 +235,8 @@ impl BlobService {
             text.push('?');
             text.push_str(sas.expose());
         }
-        let url = Url::parse(&text).map_err(|e| {
-            BlobError::Config(self.redact.text(&format!("the container URL: {e}")))
-        })?;
+        let url = Url::parse(&text)
+            .map_err(|e| BlobError::Config(self.redact.text(&format!("the container URL: {e}"))))?;
         let client =
             BlobContainerClient::new(url, self.credential.clone(), Some(self.options.clone()))
                 .map_err(|e| BlobError::Config(self.redact.text(&e.to_string())))?;
@@ -260,7 +260,12 @@ impl Container {
         match answer {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) if e.http_status().map(u16::from) == Some(409) => Ok(false),
-            Ok(Err(e)) => Err(request_error(&self.redact, "create container", &self.name, &e)),
+            Ok(Err(e)) => Err(request_error(
+                &self.redact,
+                "create container",
+                &self.name,
+                &e,
+            )),
             Err(()) => Err(timeout_error("create container", &self.name)),
         }
     }
@@ -292,8 +297,7 @@ impl Blob {
             metadata: Some(metadata.clone().into_iter().collect()),
             ..Default::default()
         };
-        let content: RequestContent<azure_core::Bytes, _> =
-            RequestContent::from(Vec::new());
+        let content: RequestContent<azure_core::Bytes, _> = RequestContent::from(Vec::new());
         match bounded(self.client.upload(content, Some(options))).await {
             Ok(Ok(_)) => Ok(true),
             // 409 BlobAlreadyExists; 412 ConditionNotMet or LeaseIdMissing (it exists, leased).
@@ -340,7 +344,9 @@ impl Blob {
     /// Acquires a lease of `duration` (15 to 60 seconds); `None` when someone else holds one
     /// (409). The blob must exist (a 404 is an error).
     pub async fn acquire_lease(&self, duration: Duration) -> Result<Option<LeaseId>, BlobError> {
-        let seconds = i32::try_from(duration.as_secs()).unwrap_or(60).clamp(15, 60);
+        let seconds = i32::try_from(duration.as_secs())
+            .unwrap_or(60)
+            .clamp(15, 60);
         let options = BlobClientAcquireLeaseOptions::default();
         match bounded(self.client.acquire_lease(seconds, Some(options))).await {
             Ok(Ok(response)) => {
@@ -436,7 +442,9 @@ impl Blob {
 
 /// Runs `call` within [`CALL_TIMEOUT`]; `Err(())` when it took longer.
 async fn bounded<T>(call: impl std::future::Future<Output = T>) -> Result<T, ()> {
-    tokio::time::timeout(CALL_TIMEOUT, call).await.map_err(|_| ())
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| ())
 }
 
 fn timeout_error(operation: &'static str, blob: &str) -> BlobError {

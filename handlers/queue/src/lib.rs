@@ -28,8 +28,8 @@ pub mod settings;
 
 mod credential;
 
+pub use blob::{Blob, BlobError, BlobProperties, BlobService, Container, Lease, LeaseId};
 pub use client::{PeekedMessage, Queue, QueueService, ReceivedMessage, SentMessage};
 pub use error::QueueError;
 pub use message::MessageEncoding;
-pub use blob::{Blob, BlobError, BlobProperties, BlobService, Container, Lease, LeaseId};
 pub use settings::{BlobEndpoint, SettingError, StorageSettings};

@@ -62,9 +62,12 @@ async fn leases_behave_as_the_service_documents(blobs: &BlobService) {
         .await
         .unwrap_err();
     assert_eq!(refused.status(), Some(412), "{refused}");
-    blob.set_metadata(&metadata(&[("pass", "p1"), ("instance", "i1")]), Some(&first))
-        .await
-        .unwrap();
+    blob.set_metadata(
+        &metadata(&[("pass", "p1"), ("instance", "i1")]),
+        Some(&first),
+    )
+    .await
+    .unwrap();
     let properties = blob.properties().await.unwrap().unwrap();
     assert_eq!(properties.metadata["pass"], "p1");
     assert_eq!(properties.metadata["instance"], "i1");
@@ -142,11 +145,7 @@ async fn leases_on_azurite() {
     ]);
     let blobs = BlobService::connect(&settings(&env)).unwrap();
     leases_behave_as_the_service_documents(&blobs).await;
-    assert!(
-        !azurite.output().contains("Error"),
-        "{}",
-        azurite.output()
-    );
+    assert!(!azurite.output().contains("Error"), "{}", azurite.output());
 }
 
 #[tokio::test]
@@ -170,10 +169,7 @@ fn no_blob_service_is_a_clear_error() {
         "https://acct.queue.core.windows.net".to_string(),
     )]);
     let error = BlobService::connect(&only_queues).unwrap_err();
-    assert!(
-        error.to_string().contains("__blobServiceUri"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("__blobServiceUri"), "{error}");
     let account = settings(&[(
         "AzureWebJobsStorage__accountName".to_string(),
         "acct".to_string(),

@@ -196,9 +196,9 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
             });
             outcome.further_passes = further.iter().map(pass_record).collect();
             let retry = first_pass(&hub, first, &mut outcome).or_else(|| {
-                further
-                    .iter()
-                    .find_map(|run| retry_of_run(run).map(|why| format!("further pass {}: {why}", run.id)))
+                further.iter().find_map(|run| {
+                    retry_of_run(run).map(|why| format!("further pass {}: {why}", run.id))
+                })
             });
             if let Some(message) = retry {
                 return Err(Failure { outcome, message });
@@ -261,7 +261,9 @@ fn first_pass(hub: &VnetId, run: &PassRun, outcome: &mut Outcome) -> Option<Stri
             outcome.hubs = hub_records(result);
             outcome.errors.extend(skipped_reads(result));
             if let Some(lost) = &run.lost {
-                outcome.errors.push(ErrorRecord::new("lease_lost", lost.clone()));
+                outcome
+                    .errors
+                    .push(ErrorRecord::new("lease_lost", lost.clone()));
                 outcome.status = Status::Failed;
                 outcome.reason = Some(lost.clone());
                 return Some(lost.clone());
@@ -293,7 +295,11 @@ fn pass_record(run: &PassRun) -> PassRecord {
             Default::default(),
             Some(ErrorRecord::new("pass_cut", cut.clone())),
         ),
-        Ok(Err(error)) => (Status::Failed, Default::default(), Some(observe_error(error))),
+        Ok(Err(error)) => (
+            Status::Failed,
+            Default::default(),
+            Some(observe_error(error)),
+        ),
         Ok(Ok(result)) => {
             for hub in &result.hubs {
                 for change in &hub.changes {
@@ -315,7 +321,9 @@ fn pass_record(run: &PassRun) -> PassRecord {
             (
                 status,
                 result.requests,
-                run.lost.clone().map(|lost| ErrorRecord::new("lease_lost", lost)),
+                run.lost
+                    .clone()
+                    .map(|lost| ErrorRecord::new("lease_lost", lost)),
             )
         }
     };
@@ -457,7 +465,12 @@ fn new_pass_id() -> String {
 }
 
 /// One pass, under the hub's lease when there is one, cut at its hard end.
-async fn run_pass(state: &AppState, hub: &VnetId, id: String, lease: Option<&HeldLease>) -> PassRun {
+async fn run_pass(
+    state: &AppState,
+    hub: &VnetId,
+    id: String,
+    lease: Option<&HeldLease>,
+) -> PassRun {
     let instance = state.settings.instance_id.clone();
     let start_time = now();
     if let Some(lease) = lease {
