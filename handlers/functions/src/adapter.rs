@@ -140,7 +140,7 @@ where
         .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()));
     let span = tracing::info_span!(INVOCATION_SPAN, invocation_id = %invocation_id, function);
     state.logs.begin(&invocation_id);
-    let outcome = Outcome::begin(
+    let mut outcome = Outcome::begin(
         function,
         &invocation_id,
         Trigger {
@@ -149,6 +149,7 @@ where
         },
         state.settings.reconcile.dry_run,
     );
+    outcome.instance = Some(state.settings.instance_id.clone());
     let is_http = I::BINDING == bindings::REQUEST;
 
     let request = match InvocationRequest::parse(&body) {
@@ -298,7 +299,10 @@ fn answer(
         http,
     } = reply;
     outcome.settle_status();
-    outcome.work_items = work.iter().map(|item| item.item_id.clone()).collect();
+    // Items queued through the `work` output, after any the function queued itself.
+    outcome
+        .work_items
+        .extend(work.iter().map(|item| item.item_id.clone()));
     outcome.finish(started);
     tracing::info!(
         invocation_id,

@@ -172,8 +172,9 @@ impl HubLeases {
     }
 
     /// Leaves the mark that one more pass of `hub` is wanted; the id of the pass that will
-    /// answer it (a new one, or that of a mark already waiting).
-    pub async fn mark(&self, hub: &VnetId) -> Result<String, BlobError> {
+    /// answer it (a new one, or that of a mark already waiting), and whether this call created
+    /// the mark.
+    pub async fn mark(&self, hub: &VnetId) -> Result<(String, bool), BlobError> {
         self.ensure_container().await?;
         let blob = self.mark_blob(hub);
         for _ in 0..MARK_TRIES {
@@ -183,7 +184,7 @@ impl HubLeases {
                 ("instance".to_string(), self.instance.clone()),
             ]);
             if blob.create_if_missing(&metadata).await? {
-                return Ok(proposal);
+                return Ok((proposal, true));
             }
             // A mark is waiting: join its pass. Gone meanwhile (taken): leave a new one.
             if let Some(pass) = blob
@@ -191,7 +192,7 @@ impl HubLeases {
                 .await?
                 .and_then(|properties| properties.metadata.get("pass").cloned())
             {
-                return Ok(pass);
+                return Ok((pass, false));
             }
         }
         Err(contended("mark", &blob))

@@ -90,8 +90,15 @@ pub async fn serve(lookup: impl Fn(&str) -> Option<String>) -> Result<(), ServeE
             None
         }
     };
+    let work_queue = match (&settings.storage, &leases) {
+        (Some(storage), Some(_)) => {
+            Some(hubspoke_queue::QueueService::connect(storage)?.queue(work::WORK_QUEUE)?)
+        }
+        _ => None,
+    };
     let mut state = State::new(settings, logs, sink)?;
     state.leases = leases;
+    state.work_queue = work_queue;
     let state = Arc::new(state);
     tracing::info!(%address, hubs = state.settings.plan.hubs.len(), instance = %state.settings.instance_id, "hubspoke handler listening");
     let served = axum::serve(listener, app(state))

@@ -32,6 +32,9 @@ pub struct Outcome {
     pub schema: &'static str,
     pub function: String,
     pub invocation_id: String,
+    /// The instance that ran the invocation (`WEBSITE_INSTANCE_ID`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// The invocation as a whole: the worst of its hubs', or `ignored`/`rejected` when it did
     /// nothing on purpose or refused its input.
     pub status: Status,
@@ -337,6 +340,7 @@ impl Outcome {
             schema: SCHEMA,
             function: function.to_string(),
             invocation_id: invocation_id.to_string(),
+            instance: None,
             status: Status::Unchanged,
             reason: None,
             trigger,

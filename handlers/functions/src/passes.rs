@@ -50,18 +50,27 @@ pub struct PassEnd {
 pub struct SlotStart {
     /// True when the pass waited for another pass of its hub in this process to end.
     pub waited: bool,
-    slot: Arc<Slot>,
+    slot: Option<Arc<Slot>>,
 }
 
 impl SlotStart {
+    /// A pass run outside the slots: it waited for nothing, nobody waits behind it.
+    pub fn alone() -> Self {
+        Self {
+            waited: false,
+            slot: None,
+        }
+    }
+
     /// Whether a request of this process waits for the next pass of the hub (it will run once
     /// this one ends).
     pub fn pending(&self) -> bool {
-        self.slot
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.slot.as_ref().is_some_and(|slot| {
+            slot.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+        })
     }
 }
 
@@ -108,7 +117,7 @@ impl HubPasses {
                             let id = uuid::Uuid::new_v4().to_string();
                             let work = pass(SlotStart {
                                 waited,
-                                slot: slot.clone(),
+                                slot: Some(slot.clone()),
                             });
                             let result = match tokio::spawn(work.in_current_span()).await {
                                 Ok(value) => {

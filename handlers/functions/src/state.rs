@@ -23,6 +23,9 @@ pub struct State {
     pub passes: HubPasses,
     /// The hubs' leases across instances; `None` without blob storage (one instance only).
     pub leases: Option<HubLeases>,
+    /// `hubspoke-work`, for the delayed check a joiner leaves (the output binding cannot delay
+    /// a message); `None` without storage.
+    pub work_queue: Option<hubspoke_queue::Queue>,
     pub logs: LogStore,
     pub sink: OutcomeSink,
 }
@@ -55,6 +58,7 @@ impl State {
             mapping_arm,
             passes: HubPasses::default(),
             leases: None,
+            work_queue: None,
             logs,
             sink,
         })

@@ -19,6 +19,9 @@ use crate::outcome::now;
 /// The schema name of a work item.
 pub const SCHEMA: &str = "hubspoke.work/v1";
 
+/// The queue of work items (the `work` output bindings and `ReconcileHub`'s trigger).
+pub const WORK_QUEUE: &str = "hubspoke-work";
+
 /// One request for a reconcile pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +51,10 @@ pub enum Reason {
     /// Work items of other instances joined a pass its holder could not run in time (an
     /// invocation waits for two passes at most): this item asks for it.
     Wanted,
+    /// Left, delayed by the lease's duration, by the work item that found the hub's lease held
+    /// elsewhere and left the mark: if the mark is still waiting when it runs (its holder died),
+    /// it runs the pass; otherwise it ends `ignored`.
+    Check,
 }
 
 /// Who asked.

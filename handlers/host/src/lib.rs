@@ -8,9 +8,14 @@
 //! - [`invocation`]: request payloads per trigger, answers, logs and output bindings.
 //! - [`server`]: the Event Grid webhook and HTTP triggers behind keys, on 127.0.0.1.
 //! - [`triggers`]: timers (NCRONTAB, [`schedule`]) and storage queue triggers (Azurite or Azure,
-//!   through `hubspoke-queue`).
+//!   through `hubspoke-queue`); a timer runs on one instance at a time, the holder of its blob
+//!   lease ([`timer_lock`]), as the real host's singleton timer listener.
 //! - [`Keys`] the host accepts, and the invocations [`InFlight`] that a stop waits for.
 //! - [`cli`]: `hubspoke host`.
+//!
+//! Each host is one instance: it gives its handler `WEBSITE_INSTANCE_ID` (a new id, unless the
+//! settings name one), as the platform does, so that several hosts on one storage account behave
+//! as an app scaled out.
 //!
 //! It is not the Functions host: no scale controller, no other binding types, no Application
 //! Insights, no durable timer schedule, no key management API. Use it where Azure is not.
@@ -21,6 +26,7 @@ pub mod invocation;
 mod keys;
 pub mod schedule;
 pub mod server;
+pub mod timer_lock;
 pub mod triggers;
 pub mod worker;
 
@@ -65,9 +71,15 @@ pub struct HostHandle {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     in_flight: Arc<InFlight>,
     functions: Vec<String>,
+    instance_id: String,
 }
 
 impl HostHandle {
+    /// This instance's id (`WEBSITE_INSTANCE_ID` of its handler).
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
@@ -152,9 +164,18 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
             config.listen
         );
     }
+    // One instance: its id goes to the handler as the platform sets it.
+    let mut config = config;
+    let instance_id = settings_lookup(config.settings.clone())("WEBSITE_INSTANCE_ID")
+        .filter(|id| !id.trim().is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    config
+        .settings
+        .push(("WEBSITE_INSTANCE_ID".to_string(), instance_id.clone()));
     let lookup = settings_lookup(config.settings.clone());
     let app = load_app(&config.script_root, &lookup)?;
     let queues = connect_storage(&app, &lookup)?;
+    let timer_locks = timer_lock::TimerLocks::connect(&app, &lookup, &instance_id)?;
     let worker = start_handler(&app, &config)?;
     let watchers = queue_watchers(&app);
     let invoker = Arc::new(Invoker {
@@ -180,6 +201,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
     let running = TriggerTasks {
         app: &app,
         queues: &queues,
+        timer_locks: timer_locks.as_ref(),
         watchers: &watchers,
         invoker: &invoker,
         in_flight: &in_flight,
@@ -201,7 +223,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         base_url: url.clone(),
     });
     tasks.push(tokio::spawn(server::serve(listener, front, stop_receiver)));
-    info!(%url, functions = ?functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), "host started");
+    info!(%url, instance = %instance_id, functions = ?functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), "host started");
     Ok(HostHandle {
         url,
         keys: config.keys,
@@ -211,6 +233,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         tasks,
         in_flight,
         functions: functions.iter().map(|f| f.name.clone()).collect(),
+        instance_id,
     })
 }
 
@@ -309,6 +332,7 @@ fn queue_watchers(app: &App) -> HashMap<String, Arc<Notify>> {
 struct TriggerTasks<'a> {
     app: &'a App,
     queues: &'a HashMap<String, QueueService>,
+    timer_locks: Option<&'a timer_lock::TimerLocks>,
     watchers: &'a HashMap<String, Arc<Notify>>,
     invoker: &'a Arc<Invoker>,
     in_flight: &'a Arc<InFlight>,
@@ -345,6 +369,7 @@ impl TriggerTasks<'_> {
                         self.in_flight.clone(),
                         self.stop.clone(),
                         notify,
+                        self.timer_locks.map(|locks| locks.lock(&function.name)),
                     )));
                 }
                 Trigger::Queue {

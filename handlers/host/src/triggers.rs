@@ -1,7 +1,9 @@
 //! The triggers the host drives itself: timers and storage queues.
 //!
 //! Timers (`TimerListener`): on a schedule of [`crate::schedule`]; a timer never overlaps itself (the next
-//! occurrence is computed once an invocation ended); `runOnStartup` fires once at start.
+//! occurrence is computed once an invocation ended); `runOnStartup` fires once at start; with
+//! blob storage, only the instance holding the timer's listener lock runs its schedule
+//! ([`crate::timer_lock`]).
 //! `ScheduleStatus` is kept in memory (null on the first run), where Azure keeps it in storage.
 //!
 //! Queues (the queue extension's `QueueListener` and `QueueProcessor`): messages are received
@@ -27,6 +29,7 @@ use tracing::{error, info, warn};
 use crate::config::{Function, QueuesOptions};
 use crate::in_flight::InFlight;
 use crate::invocation::{apply_binding_data, double_encoded, Invoker, Outcome};
+use crate::timer_lock::{TimerLock, RECOVERY_INTERVAL};
 
 /// How long a received message stays invisible while its function runs.
 const PROCESSING_VISIBILITY: Duration = Duration::from_secs(600);
@@ -39,7 +42,10 @@ pub struct TimerStatus {
     last: Option<DateTime<Utc>>,
 }
 
-/// Runs a timer function until `stop`.
+/// Runs a timer function until `stop`. With a `lock`, the schedule runs only while this
+/// instance holds the timer's listener lock ([`crate::timer_lock`]); meanwhile a manual run (the
+/// admin route) still fires here, as on the real host.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_timer(
     function: Arc<Function>,
     schedule: Cron,
@@ -48,53 +54,113 @@ pub async fn run_timer(
     in_flight: Arc<InFlight>,
     mut stop: watch::Receiver<bool>,
     manual: Arc<Notify>,
+    lock: Option<TimerLock>,
 ) {
     let mut status = TimerStatus::default();
     let mut first = run_on_startup;
     loop {
-        let now = Utc::now();
-        let next = match schedule.find_next_occurrence(&now, false) {
-            Ok(next) => next,
-            Err(e) => {
-                error!(function = %function.name, error = %e, "the schedule has no next occurrence");
-                return;
-            }
+        let held = match &lock {
+            None => None,
+            Some(lock) => loop {
+                match lock.try_acquire().await {
+                    Ok(Some(held)) => break Some(held),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(function = %function.name, error = %e, "cannot reach the timer's listener lock")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RECOVERY_INTERVAL) => {}
+                    _ = manual.notified() => {
+                        fire(&function, &schedule, false, &invoker, &in_flight, &mut status).await;
+                    }
+                    _ = stop.changed() => return,
+                }
+            },
         };
-        let past_due;
-        if first {
-            first = false;
-            past_due = false;
-        } else {
-            let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = manual.notified() => {}
-                _ = stop.changed() => return,
+        let mut lost = held.as_ref().map(|held| held.lost.clone());
+        loop {
+            let now = Utc::now();
+            let next = match schedule.find_next_occurrence(&now, false) {
+                Ok(next) => next,
+                Err(e) => {
+                    error!(function = %function.name, error = %e, "the schedule has no next occurrence");
+                    return;
+                }
+            };
+            let past_due;
+            if first {
+                first = false;
+                past_due = false;
+            } else {
+                let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+                let lock_lost = async {
+                    match lost.as_mut() {
+                        Some(lost) => {
+                            let _ = lost.wait_for(|lost| *lost).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = manual.notified() => {}
+                    _ = stop.changed() => {
+                        if let Some(held) = held {
+                            held.release().await;
+                        }
+                        return;
+                    }
+                    _ = lock_lost => break,
+                }
+                past_due = Utc::now() - next > chrono::Duration::seconds(1);
             }
-            past_due = Utc::now() - next > chrono::Duration::seconds(1);
+            fire(
+                &function,
+                &schedule,
+                past_due,
+                &invoker,
+                &in_flight,
+                &mut status,
+            )
+            .await;
         }
-        let fired = Utc::now();
-        let following = schedule.find_next_occurrence(&fired, false).ok();
-        let schedule_status = status.last.map(|last| {
-            json!({
-                "Last": iso(last),
-                "Next": following.map(iso),
-                "LastUpdated": iso(last),
-            })
-        });
-        let mut data = Map::new();
-        data.insert(
-            function.trigger.binding_name().to_string(),
-            json!({
-                "Schedule": {"AdjustForDST": true},
-                "ScheduleStatus": schedule_status,
-                "IsPastDue": past_due,
-            }),
-        );
-        let _guard = in_flight.enter();
-        let _ = invoker.invoke(&function, data, Map::new()).await;
-        status.last = Some(fired);
+        if let Some(held) = held {
+            held.release().await;
+        }
     }
+}
+
+/// One invocation of a timer function.
+async fn fire(
+    function: &Function,
+    schedule: &Cron,
+    past_due: bool,
+    invoker: &Invoker,
+    in_flight: &Arc<InFlight>,
+    status: &mut TimerStatus,
+) {
+    let fired = Utc::now();
+    let following = schedule.find_next_occurrence(&fired, false).ok();
+    let schedule_status = status.last.map(|last| {
+        json!({
+            "Last": iso(last),
+            "Next": following.map(iso),
+            "LastUpdated": iso(last),
+        })
+    });
+    let mut data = Map::new();
+    data.insert(
+        function.trigger.binding_name().to_string(),
+        json!({
+            "Schedule": {"AdjustForDST": true},
+            "ScheduleStatus": schedule_status,
+            "IsPastDue": past_due,
+        }),
+    );
+    let _guard = in_flight.enter();
+    let _ = invoker.invoke(function, data, Map::new()).await;
+    status.last = Some(fired);
 }
 
 fn iso(time: DateTime<Utc>) -> String {

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod json;
 
 mod arm;
+mod blobs;
 mod control;
 mod effective;
 mod events;
@@ -124,6 +125,7 @@ pub struct SimHandle {
     ca_cert_path: Option<PathBuf>,
     _ca_cert_dir: Option<TempDir>,
     queue_service_url: Option<String>,
+    blob_service_url: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -227,7 +229,26 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         }
     };
     let mut queue_service_url = None;
+    let mut blob_service_url = None;
     let mut queue_task = None;
+    let mut blob_task = None;
+    if let Some((_, acceptor)) = &queue_listener {
+        // The same account's blob service, on a port of its own as in Azure (another host).
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .context("listening for the blob service")?;
+        blob_service_url = Some(format!(
+            "https://{}/{}",
+            listener.local_addr()?,
+            queues::ACCOUNT
+        ));
+        blob_task = Some(tokio::spawn(blobs::serve(
+            listener,
+            acceptor.clone(),
+            Arc::new(blobs::BlobStore::default()),
+            receiver.clone(),
+        )));
+    }
     if let Some((listener, acceptor)) = queue_listener {
         queue_service_url = Some(format!(
             "https://{}/{}",
@@ -258,6 +279,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         )),
     ];
     tasks.extend(queue_task);
+    tasks.extend(blob_task);
     tracing::info!(arm = %arm_addr, identity = %identity_addr, tls = config.tls, queues = ?queue_service_url, "simulator listening");
     Ok(SimHandle {
         shared,
@@ -267,6 +289,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
         ca_cert_path,
         _ca_cert_dir: ca_cert_dir,
         queue_service_url,
+        blob_service_url,
         shutdown,
         tasks,
     })
@@ -313,6 +336,12 @@ impl SimHandle {
                 "AzureWebJobsStorage__queueServiceUri".to_string(),
                 url.clone(),
             ));
+            if let Some(blob) = &self.blob_service_url {
+                out.push((
+                    "AzureWebJobsStorage__blobServiceUri".to_string(),
+                    blob.clone(),
+                ));
+            }
             out.push((
                 "AzureWebJobsStorage__credential".to_string(),
                 "managedidentity".to_string(),

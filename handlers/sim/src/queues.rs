@@ -54,9 +54,9 @@ struct Message {
     pop_receipt: String,
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
 /// An error answer, boxed: it travels through `Result`s.
-type Refusal = Box<HttpResponse>;
+pub(crate) type Refusal = Box<HttpResponse>;
 
 /// Serves the queue service on `listener` (TLS) until `shutdown` flips.
 pub(crate) async fn serve(
@@ -90,7 +90,7 @@ pub(crate) async fn serve(
     }
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -98,7 +98,7 @@ fn now() -> f64 {
 }
 
 /// RFC 1123 (`Mon, 30 Nov 2026 03:00:00 GMT`), as the service writes times.
-fn http_date(secs: u64) -> String {
+pub(crate) fn http_date(secs: u64) -> String {
     crate::clock::rfc1123(secs)
 }
 
@@ -136,7 +136,7 @@ fn unescape(text: &str) -> Option<String> {
     Some(out)
 }
 
-fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn error(status: u16, code: &str, message: &str) -> HttpResponse {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{}\nRequestId:{}\nTime:{}</Message></Error>",
         escape(message),
@@ -146,7 +146,12 @@ fn error(status: u16, code: &str, message: &str) -> HttpResponse {
     response(status, &[("x-ms-error-code", code)], body, true)
 }
 
-fn response(status: u16, headers: &[(&str, &str)], body: String, xml: bool) -> HttpResponse {
+pub(crate) fn response(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: String,
+    xml: bool,
+) -> HttpResponse {
     let mut builder = Response::builder()
         .status(status)
         .header("x-ms-request-id", uuid::Uuid::new_v4().to_string())
@@ -164,7 +169,7 @@ fn response(status: u16, headers: &[(&str, &str)], body: String, xml: bool) -> H
 }
 
 /// The token checks of Azurite's `--oauth basic`.
-fn authenticate(request: &Request<Incoming>) -> Result<(), Refusal> {
+pub(crate) fn authenticate(request: &Request<Incoming>) -> Result<(), Refusal> {
     let Some(token) = request
         .headers()
         .get("authorization")

@@ -78,6 +78,11 @@ pub struct Options {
     /// Run the host as a `hubspoke host` process of its own (which a test can kill), rather than
     /// in this process.
     pub host_process: bool,
+    /// How many instances of the app run: each a `hubspoke host` process with its own handler
+    /// (`WEBSITE_INSTANCE_ID`), all on the same storage and simulator, as Azure scales an app
+    /// out. Event Grid delivers to the first; the queue triggers of all take work items. More
+    /// than one implies `host_process`.
+    pub instances: usize,
 }
 
 impl Options {
@@ -104,6 +109,7 @@ impl Options {
             binary: None,
             subscriptions: None,
             host_process: false,
+            instances: 1,
         }
     }
 }
@@ -111,7 +117,12 @@ impl Options {
 /// Everything running.
 pub struct Stack {
     pub sim: SimHandle,
+    /// The first instance's host: Event Grid delivers to it.
     pub host: Host,
+    /// The other instances' hosts ([`Options::instances`]).
+    pub other_hosts: Vec<Host>,
+    /// With several instances, their ids (`WEBSITE_INSTANCE_ID`), `instance-<n>` for host `n`.
+    pub instance_ids: Vec<String>,
     pub azurite: Option<Azurite>,
     /// hubspoke's identity's client, for checks (reads).
     pub arm: ArmClient,
@@ -221,6 +232,10 @@ impl Stack {
                 azurite.queue_service_url(),
             ));
             settings.push((
+                "AzureWebJobsStorage__blobServiceUri".into(),
+                azurite.blob_service_url(),
+            ));
+            settings.push((
                 "AzureWebJobsStorage__credential".into(),
                 "managedidentity".into(),
             ));
@@ -265,18 +280,49 @@ impl Stack {
         };
         symlink(&binary, &app.join("hubspoke"))?;
 
+        let in_process = !options.host_process && options.instances <= 1;
+        // Several instances are named, so that a test can tell which one holds a lease.
+        let instance_ids: Vec<String> = (0..options.instances.max(1))
+            .map(|n| format!("instance-{n}"))
+            .collect();
+        let instance_settings = |n: usize| {
+            let mut settings = settings.clone();
+            if options.instances > 1 {
+                settings.push(("WEBSITE_INSTANCE_ID".to_string(), instance_ids[n].clone()));
+            }
+            settings
+        };
         let host = Host::start(
-            !options.host_process,
+            in_process,
             &binary,
             HostConfig {
-                script_root: app,
+                script_root: app.clone(),
                 listen: ([127, 0, 0, 1], port).into(),
-                settings: settings.clone(),
-                keys,
+                settings: instance_settings(0),
+                keys: keys.clone(),
             },
         )
         .await
         .context("starting the local Functions host")?;
+        let mut other_hosts = Vec::new();
+        for n in 1..options.instances {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let other = Host::start(
+                false,
+                &binary,
+                HostConfig {
+                    script_root: app.clone(),
+                    listen: ([127, 0, 0, 1], port).into(),
+                    settings: instance_settings(n),
+                    keys: keys.clone(),
+                },
+            )
+            .await
+            .context("starting another instance's Functions host")?;
+            other_hosts.push(other);
+        }
 
         let lookup = |name: &str| {
             settings
@@ -305,6 +351,8 @@ impl Stack {
             subscriptions: options.subscriptions.clone(),
             sim,
             host,
+            other_hosts,
+            instance_ids,
             azurite,
             arm,
             landing_zone,
@@ -315,6 +363,20 @@ impl Stack {
             outcomes: Mutex::new(Vec::new()),
             dir,
         })
+    }
+
+    /// Every instance's host, the first one first.
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        std::iter::once(&self.host).chain(self.other_hosts.iter())
+    }
+
+    /// The instance `n`'s host (0: the first).
+    pub fn host_mut(&mut self, n: usize) -> Option<&mut Host> {
+        if n == 0 {
+            Some(&mut self.host)
+        } else {
+            self.other_hosts.get_mut(n - 1)
+        }
     }
 
     /// The hub's id.
@@ -467,6 +529,9 @@ impl Stack {
         let _ = self.outcomes().await;
         let secrets = self.secrets();
         let outcomes = self.outcomes_text()?;
+        for other in self.other_hosts {
+            other.shutdown(Duration::from_secs(30)).await;
+        }
         self.host.shutdown(Duration::from_secs(30)).await;
         self.sim.shutdown().await;
         if let Some(azurite) = self.azurite {

@@ -8,8 +8,10 @@
 //! A pass holds its hub's lease ([`crate::lease`]) from before it observes until after its last
 //! write. An item that finds the lease held by another instance leaves the mark that one more
 //! pass is wanted, tries the lease once more (it may just have been let go), and succeeds as
-//! `joined`, naming the pass that will answer it. The holder, before it lets go, looks for the
-//! mark and runs the pass it asks for — at most one further pass, and none when its own requests
+//! `joined`, naming the pass that will answer it; the item that created the mark also queues a
+//! check, visible once the lease could have run out, which runs the pass if the mark is still
+//! waiting then (its holder died) and otherwise ends `ignored`. The holder, before it lets go,
+//! looks for the mark and runs the pass it asks for — at most one further pass, and none when its own requests
 //! already waited for a pass in this process; a mark it cannot serve in time gets a work item
 //! of its own. Without blob storage (the handler run on its own) passes are coordinated in this
 //! process only.
@@ -78,11 +80,16 @@ pub(crate) enum Session {
         further: Vec<PassRun>,
         leave_item: bool,
     },
-    /// Another instance holds the hub's lease: the request joined pass `pass_id` there.
+    /// Another instance holds the hub's lease: the request joined pass `pass_id` there;
+    /// `check`: a check item must be queued (this request created the mark, or is the check of
+    /// a holder still running).
     Elsewhere {
         pass_id: String,
         holder: Option<String>,
+        check: bool,
     },
+    /// A check item found no mark waiting: the pass it checks for ran.
+    NothingWanted,
     /// The hub's lease could not be taken or read.
     Unavailable(String),
 }
@@ -103,8 +110,8 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         message.work_item = Some(item.item_id.clone());
     }
     outcome.trigger.message = Some(message);
-    let hub = match decoded {
-        Ok((_, hub)) => hub,
+    let (hub, check) = match decoded {
+        Ok((item, hub)) => (hub, item.reason == Reason::Check),
         Err(error) => {
             outcome.reject("invalid_work_item", error.to_string());
             return Ok(Reply::outcome(outcome));
@@ -122,12 +129,23 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
 
     let session_state = state.clone();
     let session_hub = hub.clone();
-    let joined = state
-        .passes
-        .run(&hub, move |start| async move {
-            session(&session_state, &session_hub, start).await
-        })
-        .await;
+    let joined = if check {
+        // A check runs outside the slots: it must not answer for other requests (it may end
+        // without a pass). The lease keeps it from running beside a pass of this process.
+        let session = session(&state, &hub, SlotStart::alone(), true).await;
+        crate::passes::Joined {
+            pass_id: String::new(),
+            shared: false,
+            result: Ok(std::sync::Arc::new(session)),
+        }
+    } else {
+        state
+            .passes
+            .run(&hub, move |start| async move {
+                session(&session_state, &session_hub, start, false).await
+            })
+            .await
+    };
     let session = match joined.result {
         Ok(session) => session,
         Err(message) => {
@@ -156,7 +174,24 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
             outcome.fail(ErrorRecord::new("lease_unavailable", message.clone()));
             Err(Failure { outcome, message })
         }
-        Session::Elsewhere { pass_id, holder } => {
+        Session::NothingWanted => {
+            outcome.ignore("a check: the pass it stood for ran (no mark of the hub is waiting)");
+            Ok(Reply::outcome(outcome))
+        }
+        Session::Elsewhere {
+            pass_id,
+            holder,
+            check: queue_check,
+        } => {
+            if *queue_check {
+                match queue_check_item(&state, &hub, requested_by()).await {
+                    Ok(item) => outcome.work_items.extend(item),
+                    Err(message) => {
+                        outcome.fail(ErrorRecord::new("check_not_queued", message.clone()));
+                        return Err(Failure { outcome, message });
+                    }
+                }
+            }
             outcome.pass = Some(PassInfo {
                 id: pass_id.clone(),
                 shared: true,
@@ -341,7 +376,7 @@ fn pass_record(run: &PassRun) -> PassRecord {
 }
 
 /// The passes a slot of this process runs for its requests (module docs).
-async fn session(state: &AppState, hub: &VnetId, start: SlotStart) -> Session {
+async fn session(state: &AppState, hub: &VnetId, start: SlotStart, check: bool) -> Session {
     let Some(leases) = &state.leases else {
         let first = run_pass(state, hub, new_pass_id(), None).await;
         return Session::Ran {
@@ -351,10 +386,50 @@ async fn session(state: &AppState, hub: &VnetId, start: SlotStart) -> Session {
         };
     };
     match leases.try_acquire(hub).await {
-        Ok(Some(held)) => hold(state, leases, hub, held, &start).await,
-        Ok(None) => join_elsewhere(state, leases, hub, &start).await,
+        Ok(Some(held)) => {
+            if check {
+                match leases.mark_waiting(hub).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        held.release().await;
+                        return Session::NothingWanted;
+                    }
+                    Err(error) => {
+                        held.release().await;
+                        return Session::Unavailable(error.to_string());
+                    }
+                }
+            }
+            hold(state, leases, hub, held, &start).await
+        }
+        Ok(None) => join_elsewhere(state, leases, hub, &start, check).await,
         Err(error) => Session::Unavailable(error.to_string()),
     }
+}
+
+/// Queues the check of a mark: a work item visible once the hub's lease could have run out.
+async fn queue_check_item(
+    state: &AppState,
+    hub: &VnetId,
+    requested_by: RequestedBy,
+) -> Result<Option<String>, String> {
+    let Some(queue) = &state.work_queue else {
+        return Ok(None);
+    };
+    let item = WorkItem::new(hub, Reason::Check, requested_by);
+    let texts = hubspoke_queue::message::encoded_messages(
+        &item.to_value(),
+        hubspoke_queue::MessageEncoding::Base64,
+    )
+    .map_err(|e| e.to_string())?;
+    let delay = crate::lease::LEASE_DURATION + std::time::Duration::from_secs(5);
+    for text in texts {
+        queue
+            .send_text(&text, Some(delay))
+            .await
+            .map_err(|e| format!("cannot queue the check of the mark: {e}"))?;
+    }
+    Ok(Some(item.item_id))
 }
 
 /// The lease is held elsewhere: leave the mark, try the lease once more, else join.
@@ -363,9 +438,10 @@ async fn join_elsewhere(
     leases: &HubLeases,
     hub: &VnetId,
     start: &SlotStart,
+    check: bool,
 ) -> Session {
-    let pass_id = match leases.mark(hub).await {
-        Ok(id) => id,
+    let (pass_id, created) = match leases.mark(hub).await {
+        Ok(mark) => mark,
         Err(error) => return Session::Unavailable(error.to_string()),
     };
     match leases.try_acquire(hub).await {
@@ -378,7 +454,11 @@ async fn join_elsewhere(
         Err(_) => None,
     };
     tracing::info!(%hub, pass = %pass_id, holder = ?holder, "the hub's lease is held elsewhere: joined its next pass");
-    Session::Elsewhere { pass_id, holder }
+    Session::Elsewhere {
+        pass_id,
+        holder,
+        check: created || check,
+    }
 }
 
 /// Runs passes while holding the hub's lease: the first, then at most one further pass for the
