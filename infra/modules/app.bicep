@@ -1,6 +1,6 @@
 // hubspoke's own resources, in its resource group: the user-assigned identity, the storage
 // account (host storage, the hubspoke-work and hubspoke-outcomes queues, the package container,
-// the Event Grid dead-letter container), Log Analytics and Application Insights, and the Linux
+// the Event Grid dead-letter container, the hubs' lease container), Log Analytics and Application Insights, and the Linux
 // Function App on a Flex Consumption plan running the custom handler.
 //
 // Why Flex Consumption: custom handlers deploy to every Functions hosting option (Microsoft Learn,
@@ -47,10 +47,14 @@ var outcomesQueueName = 'hubspoke-outcomes'
 var poisonQueueName = 'hubspoke-work-poison'
 var packageContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
+// One blob lease per hub: a ReconcileHub pass holds its hub's lease, so that one pass per hub runs
+// at a time on any number of instances (docs/operations.md, "Several instances").
+var leaseContainerName = 'hubspoke-leases'
 
 // Built-in roles (Azure built-in roles reference).
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
@@ -129,6 +133,15 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// The hubs' leases and the marks that one more pass is wanted (handlers/functions, lease.rs).
+resource leaseContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: leaseContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -190,6 +203,21 @@ resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The handler's right to the hubs' leases, on their container only: acquire, renew, release and
+// break leases, create and delete the small blobs of the marks (Storage Blob Data Contributor holds
+// Microsoft.Storage/storageAccounts/blobServices/containers/blobs/* data actions, leases included).
+// The account-wide Owner above is the Functions host's own need; this one names hubspoke's, so
+// that it stays right if the host's is ever narrowed.
+resource leaseContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(leaseContainer.id, identity.id, roles.storageBlobDataContributor)
+  scope: leaseContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -276,7 +304,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 
 // Identity-based host storage: the service URIs, the credential and the user-assigned identity's
 // client id; no connection string, no key anywhere (Learn, "Connecting to host storage with an
-// identity"). The handler reads AzureWebJobsStorage__queueServiceUri to write outcomes itself.
+// identity"). The handler reads AzureWebJobsStorage__queueServiceUri to write outcomes itself, and
+// AzureWebJobsStorage__blobServiceUri for the hubs' leases.
 var platformSettings = [
   {
     name: 'AzureWebJobsStorage__credential'
@@ -368,6 +397,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // The host reaches its storage as soon as the app exists: grant first.
   dependsOn: [
     blobOwner
+    leaseContributor
+    leaseContainer
     queueContributor
     tableContributor
     metricsPublisher
@@ -386,5 +417,6 @@ output identityClientId string = identity.properties.clientId
 output storageAccountName string = storage.name
 output storageAccountId string = storage.id
 output deadLetterContainerName string = deadLetterContainer.name
+output leaseContainerName string = leaseContainer.name
 output outcomesQueueUrl string = '${storage.properties.primaryEndpoints.queue}${outcomesQueueName}'
 output workQueueUrl string = '${storage.properties.primaryEndpoints.queue}${workQueueName}'

@@ -411,6 +411,47 @@ class OperatorAccess(unittest.TestCase):
                 self.assertRegex(body, r"scope: (outcomesQueue|deadLetterContainer)\n", name)
 
 
+class HubLeases(unittest.TestCase):
+    """One pass per hub across instances: the lease container, and the identity's right to it only."""
+
+    def setUp(self):
+        self.app = code_only((INFRA / "modules" / "app.bicep").read_text())
+
+    def test_the_lease_container_exists_and_is_private(self):
+        block = re.search(
+            r"resource leaseContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@[^']+' = \{(.*?)\n\}",
+            self.app,
+            re.S,
+        )
+        self.assertIsNotNone(block)
+        self.assertIn("parent: blobService", block.group(1))
+        self.assertIn("name: leaseContainerName", block.group(1))
+        self.assertIn("publicAccess: 'None'", block.group(1))
+        self.assertIn("var leaseContainerName = 'hubspoke-leases'", self.app)
+
+    def test_the_identity_may_use_the_leases_on_their_container_only(self):
+        assignments = re.findall(
+            r"resource (\w+) 'Microsoft.Authorization/roleAssignments@[^']+' = \{\n(.*?)\n\}",
+            self.app,
+            re.S,
+        )
+        contributor = [
+            (name, body) for name, body in assignments if "roles.storageBlobDataContributor" in body
+        ]
+        self.assertEqual(len(contributor), 1, "one Storage Blob Data Contributor assignment")
+        name, body = contributor[0]
+        self.assertEqual(name, "leaseContributor")
+        self.assertRegex(body, r"scope: leaseContainer\n")
+        self.assertIn("principalId: identity.properties.principalId", body)
+        self.assertIn("storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'", self.app)
+
+    def test_the_app_waits_for_its_leases(self):
+        depends = re.search(r"dependsOn: \[(.*?)\]", self.app, re.S)
+        self.assertIsNotNone(depends)
+        self.assertIn("leaseContributor", depends.group(1))
+        self.assertIn("leaseContainer", depends.group(1))
+
+
 class ParameterExample(unittest.TestCase):
     def test_the_example_sets_only_parameters_main_declares(self):
         main = code_only((INFRA / "main.bicep").read_text())
