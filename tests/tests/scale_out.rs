@@ -433,3 +433,48 @@ async fn the_drift_check_fires_once_per_schedule_across_the_instances() {
     );
     stack.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_short_function_timeout_every_invocation_answers_within_it() {
+    // functionTimeout 140 s: a pass must end within (140 - 120) / 2 = 10 s, and may start
+    // changes for at most half of that; here 2 s, in slices that continue through the queue.
+    let mut options = options(1, Duration::from_millis(1000));
+    options.settings.extend([
+        (
+            "AzureFunctionsJobHost__functionTimeout".to_string(),
+            "00:02:20".to_string(),
+        ),
+        (
+            "HUBSPOKE_PASS_TIME_LIMIT_SECONDS".to_string(),
+            "2".to_string(),
+        ),
+    ]);
+    let stack = Stack::start(options).await.unwrap();
+    add_spokes(&stack, 10..20).await;
+    stack
+        .wait_converged(Duration::from_secs(300))
+        .await
+        .unwrap();
+    let outcomes = stack
+        .wait_outcomes(Duration::from_secs(120), every_item_answered)
+        .await
+        .unwrap();
+    let reconciled = reconciles(&outcomes);
+    assert!(
+        reconciled.iter().any(|o| o["status"] == "continued"),
+        "passes were cut by their time limit and continued"
+    );
+    for outcome in &outcomes {
+        assert!(
+            outcome["duration_ms"].as_u64().unwrap() <= 140_000,
+            "{outcome:#}"
+        );
+        assert_ne!(outcome["status"], "failed", "{outcome:#}");
+    }
+    assert_eq!(
+        stack.host.handler_starts(),
+        1,
+        "no invocation ran into the host's timeout, which restarts the handler"
+    );
+    stack.stop().await.unwrap();
+}

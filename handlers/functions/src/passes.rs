@@ -240,6 +240,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_pass_knows_whether_it_waited_and_whether_a_request_waits_behind_it() {
+        let passes = Arc::new(HubPasses::default());
+        let hub = hub("w");
+        let release = Arc::new(Notify::new());
+        let running = Arc::new(Notify::new());
+        let first = {
+            let (passes, hub, release, running) = (
+                passes.clone(),
+                hub.clone(),
+                release.clone(),
+                running.clone(),
+            );
+            tokio::spawn(async move {
+                passes
+                    .run(&hub, move |start: SlotStart| async move {
+                        let waited = start.waited;
+                        running.notify_one();
+                        release.notified().await;
+                        (waited, start.pending())
+                    })
+                    .await
+            })
+        };
+        running.notified().await;
+        let second = {
+            let (passes, hub) = (passes.clone(), hub.clone());
+            tokio::spawn(async move {
+                passes
+                    .run(&hub, |start: SlotStart| async move {
+                        (start.waited, start.pending())
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        release.notify_one();
+        let first = first.await.unwrap();
+        assert_eq!(
+            *first.result.unwrap(),
+            (false, true),
+            "the first started at once, and a request waited behind it"
+        );
+        let second = second.await.unwrap();
+        assert_eq!(*second.result.unwrap(), (true, false), "the second waited");
+        assert!(!SlotStart::alone().pending() && !SlotStart::alone().waited);
+    }
+
+    #[tokio::test]
     async fn a_panicking_pass_is_an_error_and_the_next_one_runs() {
         let passes = HubPasses::default();
         let hub = hub("p");
