@@ -94,7 +94,10 @@ async fn run(instances: usize) -> anyhow::Result<Figures> {
     let outcomes = stack
         .wait_outcomes(Duration::from_secs(300), |o| {
             let delivered = stack.sim.events().iter().filter(|e| e.delivered).count();
-            o.iter().filter(|x| x["function"] == "OnNetworkEvent").count() >= delivered
+            o.iter()
+                .filter(|x| x["function"] == "OnNetworkEvent")
+                .count()
+                >= delivered
                 && answered(o)
         })
         .await?;

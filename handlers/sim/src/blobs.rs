@@ -180,18 +180,17 @@ async fn handle(store: &BlobStore, request: Request<Incoming>) -> HttpResponse {
     };
     if blob.is_empty() {
         return match (method.as_str(), restype.as_str()) {
-            ("PUT", "container") => {
-                if containers.contains_key(&container) {
-                    error(
-                        409,
-                        "ContainerAlreadyExists",
-                        "The specified container already exists.",
-                    )
-                } else {
-                    containers.insert(container, BTreeMap::new());
+            ("PUT", "container") => match containers.entry(container) {
+                std::collections::hash_map::Entry::Occupied(_) => error(
+                    409,
+                    "ContainerAlreadyExists",
+                    "The specified container already exists.",
+                ),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(BTreeMap::new());
                     response(201, &[], String::new(), false)
                 }
-            }
+            },
             ("GET" | "HEAD", "container") => match containers.get(&container) {
                 Some(_) => response(200, &[], String::new(), false),
                 None => container_not_found(),
@@ -348,7 +347,7 @@ fn lease(stored: &mut StoredBlob, action: Option<&str>, request: LeaseRequest) -
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             stored.lease = LeaseState::Leased {
                 id: id.clone(),
-                until: (seconds > 0).then(|| now + seconds as f64),
+                until: (seconds > 0).then_some(now + seconds as f64),
             };
             response(201, &[("x-ms-lease-id", id.as_str())], String::new(), false)
         }

@@ -76,7 +76,7 @@ pub(crate) enum Session {
     /// This instance ran the pass (and at most one further pass for other instances' items);
     /// `leave_item`: a mark is left that it could not serve in time, for a new work item.
     Ran {
-        first: PassRun,
+        first: Box<PassRun>,
         further: Vec<PassRun>,
         leave_item: bool,
     },
@@ -241,7 +241,7 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
             let mut reply = Reply::outcome(outcome);
             // The request that ran the passes continues them; those that shared them need not.
             if !joined.shared {
-                let deferred = std::iter::once(first)
+                let deferred = std::iter::once(first.as_ref())
                     .chain(further)
                     .any(|run| matches!(&run.result, Ok(Ok(result)) if result.has_deferred()));
                 if deferred {
@@ -380,7 +380,7 @@ async fn session(state: &AppState, hub: &VnetId, start: SlotStart, check: bool) 
     let Some(leases) = &state.leases else {
         let first = run_pass(state, hub, new_pass_id(), None).await;
         return Session::Ran {
-            first,
+            first: Box::new(first),
             further: Vec::new(),
             leave_item: false,
         };
@@ -522,7 +522,7 @@ async fn hold(
     let mut runs = runs.into_iter();
     match runs.next() {
         Some(first) => Session::Ran {
-            first,
+            first: Box::new(first),
             further: runs.collect(),
             leave_item,
         },
