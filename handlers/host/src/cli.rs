@@ -35,7 +35,9 @@ Output: KEY=value lines (HUBSPOKE_HOST_URL, HUBSPOKE_EVENTGRID_URL with its key,
 HUBSPOKE_FUNCTION_KEY, HUBSPOKE_EVENTGRID_KEY, HUBSPOKE_MASTER_KEY) then `ready` on stdout; logs on
 stderr (level from HUBSPOKE_LOG, default info). Storage for queue bindings:
 AzureWebJobsStorage__queueServiceUri, __credential=managedidentity, __clientId (or a SAS), and
-HUBSPOKE_CA_CERT for extra trusted certificates. SIGTERM or Ctrl-C: stop the triggers, let
+HUBSPOKE_CA_CERT for extra trusted certificates; with AzureWebJobsStorage__blobServiceUri too, a
+timer runs on one host at a time (a blob lease, as the real host's), so that several hosts on one
+account behave as an app scaled out. Each host gives its handler WEBSITE_INSTANCE_ID. SIGTERM or Ctrl-C: stop the triggers, let
 invocations finish, stop the handler.
 
 In Azure, the real Functions host runs the same host.json and function.json files.";
