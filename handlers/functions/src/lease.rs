@@ -21,10 +21,17 @@
 //! (after its pass while holding, and once more after releasing). A holder that dies leaves its
 //! own work item in the queue and the mark in place; both are found once the lease has run out.
 //!
+//! The lease id is derived from the instance and the hub (a name-based UUID), so that a handler
+//! the host restarted on the same instance — the host runs one handler process at a time —
+//! takes over the lease its dead predecessor held at once (acquiring a leased blob with its own
+//! lease id succeeds, Learn, "Lease Blob"), rather than wait a minute for it to run out. Within
+//! the process a registry keeps the hub held by one pass at a time.
+//!
 //! A lease that cannot be renewed — broken from outside, taken over after it ran out, storage
 //! unreachable until it would run out — sets the pass's [`Halt`]: the pass starts no further
 //! change, and its invocation fails so that the queue retries it.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hubspoke_arm::apply::Halt;
@@ -53,6 +60,8 @@ pub struct HubLeases {
     created: OnceCell<()>,
     instance: String,
     renew: Duration,
+    /// The hubs whose lease a pass of this process holds.
+    held: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for HubLeases {
@@ -69,6 +78,9 @@ pub struct HeldLease {
     id: LeaseId,
     halt: Halt,
     renewer: tokio::task::JoinHandle<()>,
+    /// This process's registry, and the hub's entry in it.
+    held: Arc<Mutex<HashSet<String>>>,
+    name: String,
 }
 
 impl std::fmt::Debug for HeldLease {
@@ -100,6 +112,7 @@ impl HubLeases {
             created: OnceCell::new(),
             instance: instance.to_string(),
             renew,
+            held: Arc::default(),
         })
     }
 
@@ -127,19 +140,33 @@ impl HubLeases {
     /// Takes the hub's lease, creating its blob the first time; `None` when another instance
     /// holds it.
     pub async fn try_acquire(&self, hub: &VnetId) -> Result<Option<HeldLease>, BlobError> {
-        self.ensure_container().await?;
-        let blob = self.lease_blob(hub);
-        let sent = Instant::now();
-        let id = match blob.acquire_lease(LEASE_DURATION).await {
-            Ok(id) => id,
-            Err(error) if error.is_not_found() => {
-                blob.create_if_missing(&BTreeMap::new()).await?;
-                blob.acquire_lease(LEASE_DURATION).await?
-            }
-            Err(error) => return Err(error),
-        };
-        let Some(id) = id else {
+        let name = blob_name(hub);
+        // Held by a pass of this process: the lease id would let a second one in.
+        if !self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone())
+        {
             return Ok(None);
+        }
+        let acquired = self.acquire(hub).await;
+        let unregister = || {
+            self.held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
+        };
+        let (blob, id, sent) = match acquired {
+            Ok(Some(acquired)) => acquired,
+            Ok(None) => {
+                unregister();
+                return Ok(None);
+            }
+            Err(error) => {
+                unregister();
+                return Err(error);
+            }
         };
         let halt = Halt::new();
         let renewer = tokio::spawn(renew(
@@ -154,7 +181,27 @@ impl HubLeases {
             id,
             halt,
             renewer,
+            held: self.held.clone(),
+            name,
         }))
+    }
+
+    /// Acquires the hub's lease with this instance's lease id; `None` when another instance
+    /// holds it.
+    async fn acquire(&self, hub: &VnetId) -> Result<Option<(Blob, LeaseId, Instant)>, BlobError> {
+        self.ensure_container().await?;
+        let blob = self.lease_blob(hub);
+        let proposed = lease_id(&self.instance, hub);
+        let sent = Instant::now();
+        let id = match blob.acquire_lease_as(LEASE_DURATION, &proposed).await {
+            Ok(id) => id,
+            Err(error) if error.is_not_found() => {
+                blob.create_if_missing(&BTreeMap::new()).await?;
+                blob.acquire_lease_as(LEASE_DURATION, &proposed).await?
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(id.map(|id| (blob, id, sent)))
     }
 
     /// Who holds the hub's lease now, if anyone does.
@@ -259,6 +306,8 @@ impl HeldLease {
     /// holder until the lease runs out.
     pub async fn release(self) {
         self.renewer.abort();
+        // A pass of this process may take the hub again once the lease is let go (below) or
+        // dropped (here, whatever happens).
         if let Err(error) = self.blob.release_lease(&self.id).await {
             tracing::warn!(%error, "cannot release the hub's lease: the next pass waits until it runs out");
         }
@@ -268,7 +317,21 @@ impl HeldLease {
 impl Drop for HeldLease {
     fn drop(&mut self) {
         self.renewer.abort();
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.name);
     }
+}
+
+/// The lease id of `instance` on `hub`: a name-based UUID, the same for every handler process of
+/// the instance.
+pub fn lease_id(instance: &str, hub: &VnetId) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("hubspoke-lease:{instance}:{}", blob_name(hub)).as_bytes(),
+    )
+    .to_string()
 }
 
 /// Renews the lease every `every` until aborted; sets `halt` when it is lost or cannot be

@@ -24,6 +24,7 @@ pub mod logs;
 pub mod mapping;
 pub mod outcome;
 pub mod passes;
+mod session;
 pub mod settings;
 pub mod sink;
 pub mod state;

@@ -376,3 +376,45 @@ async fn a_request_the_host_drops_still_leaves_its_outcome_and_holds_nothing() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_restarted_on_its_instance_takes_its_dead_predecessors_lease_at_once() {
+    let setup = instances(estate(1), Duration::from_millis(50), &[]).await;
+    let hub_text = setup.estate.vnet_id("hub");
+    let hub = hub_text.parse().unwrap();
+    // The handler process of instance A dies holding the lease: nothing lets it go.
+    let predecessor =
+        HubLeases::new(&setup.storage, "instance-a", Duration::from_secs(20)).unwrap();
+    let held = predecessor.try_acquire(&hub).await.unwrap().unwrap();
+    held.name_holder("instance-a", "the-dead-pass", "2026-11-30T02:16:22.123Z")
+        .await;
+    drop(held);
+
+    // Instance B finds the lease held and joins the next pass, leaving the mark.
+    let joined = invoke(
+        &app(setup.b.clone()),
+        "ReconcileHub",
+        &work_body(&item(&hub_text)),
+    )
+    .await;
+    let joined = joined.outcome().clone();
+    assert_eq!(joined["status"], "joined", "{joined:#}");
+    assert_eq!(joined["pass"]["instance"], "instance-a");
+
+    // The host restarted A's handler (one process per instance): it takes the lease at once,
+    // with the instance's own lease id, and runs the pass the mark asked for.
+    let restarted = invoke(
+        &app(setup.a.clone()),
+        "ReconcileHub",
+        &work_body(&item(&hub_text)),
+    )
+    .await;
+    assert!(restarted.status.is_success(), "{:#}", restarted.body);
+    let restarted = restarted.outcome();
+    assert_eq!(restarted["status"], "changed", "{restarted:#}");
+    assert_eq!(restarted["pass"]["instance"], "instance-a");
+    assert_eq!(
+        restarted["pass"]["id"], joined["pass"]["id"],
+        "the pass B joined"
+    );
+}

@@ -344,10 +344,32 @@ impl Blob {
     /// Acquires a lease of `duration` (15 to 60 seconds); `None` when someone else holds one
     /// (409). The blob must exist (a 404 is an error).
     pub async fn acquire_lease(&self, duration: Duration) -> Result<Option<LeaseId>, BlobError> {
+        self.acquire(duration, None).await
+    }
+
+    /// Acquires a lease of `duration` with the lease id `proposed` (a GUID). The holder of that
+    /// id gets it again at once, with a fresh duration (the service allows an acquire with the
+    /// active lease's own id); anyone else holding another id makes it `None`.
+    pub async fn acquire_lease_as(
+        &self,
+        duration: Duration,
+        proposed: &str,
+    ) -> Result<Option<LeaseId>, BlobError> {
+        self.acquire(duration, Some(proposed)).await
+    }
+
+    async fn acquire(
+        &self,
+        duration: Duration,
+        proposed: Option<&str>,
+    ) -> Result<Option<LeaseId>, BlobError> {
         let seconds = i32::try_from(duration.as_secs())
             .unwrap_or(60)
             .clamp(15, 60);
-        let options = BlobClientAcquireLeaseOptions::default();
+        let options = BlobClientAcquireLeaseOptions {
+            proposed_lease_id: proposed.map(str::to_string),
+            ..Default::default()
+        };
         match bounded(self.client.acquire_lease(seconds, Some(options))).await {
             Ok(Ok(response)) => {
                 use azure_storage_blob::models::BlobClientAcquireLeaseResultHeaders;

@@ -99,6 +99,30 @@ async fn leases_behave_as_the_service_documents(blobs: &BlobService) {
         Lease::Available
     );
 
+    // A lease id of one's own: taken again at once by whoever knows it, by nobody else.
+    let mine = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let held = blob
+        .acquire_lease_as(Duration::from_secs(60), mine)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.expose(), mine);
+    let again = blob
+        .acquire_lease_as(Duration::from_secs(60), mine)
+        .await
+        .unwrap();
+    assert_eq!(again.unwrap().expose(), mine, "the same id takes it again");
+    assert_eq!(
+        blob.acquire_lease_as(
+            Duration::from_secs(60),
+            "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+        )
+        .await
+        .unwrap(),
+        None
+    );
+    blob.release_lease(&held).await.unwrap();
+
     // The mark: created once, read, deleted only as read.
     let mark = container.blob("sub/rg/hub.wanted");
     assert!(mark
