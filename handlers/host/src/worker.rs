@@ -10,6 +10,11 @@
 //! queue's work for good, so this one logs that moment as an error ("the real host would
 //! restart itself now"), waits a second as a host restart would, and carries on.
 //!
+//! A handler that cannot run at all is another matter: restarting it forever would only hide
+//! the cause. When the executable cannot be started (missing, not executable), or when it exits
+//! [`ERROR_THRESHOLD`] times in a row before it is ever ready, the worker fails for good with
+//! that reason: start-up returns it as an error, and a running host stops with it.
+//!
 //! Invocations that arrive while the handler is starting wait for it (bounded by the function
 //! timeout), as the real host's invoker waits for its dispatcher.
 use std::collections::VecDeque;
@@ -57,6 +62,8 @@ enum State {
     /// Ready; the number counts starts, so a restart is visible.
     Ready(u64),
     Stopped,
+    /// It cannot run; the reason is in [`Inner::failure`].
+    Failed,
 }
 
 /// A supervised handler process. Cheap to clone.
@@ -74,6 +81,8 @@ struct Inner {
     starts: Mutex<u64>,
     /// The process id of the handler while it runs.
     pid: Mutex<Option<u32>>,
+    /// Why the handler cannot run, once the worker has given up.
+    failure: Mutex<Option<String>>,
 }
 
 /// The answer of the handler to one invocation request.
@@ -108,6 +117,7 @@ impl Worker {
                 stop,
                 starts: Mutex::new(0),
                 pid: Mutex::new(None),
+                failure: Mutex::new(None),
             }),
         };
         tokio::spawn(supervise(worker.clone(), launch));
@@ -136,7 +146,7 @@ impl Worker {
             loop {
                 match *state.borrow_and_update() {
                     State::Ready(_) => return true,
-                    State::Stopped => return false,
+                    State::Stopped | State::Failed => return false,
                     State::Starting => {}
                 }
                 if state.changed().await.is_err() {
@@ -146,6 +156,29 @@ impl Worker {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// Why the handler cannot run, once the worker has given up on it.
+    pub fn failure(&self) -> Option<String> {
+        self.inner
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until the worker gives up on the handler; the reason.
+    pub async fn failed(&self) -> String {
+        let mut state = self.inner.state.subscribe();
+        loop {
+            if *state.borrow_and_update() == State::Failed {
+                return self.failure().unwrap_or_default();
+            }
+            if state.changed().await.is_err() {
+                // The worker is gone without failing: wait for ever, as nothing will fail.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Kills the handler so that it restarts (after a function timeout).
@@ -227,6 +260,8 @@ async fn supervise(worker: Worker, launch: Launch) {
     let inner = &worker.inner;
     let mut stop = inner.stop.subscribe();
     let mut errors: VecDeque<Instant> = VecDeque::new();
+    // Starts in a row that never became ready.
+    let mut not_ready = 0;
     let worker_id = uuid::Uuid::new_v4().to_string();
     loop {
         if *stop.borrow() {
@@ -255,12 +290,14 @@ async fn supervise(worker: Worker, launch: Launch) {
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
-                error!(executable = %launch.executable.display(), error = %e, "cannot start the custom handler");
-                if error_event(&mut errors).await {
-                    continue;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                give_up(
+                    inner,
+                    format!(
+                        "cannot start the custom handler {}: {e}",
+                        launch.executable.display()
+                    ),
+                );
+                return;
             }
         };
         let pid = child.id();
@@ -302,6 +339,7 @@ async fn supervise(worker: Worker, launch: Launch) {
             waited += READY_POLL;
         };
         if ready {
+            not_ready = 0;
             let starts = {
                 let mut starts = inner.starts.lock().unwrap_or_else(|e| e.into_inner());
                 *starts += 1;
@@ -326,6 +364,17 @@ async fn supervise(worker: Worker, launch: Launch) {
             }
         } else {
             let _ = child.kill().await;
+            not_ready += 1;
+            if not_ready >= ERROR_THRESHOLD {
+                give_up(
+                    inner,
+                    format!(
+                        "the custom handler {} exited or was not ready {not_ready} times in a row; its output is in the log above",
+                        launch.executable.display()
+                    ),
+                );
+                return;
+            }
         }
         if error_event(&mut errors).await {
             continue;
@@ -333,6 +382,13 @@ async fn supervise(worker: Worker, launch: Launch) {
     }
     let _ = inner.state.send_replace(State::Stopped);
     info!("custom handler stopped");
+}
+
+/// Gives up on a handler that cannot run: the reason is kept and the state says so.
+fn give_up(inner: &Inner, reason: String) {
+    error!("{reason}");
+    *inner.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    let _ = inner.state.send_replace(State::Failed);
 }
 
 /// Records an error event; at the real host's threshold logs what the real host would do and

@@ -273,6 +273,7 @@ impl Stack {
                 listen: ([127, 0, 0, 1], port).into(),
                 settings: settings.clone(),
                 keys,
+                handler_fallback: None,
             },
         )
         .await
