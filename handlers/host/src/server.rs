@@ -34,7 +34,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::{AuthLevel, Function, Trigger};
 use crate::in_flight::InFlight;
 use crate::invocation::{double_encoded, event_grid, Invoker, Outcome};
-use crate::keys::Keys;
+use crate::keys::{same_key, Keys};
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -185,7 +185,10 @@ fn admin_run(
     name: &str,
 ) -> HttpResponse {
     let key = presented_key(request, query);
-    if key.as_deref() != Some(front.keys.master.as_str()) {
+    if !key
+        .as_deref()
+        .is_some_and(|k| same_key(k, &front.keys.master))
+    {
         return respond(401, &[], "");
     }
     if request.method() != hyper::Method::POST {
@@ -222,7 +225,7 @@ async fn event_grid_webhook(
     let key = presented_key(&request, query);
     let authorised = key
         .as_deref()
-        .is_some_and(|k| k == front.keys.event_grid || k == front.keys.master);
+        .is_some_and(|k| same_key(k, &front.keys.event_grid) | same_key(k, &front.keys.master));
     if !authorised {
         return respond(401, &[], "");
     }
@@ -369,8 +372,8 @@ async fn http_trigger(
     let key = presented_key(&request, &query);
     let key_name = match (auth_level, key.as_deref()) {
         (AuthLevel::Anonymous, _) => None,
-        (AuthLevel::Function, Some(k)) if k == front.keys.function => Some("default"),
-        (AuthLevel::Function | AuthLevel::Admin, Some(k)) if k == front.keys.master => {
+        (AuthLevel::Function, Some(k)) if same_key(k, &front.keys.function) => Some("default"),
+        (AuthLevel::Function | AuthLevel::Admin, Some(k)) if same_key(k, &front.keys.master) => {
             Some("_master")
         }
         _ => return respond(401, &[], ""),
