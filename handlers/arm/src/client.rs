@@ -78,6 +78,7 @@ struct Inner {
     retry: RetryPolicy,
     operation_timeout: Duration,
     pacer: Arc<Pacer>,
+    max_answer_bytes: usize,
 }
 
 /// Request counts; a client made by [`ArmClient::with_own_counts`] adds to its parent's too, so
@@ -118,6 +119,14 @@ struct Page<'a> {
     value: Option<Vec<&'a RawValue>>,
     #[serde(rename = "nextLink", default)]
     next_link: Option<String>,
+}
+
+/// Why an exchange has no usable answer.
+enum Unanswered {
+    /// None came: refused or dropped connection, timeout.
+    Transport(reqwest::Error),
+    /// One came, larger than the client reads.
+    TooLarge { status: u16 },
 }
 
 /// An answer read to the end.
@@ -184,6 +193,7 @@ impl ArmClient {
                 retry: settings.retry,
                 operation_timeout: settings.operation_timeout,
                 pacer: Pacer::new(settings.pacing),
+                max_answer_bytes: settings.max_answer_bytes,
             }),
             counters: Arc::default(),
             priority: 0,
@@ -713,12 +723,25 @@ impl ArmClient {
             let started = Instant::now();
             let answer = match self.exchange(&method, url, body, authorization).await {
                 Ok(answer) => answer,
-                Err(error) => {
+                Err(Unanswered::Transport(error)) => {
                     // No answer: Azure may or may not have counted the request.
                     drop(permit);
                     self.after_no_answer(&method, url, retries, &error, started)
                         .await?;
                     continue;
+                }
+                Err(Unanswered::TooLarge { status }) => {
+                    return Err(ArmError::new(
+                        ErrorKind::Rejected,
+                        Some(status),
+                        "ResponseTooLarge",
+                        format!(
+                            "the answer was larger than {} bytes and was not read",
+                            self.inner.max_answer_bytes
+                        ),
+                        method.as_str(),
+                        url.as_str(),
+                    ));
                 }
             };
             let request_id = answer.header("x-ms-request-id").unwrap_or_default();
@@ -834,7 +857,7 @@ impl ArmClient {
         url: &Url,
         body: Option<&Value>,
         authorization: HeaderValue,
-    ) -> Result<Answer, reqwest::Error> {
+    ) -> Result<Answer, Unanswered> {
         let mut request = self
             .inner
             .http
@@ -850,10 +873,17 @@ impl ArmClient {
         } else {
             self.counters.add(|c| &c.writes);
         }
-        let response = request.send().await?;
+        let mut response = request.send().await.map_err(Unanswered::Transport)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
+        // Read as it arrives, and refused past the limit rather than held whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Unanswered::Transport)? {
+            if body.len() + chunk.len() > self.inner.max_answer_bytes {
+                return Err(Unanswered::TooLarge { status });
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Answer {
             status,
             headers,

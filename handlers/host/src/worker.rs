@@ -36,6 +36,8 @@ pub const HOST_VERSION: &str = "4.1037.0";
 const READY_POLL: Duration = Duration::from_millis(25);
 /// Budget of the readiness check (`HttpWorkerOptions.InitializationTimeout`).
 const READY_BUDGET: Duration = Duration::from_secs(30);
+/// The largest answer read from the handler, as the largest request the host takes: 100 MiB.
+const MAX_ANSWER_BYTES: usize = 100 * 1024 * 1024;
 /// Error events tolerated within [`ERROR_WINDOW`] before the real host restarts itself.
 const ERROR_THRESHOLD: usize = 3;
 const ERROR_WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -232,10 +234,21 @@ impl Worker {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| format!("reading the handler's answer failed: {}", chain(&e)))?;
+            .map_err(|e| format!("reading the handler's answer failed: {}", chain(&e)))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(format!(
+                    "the handler's answer is larger than {MAX_ANSWER_BYTES} bytes"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = bytes::Bytes::from(body);
         Ok(Answer {
             status,
             content_type,
