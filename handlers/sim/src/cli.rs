@@ -14,9 +14,15 @@ use crate::{Seed, SimConfig};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = HELP_TAIL)]
 pub struct SimArgs {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. A loopback address unless
+    /// --allow-remote: the control API and the queues have no authentication, and the
+    /// simulator mints a token for anyone who asks.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// Accept a --listen address other machines can reach. Anyone who reaches it can read and
+    /// change the simulated estate and get its tokens.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Load an estate in the snapshot format of `hubspoke plan --snapshot`.
     #[arg(long)]
     pub seed: Option<PathBuf>,
@@ -97,6 +103,12 @@ Unconfirmed Azure behaviour defaults to the stricter reading; see docs/simulator
 impl SimArgs {
     /// The library configuration these options describe.
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
+        if !self.listen.ip().is_loopback() && !self.allow_remote {
+            anyhow::bail!(
+                "--listen {}: not a loopback address. The simulator's control API and queues have no authentication and it mints a token for anyone who asks; pass --allow-remote to serve other machines anyway",
+                self.listen
+            );
+        }
         Ok(SimConfig {
             listen: self.listen,
             tls: self.tls,
