@@ -9,6 +9,7 @@
 //! | `HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
 //! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 1200); the rest continues in a new pass |
+//! | `HUBSPOKE_BACKFILL_ANSWER_SECONDS` | how long `Backfill` observes before it answers 202 and leaves the plan to `ReconcileHub` (default 200, at most 220: Azure cuts an HTTP trigger at 230 s) |
 //! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |
 //! | `HUBSPOKE_DRIFT_SCHEDULE` | read by the host for `DriftCheck`; checked here so a typo stops start-up |
 //! | `AzureWebJobsStorage__queueServiceUri` (or `__accountName`), `__credential`, `__clientId` | the host's storage, where the handler writes the outcomes of failed invocations itself |
@@ -47,6 +48,14 @@ pub const DEFAULT_PASS_TIME_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// The largest `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` accepted: half of `functionTimeout`.
 pub const MAX_PASS_TIME_LIMIT: Duration = Duration::from_secs(30 * 60);
 
+/// How long `Backfill` observes before it answers: Azure cuts an HTTP trigger at 230 seconds
+/// (the front end's idle timeout), so an estate that takes longer is answered 202 and planned by
+/// `ReconcileHub` instead.
+pub const DEFAULT_BACKFILL_ANSWER_LIMIT: Duration = Duration::from_secs(200);
+
+/// The largest `HUBSPOKE_BACKFILL_ANSWER_SECONDS`: room left under the 230 seconds to answer.
+pub const MAX_BACKFILL_ANSWER_LIMIT: Duration = Duration::from_secs(220);
+
 /// Everything the handler needs, parsed once.
 #[derive(Debug, Clone)]
 pub struct HandlerSettings {
@@ -59,6 +68,9 @@ pub struct HandlerSettings {
     pub self_principal_id: Option<String>,
     /// `HUBSPOKE_DRIFT_SCHEDULE`, when set (checked, not used: the host fires the timer).
     pub drift_schedule: Option<String>,
+    /// `HUBSPOKE_BACKFILL_ANSWER_SECONDS`: how long Backfill observes before it answers
+    /// ([`DEFAULT_BACKFILL_ANSWER_LIMIT`]).
+    pub backfill_answer_limit: Duration,
     /// The host's storage (`AzureWebJobsStorage`), when the handler can reach its queues.
     pub storage: Option<StorageSettings>,
     /// Why the storage is not used although a connection is set, for a warning at start-up.
@@ -108,6 +120,23 @@ impl HandlerSettings {
                     ),
                 })?,
         });
+        let backfill_answer_limit = match get("HUBSPOKE_BACKFILL_ANSWER_SECONDS") {
+            None => DEFAULT_BACKFILL_ANSWER_LIMIT,
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|seconds| (1..=MAX_BACKFILL_ANSWER_LIMIT.as_secs()).contains(seconds))
+                .map(Duration::from_secs)
+                .ok_or_else(|| SettingError {
+                    setting: "HUBSPOKE_BACKFILL_ANSWER_SECONDS",
+                    value: value.clone(),
+                    reason: format!(
+                        "expected whole seconds from 1 to {} (Azure cuts an HTTP trigger at 230 \
+                         seconds; Backfill must answer before)",
+                        MAX_BACKFILL_ANSWER_LIMIT.as_secs()
+                    ),
+                })?,
+        };
         let arm = ArmSettings::from_settings(&lookup)?;
         let self_principal_id = match get("HUBSPOKE_SELF_PRINCIPAL_ID") {
             None => None,
@@ -142,6 +171,7 @@ impl HandlerSettings {
             arm,
             self_principal_id,
             drift_schedule,
+            backfill_answer_limit,
             storage,
             storage_note,
         })

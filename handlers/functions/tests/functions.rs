@@ -345,6 +345,55 @@ async fn backfill_dry_run_answers_the_plan_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_backfill_that_cannot_observe_within_an_http_request_answers_202_and_plans_in_a_work_item(
+) {
+    let estate = article();
+    // Every ARM answer takes 1.5 s, the answer limit is 1 s: the observation cannot finish.
+    let bed = bed(
+        &estate,
+        &[("HUBSPOKE_BACKFILL_ANSWER_SECONDS", "1")],
+        |config| {
+            config.latency.response = std::time::Duration::from_millis(1500);
+        },
+    )
+    .await;
+    let hub = estate.vnet_id("hub");
+    let answer = invoke(
+        &bed.app,
+        "Backfill",
+        &backfill_body("POST", &format!("hub={}&dryRun=true", encode(&hub))),
+    )
+    .await;
+    let res = &answer.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 202, "{:#}", answer.body);
+    assert!(res["body"]["plan"].is_null());
+    assert!(res["body"]["message"].as_str().unwrap().contains("outcome"));
+    let work = answer.work();
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0]["dry_run"], true);
+    assert_eq!(res["body"]["work_items"][0]["item_id"], work[0]["item_id"]);
+    assert_eq!(answer.outcome()["status"], "queued");
+    assert_valid_outcome(answer.outcome());
+
+    // The work item delivers the plan as its outcome, and writes nothing.
+    let planned = invoke(&bed.app, "ReconcileHub", &work_body(&work[0])).await;
+    let outcome = planned.outcome();
+    assert_eq!(outcome["dry_run"], true, "{outcome:#}");
+    let changes = outcome["hubs"][0]["changes"].as_array().unwrap();
+    assert!(!changes.is_empty(), "{outcome:#}");
+    assert!(changes.iter().all(|c| c["status"] == "planned"));
+    assert!(writes(&bed.sim).is_empty(), "a dry run writes nothing");
+
+    // A real backfill that cannot answer in time queues the usual work.
+    let answer = invoke(&bed.app, "Backfill", &backfill_body("POST", "")).await;
+    let res = &answer.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 202, "{:#}", answer.body);
+    let work = answer.work();
+    assert_eq!(work.len(), 1);
+    assert!(work[0].get("dry_run").is_none(), "{:#}", work[0]);
+}
+
+#[tokio::test]
 async fn backfill_queues_every_hub_and_answers_the_plan_it_expects() {
     let estate = article();
     let bed = bed(&estate, &[], |_| {}).await;

@@ -10,6 +10,11 @@
 //! HTTP call is cut after 230 seconds and converging a hub takes longer. Any bad parameter: 400
 //! with a message naming it, and nothing queued. An estate that cannot be observed: 502 with
 //! ARM's error, nothing queued.
+//!
+//! Azure cuts an HTTP trigger at 230 seconds, and observing a large estate can take longer: after
+//! `HUBSPOKE_BACKFILL_ANSWER_SECONDS` (200 by default) the answer is 202 without a plan, with a
+//! work item per hub. For a dry run those items ask for a plan only (`"dry_run": true`), whose
+//! outcomes carry the plan; for a real one they are the usual work.
 use hubspoke_arm::reconcile::{reconcile, ReconcileOptions};
 use hubspoke_core::id::VnetId;
 use hubspoke_core::plan::Plan;
@@ -18,7 +23,7 @@ use serde_json::json;
 use super::{hub_records, observe_error, skipped_reads};
 use crate::envelope::HttpInput;
 use crate::invocation::{Failure, HttpReply, Invocation, Reply};
-use crate::outcome::{RequestRef, Status};
+use crate::outcome::{HubRecord, Outcome, RequestRef, Status};
 use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
@@ -117,9 +122,15 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         only_hubs: Some(params.hubs.clone()),
         ..state.settings.reconcile.clone()
     };
-    let (result, plan) = match reconcile(&state.arm, &state.settings.plan, &options, None).await {
-        Ok(done) => done,
-        Err(error) => {
+    let observed = tokio::time::timeout(
+        state.settings.backfill_answer_limit,
+        reconcile(&state.arm, &state.settings.plan, &options, None),
+    )
+    .await;
+    let (result, plan) = match observed {
+        Err(_) => return Ok(too_long_to_answer(id, outcome, &params, &state)),
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => {
             let record = observe_error(&error);
             outcome.fail(record.clone());
             return Ok(Reply {
@@ -181,6 +192,69 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         work,
         http: Some(HttpReply { status: 202, body }),
     })
+}
+
+/// The answer when the estate takes longer to observe than an HTTP request may last (Azure cuts
+/// one at 230 s): 202 with one work item per hub, which `ReconcileHub` takes — a plan only for a
+/// dry run, whose outcome then carries the plan, a pass for a real one. The observation dropped
+/// here wrote nothing.
+fn too_long_to_answer(
+    id: String,
+    mut outcome: Outcome,
+    params: &Params,
+    state: &AppState,
+) -> Reply {
+    let limit = state.settings.backfill_answer_limit.as_secs();
+    let work: Vec<WorkItem> = params
+        .hubs
+        .iter()
+        .map(|hub| {
+            let mut item = WorkItem::new(
+                hub,
+                Reason::Backfill,
+                RequestedBy {
+                    function: outcome.function.clone(),
+                    invocation_id: id.clone(),
+                    event_id: None,
+                    subject: None,
+                },
+            );
+            item.dry_run = params.dry_run;
+            item
+        })
+        .collect();
+    let what = if params.dry_run {
+        "the plan is delivered as the outcome of each work item (hubspoke results)"
+    } else {
+        "the work items are queued for ReconcileHub as usual; their outcomes say what changed"
+    };
+    let message = format!(
+        "the estate takes longer than {limit} s to observe, and an HTTP request may not last that long: {what}"
+    );
+    for hub in &params.hubs {
+        outcome.hubs.push(HubRecord::bare(
+            hub.to_string(),
+            Status::Queued,
+            Some(message.clone()),
+        ));
+    }
+    outcome.settle_status();
+    let items: Vec<serde_json::Value> = work
+        .iter()
+        .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
+        .collect();
+    let body = json!({
+        "invocation_id": id,
+        "dry_run": params.dry_run,
+        "plan": null,
+        "message": message,
+        "work_items": items,
+    });
+    Reply {
+        outcome,
+        work,
+        http: Some(HttpReply { status: 202, body }),
+    }
 }
 
 #[cfg(test)]

@@ -55,8 +55,8 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         message.work_item = Some(item.item_id.clone());
     }
     outcome.trigger.message = Some(message);
-    let hub = match decoded {
-        Ok((_, hub)) => hub,
+    let (dry_run, hub) = match decoded {
+        Ok((item, hub)) => (item.dry_run, hub),
         Err(error) => {
             outcome.reject("invalid_work_item", error.to_string());
             return Ok(Reply::outcome(outcome));
@@ -72,15 +72,24 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         return Ok(Reply::outcome(outcome));
     }
 
-    let pass_state = state.clone();
-    let pass_hub = hub.clone();
-    let joined = state
-        .passes
-        .run(
-            &hub,
-            move || async move { pass(&pass_state, pass_hub).await },
-        )
-        .await;
+    let joined = if dry_run {
+        // A plan only writes nothing: it joins no pass (passes write) and needs no turn.
+        crate::passes::Joined {
+            pass_id: uuid::Uuid::new_v4().to_string(),
+            shared: false,
+            result: Ok(std::sync::Arc::new(plan_only(&state, hub.clone()).await)),
+        }
+    } else {
+        let pass_state = state.clone();
+        let pass_hub = hub.clone();
+        state
+            .passes
+            .run(
+                &hub,
+                move || async move { pass(&pass_state, pass_hub).await },
+            )
+            .await
+    };
     outcome.pass = Some(PassInfo {
         id: joined.pass_id,
         shared: joined.shared,
@@ -140,6 +149,18 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
 async fn pass(state: &AppState, hub: VnetId) -> PassResult {
     let options = ReconcileOptions {
         only_hubs: Some(vec![hub]),
+        ..state.settings.reconcile.clone()
+    };
+    reconcile(&state.arm, &state.settings.plan, &options, None)
+        .await
+        .map(|(result, _)| result)
+}
+
+/// A pass that observes and plans the hub, and writes nothing.
+async fn plan_only(state: &AppState, hub: VnetId) -> PassResult {
+    let options = ReconcileOptions {
+        only_hubs: Some(vec![hub]),
+        dry_run: true,
         ..state.settings.reconcile.clone()
     };
     reconcile(&state.arm, &state.settings.plan, &options, None)
