@@ -7,7 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use ipnet::{IpNet, Ipv4Net};
 
 use super::index::Index;
-use super::{is_appliance, managed_prefix, parse_managed_route_name, Spoke};
+use super::names::{managed_prefix, parse_managed_route_name};
+use super::next_hop::is_appliance;
+use super::Spoke;
 use crate::config::PlanConfig;
 use crate::id::RouteTableId;
 use crate::model::{RoutePrefix, RouteTable};

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::builder::Builder;
 use super::index::Index;
-use super::{managed_table_id, WarningCode, TAG_EXCLUDE, TAG_MANAGED};
+use super::names::{managed_table_id, TAG_EXCLUDE, TAG_MANAGED};
+use super::types::WarningCode;
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, SubnetId, VnetId};
 use crate::model::{Subnet, VirtualNetwork};

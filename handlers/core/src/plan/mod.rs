@@ -63,6 +63,8 @@ pub(crate) mod enrolled;
 pub(crate) mod gateway;
 pub(crate) mod index;
 mod merge;
+mod names;
+mod next_hop;
 pub(crate) mod order;
 pub(crate) mod pairs;
 mod peering_writes;
@@ -78,12 +80,11 @@ mod types;
 
 use std::collections::HashMap;
 
-use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, VnetId};
-use crate::model::{Observed, RoutePrefix, VirtualNetwork};
+use crate::model::{Observed, VirtualNetwork};
 use builder::Builder;
 use carry::carrying_tables;
 use checks::hub_checks;
@@ -99,25 +100,11 @@ use route_changes::route_changes;
 use routes::{desired_routes, Desired};
 use summaries::usable_summaries;
 use transit::{transit_spoke, SpokeTransit};
-pub use types::*;
-
-/// Tag that enrolls a VNet when `HUBSPOKE_ENROLLMENT=tagged`.
-pub const TAG_ENROLL: &str = "hubspoke:enroll";
-/// Tag that keeps hubspoke off a VNet or a route table.
-pub const TAG_EXCLUDE: &str = "hubspoke:exclude";
-/// Tag that puts a spoke in a routing group.
-pub const TAG_GROUP: &str = "hubspoke:group";
-/// Tag on the route tables hubspoke created.
-pub const TAG_MANAGED: &str = "hubspoke:managed";
-/// Prefix of the name of the route table hubspoke creates for a spoke.
-pub const MANAGED_TABLE_PREFIX: &str = "hubspoke-rt-";
-
-/// The id of the route table hubspoke creates for `vnet`.
-pub fn managed_table_id(vnet: &VnetId) -> RouteTableId {
-    let mut name = format!("{MANAGED_TABLE_PREFIX}{}", vnet.name());
-    name.truncate(80);
-    RouteTableId::new(vnet.subscription(), vnet.resource_group(), &name)
-}
+pub use names::{
+    managed_prefix, managed_route_name, managed_table_id, parse_managed_route_name,
+    MANAGED_TABLE_PREFIX, TAG_ENROLL, TAG_EXCLUDE, TAG_GROUP, TAG_MANAGED,
+};
+pub use types::{Action, Change, HubPlan, HubStatus, Plan, RouteSpec, Warning, WarningCode};
 
 /// Plans every configured hub.
 pub fn plan(config: &PlanConfig, observed: &Observed) -> Plan {
@@ -129,15 +116,6 @@ pub fn plan(config: &PlanConfig, observed: &Observed) -> Plan {
         .map(|hub| plan_hub(config, &index, &claims, hub))
         .collect();
     Plan { hubs }
-}
-
-/// The prefix of a managed route: its name is `hubspoke-a-b-c-d-len` and its prefix matches.
-pub fn managed_prefix(route: &crate::model::Route) -> Option<Ipv4Net> {
-    let named = parse_managed_route_name(route.id.name())?;
-    match route.address_prefix {
-        RoutePrefix::Cidr(IpNet::V4(prefix)) if prefix == named => Some(named),
-        _ => None,
-    }
 }
 
 /// A spoke of the hub being planned: what the spoke stages found and decided about it.
@@ -233,12 +211,4 @@ pub(crate) fn spoke_stages<'o>(
             }
         })
         .collect()
-}
-
-/// A next hop that sends traffic to an appliance or drops it: a more specific route would
-/// bypass it (rules 9b and 14).
-fn is_appliance(next_hop_type: &str) -> bool {
-    ["VirtualAppliance", "VirtualApplianceEcmp", "None"]
-        .iter()
-        .any(|kind| kind.eq_ignore_ascii_case(next_hop_type))
 }

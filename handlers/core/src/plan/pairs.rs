@@ -14,7 +14,8 @@ use super::builder::Builder;
 use super::carry::{Block, Carrier, CarryingTables};
 use super::merge::{aggregate_carriable, push_merging, subtract};
 use super::summaries::Summaries;
-use super::{Spoke, WarningCode};
+use super::types::WarningCode;
+use super::Spoke;
 use crate::config::PlanConfig;
 use crate::id::{RouteId, RouteTableId};
 
@@ -427,7 +428,7 @@ fn report_blocked(
 mod tests {
     use super::*;
     use crate::plan::testing::{transit_spokes, with_route_stages};
-    use crate::plan::TAG_GROUP;
+    use crate::plan::names::TAG_GROUP;
     use crate::synth::Estate;
 
     struct Case {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::builder::Builder;
 use super::peerings::FlagChange;
-use super::Action;
+use super::types::Action;
 use crate::id::{PeeringId, VnetId};
 use crate::model::{Peering, PeeringFlags, VirtualNetwork};
 

@@ -9,7 +9,9 @@ use ipnet::Ipv4Net;
 use super::builder::Builder;
 use super::index::Index;
 use super::routes::{Desired, TableDesire};
-use super::{managed_prefix, managed_table_id, Action, RouteSpec, Spoke, TAG_EXCLUDE};
+use super::names::{managed_prefix, managed_table_id, TAG_EXCLUDE};
+use super::types::{Action, RouteSpec};
+use super::Spoke;
 use crate::config::PlanConfig;
 use crate::id::{RouteId, RouteTableId, VnetId};
 use crate::model::Route;
@@ -283,7 +285,7 @@ fn aggregate(nets: &BTreeSet<Ipv4Net>) -> Vec<Ipv4Net> {
 #[cfg(test)]
 mod tests {
     use crate::plan::testing::{transit_spokes, with_route_changes};
-    use crate::plan::TAG_MANAGED;
+    use crate::plan::names::TAG_MANAGED;
     use crate::synth::Estate;
     use serde_json::json;
 
@@ -419,7 +421,7 @@ mod tests {
                         None,
                     )],
                 );
-                estate.route_tables[0]["tags"][crate::plan::TAG_EXCLUDE] = "true".into();
+                estate.route_tables[0]["tags"][crate::plan::names::TAG_EXCLUDE] = "true".into();
             },
             changes: &["0 delete_route hubspoke-10-1-0-0-16 []"],
         },

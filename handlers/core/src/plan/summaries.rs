@@ -10,7 +10,8 @@ use serde_json::json;
 use super::builder::Builder;
 use super::carry::CarryingTables;
 use super::index::Index;
-use super::{Spoke, WarningCode};
+use super::types::WarningCode;
+use super::Spoke;
 use crate::config::PlanConfig;
 use crate::id::VnetId;
 use crate::model::{PeeringState, VirtualNetwork};
@@ -132,7 +133,7 @@ fn unmanaged_connected(
 mod tests {
     use super::*;
     use crate::plan::testing::{transit_spokes, vnet, with_route_stages};
-    use crate::plan::{TAG_EXCLUDE, TAG_GROUP};
+    use crate::plan::names::{TAG_EXCLUDE, TAG_GROUP};
     use crate::synth::Estate;
 
     struct Case {

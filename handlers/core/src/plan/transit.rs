@@ -11,7 +11,7 @@ use serde_json::json;
 use super::builder::Builder;
 use super::enrolled::EnrolledSpoke;
 use super::peerings::{ConnectedPair, Pair, RemoteGateways, SpokePeerings};
-use super::WarningCode;
+use super::types::WarningCode;
 use crate::model::{Peering, PeeringState, VirtualNetwork};
 
 /// What being (or not being) a transit spoke means for one spoke.
