@@ -9,7 +9,7 @@ use ipnet::{IpNet, Ipv4Net};
 use super::index::Index;
 use super::names::{managed_prefix, parse_managed_route_name};
 use super::next_hop::is_appliance;
-use super::Spoke;
+use super::spokes::Spoke;
 use crate::config::PlanConfig;
 use crate::id::RouteTableId;
 use crate::model::{RoutePrefix, RouteTable};

@@ -8,7 +8,7 @@ use super::builder::Builder;
 use super::index::Index;
 use super::next_hop::is_appliance;
 use super::types::WarningCode;
-use super::Spoke;
+use super::spokes::Spoke;
 use crate::model::{RoutePrefix, VirtualNetwork};
 
 /// Hub checks (rule 14), read-only.

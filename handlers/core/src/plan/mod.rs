@@ -30,8 +30,8 @@
 //!     upserts, and deletions of stale managed routes in every table the hub claims.
 //! 11. **Order** (`order.rs`): the changes by phase, renumbered, dependencies pointing backwards.
 //!
-//! `spoke_stages` runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their results together in
-//! one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule
+//! `spoke_stages` (`spokes.rs`) runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their results
+//! together in one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule
 //! 11: otherwise no route is desired, and every managed route is stale).
 //!
 //! Changes and warnings are collected by one `Builder` (`builder.rs`) as the stages go; warnings
@@ -72,6 +72,7 @@ pub(crate) mod peerings;
 pub mod render;
 pub(crate) mod route_changes;
 pub(crate) mod routes;
+pub(crate) mod spokes;
 pub(crate) mod summaries;
 #[cfg(test)]
 mod testing;
@@ -84,22 +85,18 @@ use serde_json::json;
 
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, VnetId};
-use crate::model::{Observed, VirtualNetwork};
+use crate::model::Observed;
 use builder::Builder;
 use carry::carrying_tables;
 use checks::hub_checks;
 use claims::claim_tables;
-use coverage::{coverage, Coverage};
-use enrolled::{enrolled_spokes, EnrolledSpoke};
-use gateway::{gateway_readiness, GatewayReadiness};
+use gateway::gateway_readiness;
 use index::Index;
 use pairs::routed_pairs;
-use peering_writes::HubPeerings;
-use peerings::{peering_changes, SpokePeerings};
 use route_changes::route_changes;
 use routes::{desired_routes, Desired};
+use spokes::spoke_stages;
 use summaries::usable_summaries;
-use transit::{transit_spoke, SpokeTransit};
 pub use names::{
     managed_prefix, managed_route_name, managed_table_id, parse_managed_route_name,
     MANAGED_TABLE_PREFIX, TAG_ENROLL, TAG_EXCLUDE, TAG_GROUP, TAG_MANAGED,
@@ -116,21 +113,6 @@ pub fn plan(config: &PlanConfig, observed: &Observed) -> Plan {
         .map(|hub| plan_hub(config, &index, &claims, hub))
         .collect();
     Plan { hubs }
-}
-
-/// A spoke of the hub being planned: what the spoke stages found and decided about it.
-pub(crate) struct Spoke<'o> {
-    pub(crate) enrolled: EnrolledSpoke<'o>,
-    pub(crate) peerings: SpokePeerings<'o>,
-    pub(crate) transit: SpokeTransit,
-    pub(crate) coverage: Coverage<'o>,
-}
-
-impl Spoke<'_> {
-    /// A transit spoke with at least one table hubspoke writes: routes are planned between these.
-    pub(crate) fn is_routable(&self) -> bool {
-        self.transit.is_transit() && !self.coverage.writable_tables.is_empty()
-    }
 }
 
 /// Plans one hub: its stages, in order.
@@ -181,34 +163,4 @@ fn hub_not_found(hub_id: &VnetId) -> HubPlan {
     let mut plan = builder.finish(hub_id.clone());
     plan.status = HubStatus::HubNotFound;
     plan
-}
-
-/// Stages 2 to 5: the hub's enrolled spokes, each through its peering changes, transit and
-/// coverage (of transit spokes, while the hub's gateway may take routes).
-pub(crate) fn spoke_stages<'o>(
-    config: &PlanConfig,
-    index: &Index<'o>,
-    hub: &'o VirtualNetwork,
-    gateway: &GatewayReadiness,
-    builder: &mut Builder,
-) -> Vec<Spoke<'o>> {
-    let hub_peerings = HubPeerings::new(hub);
-    enrolled_spokes(index, hub, builder)
-        .into_iter()
-        .map(|enrolled| {
-            let peerings = peering_changes(config, hub, &hub_peerings, &enrolled, gateway, builder);
-            let transit = transit_spoke(hub, &enrolled, &peerings, builder);
-            let coverage = if transit.is_transit() && !gateway.unfit_for_routes {
-                coverage(config, index, hub, enrolled.vnet, builder)
-            } else {
-                Coverage::default()
-            };
-            Spoke {
-                enrolled,
-                peerings,
-                transit,
-                coverage,
-            }
-        })
-        .collect()
 }

@@ -15,7 +15,7 @@ use super::carry::{Block, Carrier, CarryingTables};
 use super::merge::{aggregate_carriable, push_merging, subtract};
 use super::summaries::Summaries;
 use super::types::WarningCode;
-use super::Spoke;
+use super::spokes::Spoke;
 use crate::config::PlanConfig;
 use crate::id::{RouteId, RouteTableId};
 

@@ -11,7 +11,7 @@ use super::index::Index;
 use super::routes::{Desired, TableDesire};
 use super::names::{managed_prefix, managed_table_id, TAG_EXCLUDE};
 use super::types::{Action, RouteSpec};
-use super::Spoke;
+use super::spokes::Spoke;
 use crate::config::PlanConfig;
 use crate::id::{RouteId, RouteTableId, VnetId};
 use crate::model::Route;

@@ -11,7 +11,7 @@ use super::builder::Builder;
 use super::carry::CarryingTables;
 use super::index::Index;
 use super::types::WarningCode;
-use super::Spoke;
+use super::spokes::Spoke;
 use crate::config::PlanConfig;
 use crate::id::VnetId;
 use crate::model::{PeeringState, VirtualNetwork};

@@ -10,7 +10,7 @@ use super::route_changes::route_changes;
 use super::routes::{desired_routes, Desired};
 use super::summaries::{usable_summaries, Summaries};
 use super::types::{Change, HubPlan, WarningCode};
-use super::{spoke_stages, Spoke};
+use super::spokes::{spoke_stages, Spoke};
 use crate::config::PlanConfig;
 use crate::model::Observed;
 use crate::synth::Estate;
