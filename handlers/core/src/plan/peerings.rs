@@ -6,7 +6,7 @@
 use super::builder::Builder;
 use super::enrolled::EnrolledSpoke;
 use super::gateway::GatewayReadiness;
-use super::peering_writes::{peering_name, write_pair, HubPeerings, PeeringWrite};
+use super::peering_writes::{peering_name, write_pair, FlagChange, HubPeerings, PeeringWrite};
 use crate::config::PlanConfig;
 use crate::id::VnetId;
 use crate::model::{Peering, PeeringFlags, PeeringState, VirtualNetwork};
@@ -52,13 +52,6 @@ pub(crate) struct ConnectedPair {
     pub(crate) remote_gateways: RemoteGateways,
     /// The hub side's remote address space is re-synced by this plan (rule 4).
     pub(crate) hub_sync: bool,
-}
-
-/// A peering's four flags as observed (the defaults for a side to create) and after this plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FlagChange {
-    pub(crate) before: PeeringFlags,
-    pub(crate) after: PeeringFlags,
 }
 
 /// What this plan does with `allowGatewayTransit` (hub side) and `useRemoteGateways` (spoke side).
