@@ -7,8 +7,8 @@ use serde_json::json;
 use super::builder::Builder;
 use super::index::Index;
 use super::next_hop::is_appliance;
-use super::types::WarningCode;
 use super::spokes::Spoke;
+use super::types::WarningCode;
 use crate::model::{RoutePrefix, VirtualNetwork};
 
 /// Hub checks (rule 14), read-only.

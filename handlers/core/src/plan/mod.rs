@@ -75,7 +75,7 @@ pub(crate) mod routes;
 pub(crate) mod spokes;
 pub(crate) mod summaries;
 #[cfg(test)]
-mod testing;
+mod tests;
 pub(crate) mod transit;
 mod types;
 
@@ -92,15 +92,15 @@ use checks::hub_checks;
 use claims::claim_tables;
 use gateway::gateway_readiness;
 use index::Index;
+pub use names::{
+    managed_prefix, managed_route_name, managed_table_id, parse_managed_route_name,
+    MANAGED_TABLE_PREFIX, TAG_ENROLL, TAG_EXCLUDE, TAG_GROUP, TAG_MANAGED,
+};
 use pairs::routed_pairs;
 use route_changes::route_changes;
 use routes::{desired_routes, Desired};
 use spokes::spoke_stages;
 use summaries::usable_summaries;
-pub use names::{
-    managed_prefix, managed_route_name, managed_table_id, parse_managed_route_name,
-    MANAGED_TABLE_PREFIX, TAG_ENROLL, TAG_EXCLUDE, TAG_GROUP, TAG_MANAGED,
-};
 pub use types::{Action, Change, HubPlan, HubStatus, Plan, RouteSpec, Warning, WarningCode};
 
 /// Plans every configured hub.
