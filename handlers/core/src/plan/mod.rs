@@ -30,13 +30,26 @@
 //!     upserts, and deletions of stale managed routes in every table the hub claims.
 //! 11. **Order** (`order.rs`): the changes by phase, renumbered, dependencies pointing backwards.
 //!
-//! `spoke_stages` (`spokes.rs`) runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their results
-//! together in one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule
-//! 11: otherwise no route is desired, and every managed route is stale).
+//! `spoke_stages` (`spokes.rs`) runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their
+//! results together in one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may
+//! take routes (rule 11: otherwise no route is desired, and every managed route is stale).
 //!
 //! Changes and warnings are collected by one `Builder` (`builder.rs`) as the stages go; warnings
 //! are kept sorted, so only the order in which changes are pushed matters. The stages' results
 //! are crate-visible types, so that other parts of the crate can reason from the same facts.
+//!
+//! # Layers
+//! No file here imports a file that imports it back (`scripts/check-imports`); they read top-down:
+//! - Leaves, which import no stage: what a plan is made of (`types.rs`), the tags and the names of
+//!   what hubspoke creates (`names.rs`), what a next hop means (`next_hop.rs`), the index of the
+//!   observed state (`index.rs`), and the `Builder` (`builder.rs`) with the order it finishes
+//!   with (`order.rs`).
+//! - The stages, each importing leaves and the results of earlier stages only.
+//! - This file, which declares the modules, re-exports the public API for other crates, and runs
+//!   the stages. Nothing in the crate imports it: the stages import the leaves directly.
+//!
+//! The stages' tests that run the earlier stages first live in `tests/`, apart from the stages'
+//! files, for the same reason.
 //!
 //! # Guarantees
 //! - Pure and deterministic: the same input gives the same plan, byte for byte once serialized
