@@ -120,6 +120,9 @@ pub(crate) fn handle(
     flush_outbox(shared, &mut world);
 
     match l.as_slice() {
+        ["subscriptions"] | ["subscriptions", _] | ["tenants"] => {
+            crate::tenancy::handle(method, &segments, &world.snapshot())
+        }
         ["subscriptions", _, "providers", "microsoft.network", list] => {
             if method != "GET" {
                 return Err(method_not_allowed(method));

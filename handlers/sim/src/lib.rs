@@ -13,6 +13,7 @@ pub mod identity;
 pub mod json;
 
 mod arm;
+mod cloud;
 mod control;
 mod effective;
 mod events;
@@ -24,6 +25,8 @@ mod queues;
 mod scheduler;
 mod server;
 mod shared;
+mod signing;
+mod tenancy;
 mod throttle;
 mod tls;
 mod world;

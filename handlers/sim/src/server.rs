@@ -169,6 +169,13 @@ async fn handle(
             &request.body,
         ));
     }
+    if request.path.eq_ignore_ascii_case("/metadata/endpoints") {
+        return Ok(crate::cloud::metadata_endpoints(
+            &request.method,
+            &request.query,
+            &request.base_url,
+        ));
+    }
     let ids = RequestIds::for_request(&request);
     let mut out_headers = ids.headers(&request.time);
     // Faults first: they imitate the network and ARM's front door.
@@ -547,6 +554,7 @@ fn bearer_token<'a>(
         .map(str::trim)
         .unwrap_or("");
     if !token.is_empty() {
+        crate::identity::check_arm_token(token, out_headers)?;
         return Ok(token);
     }
     out_headers.push((

@@ -438,8 +438,9 @@ impl Stack {
             keys.event_grid.clone(),
             keys.master.clone(),
             self.sim.identity_header(),
-            // `{"alg":"none","typ":"JWT"}`, base64url: the start of every token minted here.
-            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0".to_string(),
+            // The JOSE header of the simulator's tokens, base64url: the start of every token
+            // minted here.
+            hubspoke_sim::identity::TOKEN_PREFIX.to_string(),
         ]
     }
 
