@@ -1,8 +1,9 @@
 //! The Azure CLI, unchanged, against `hubspoke sim`, as a network engineer would use it: register
 //! the simulator as a cloud by its Resource Manager URL, `az login --identity` through the
-//! simulator's managed identity endpoint, then ordinary network commands. What they print must
-//! hold what the simulator holds, and `hubspoke plan` of what they print must plan exactly what a
-//! plan of the simulator's own state plans.
+//! simulator's managed identity endpoint, then ordinary network commands, listing the estate as
+//! the README's offline recipe does. What they print must hold what the simulator holds, and
+//! `hubspoke plan` of what they print must plan exactly what a plan of the simulator's own state
+//! plans.
 //!
 //! The CLI is the pinned `azure-cli` that `scripts/test` installs into `.venv/azure-cli` and names
 //! in `HUBSPOKE_TEST_AZ`. It keeps its configuration in a temporary `AZURE_CONFIG_DIR`, never the
@@ -122,16 +123,15 @@ impl Az {
         }
     }
 
-    /// Runs `az ARGS -o json`; fails with what the CLI printed unless it succeeds.
-    fn json(&self, args: &[&str]) -> Value {
+    /// Runs `az ARGS`; fails with what the CLI printed unless it succeeds; returns its stdout.
+    fn run(&self, args: &[&str]) -> String {
         let output = Command::new(&self.program)
             .args(args)
-            .args(["--output", "json"])
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("the Azure CLI runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
             "az {}: {}\n{stdout}\n{}",
@@ -139,9 +139,12 @@ impl Az {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        if stdout.trim().is_empty() {
-            return Value::Null;
-        }
+        stdout
+    }
+
+    /// Runs `az ARGS -o json` and parses what it printed.
+    fn json(&self, args: &[&str]) -> Value {
+        let stdout = self.run(&[args, &["--output", "json"]].concat());
         serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("az {}: not JSON ({e}): {stdout}", args.join(" ")))
     }
@@ -150,7 +153,7 @@ impl Az {
     /// in with the managed identity; returns what `az login` printed.
     fn log_in(&self, sim: &Sim) -> Value {
         let arm = setting(sim, "HUBSPOKE_ARM_ENDPOINT");
-        self.json(&[
+        self.run(&[
             "cloud",
             "register",
             "--name",
@@ -158,7 +161,7 @@ impl Az {
             "--endpoint-resource-manager",
             arm,
         ]);
-        self.json(&["cloud", "set", "--name", CLOUD]);
+        self.run(&["cloud", "set", "--name", CLOUD]);
         self.json(&["login", "--identity"])
     }
 }
@@ -372,58 +375,68 @@ fn subscriptions_of(state: &Value) -> Vec<String> {
     out
 }
 
-/// What a user lists to see the estate: the VNets of every subscription (`az network vnet
-/// list`), then the route tables and gateways of every resource group of those VNets (this CLI
-/// refuses `route-table list` and `vnet-gateway list` without `-g`). Each list is all the
-/// answers concatenated into one array.
+/// The README's query for the resource groups to list route tables and gateways in: those of
+/// the VNets, of the route tables their subnets use and of their gateways.
+const GROUPS_QUERY: &str = "[].[resourceGroup, subnets[].routeTable.resourceGroup, \
+    subnets[?name=='GatewaySubnet'].ipConfigurations[].resourceGroup][][]";
+
+/// What the CLI listed, each list all the answers of its command concatenated into one array.
 struct Listed {
     vnets: Vec<Value>,
     route_tables: Vec<Value>,
     gateways: Vec<Value>,
 }
 
-fn list_estate(az: &Az, subscriptions: &[String]) -> Listed {
-    let mut vnets = Vec::new();
+/// Lists the estate as the README's offline recipe does, one file per call in `folder`: the
+/// VNets of every subscription (`az network vnet list`), then the route tables and gateways of
+/// every resource group the README's query names (this CLI refuses `route-table list` and
+/// `vnet-gateway list` without `-g`).
+fn list_estate(az: &Az, subscriptions: &[String], folder: &Path) -> Listed {
+    std::fs::create_dir_all(folder).unwrap();
+    let mut listed = Listed {
+        vnets: Vec::new(),
+        route_tables: Vec::new(),
+        gateways: Vec::new(),
+    };
+    let mut save = |name: String, printed: String, into: fn(&mut Listed) -> &mut Vec<Value>| {
+        let value: Value = serde_json::from_str(&printed).unwrap();
+        into(&mut listed).extend(value.as_array().unwrap().iter().cloned());
+        std::fs::write(folder.join(name), printed).unwrap();
+    };
     for subscription in subscriptions {
-        let listed = az.json(&["network", "vnet", "list", "--subscription", subscription]);
-        vnets.extend(listed.as_array().unwrap().iter().cloned());
-    }
-    let mut groups: Vec<(String, String)> = Vec::new();
-    for vnet in &vnets {
-        let scope = scope_of(vnet["id"].as_str().unwrap());
-        assert_eq!(
-            vnet["resourceGroup"].as_str(),
-            Some(scope.1.as_str()),
-            "the CLI names each VNet's resource group"
+        let subscription = subscription.as_str();
+        let args = ["network", "vnet", "list", "--subscription", subscription];
+        save(
+            format!("vnets-{subscription}.json"),
+            az.run(&[&args[..], &["-o", "json"]].concat()),
+            |l| &mut l.vnets,
         );
-        if !groups.contains(&scope) {
-            groups.push(scope);
+        let groups = az.run(&[&args[..], &["-o", "tsv", "--query", GROUPS_QUERY]].concat());
+        let mut groups: Vec<&str> = groups.lines().filter(|g| !g.is_empty()).collect();
+        groups.sort();
+        groups.dedup();
+        assert!(!groups.is_empty(), "no resource group in {subscription}");
+        for group in groups {
+            let scope = ["--subscription", subscription, "-g", group, "-o", "json"];
+            save(
+                format!("route-tables-{subscription}-{group}.json"),
+                az.run(&[&["network", "route-table", "list"][..], &scope].concat()),
+                |l| &mut l.route_tables,
+            );
+            save(
+                format!("gateways-{subscription}-{group}.json"),
+                az.run(&[&["network", "vnet-gateway", "list"][..], &scope].concat()),
+                |l| &mut l.gateways,
+            );
         }
     }
-    let (mut route_tables, mut gateways) = (Vec::new(), Vec::new());
-    for (subscription, group) in &groups {
-        let scope = [
-            "--subscription",
-            subscription.as_str(),
-            "--resource-group",
-            group.as_str(),
-        ];
-        let tables = az.json(&[&["network", "route-table", "list"][..], &scope].concat());
-        route_tables.extend(tables.as_array().unwrap().iter().cloned());
-        let found = az.json(&[&["network", "vnet-gateway", "list"][..], &scope].concat());
-        gateways.extend(found.as_array().unwrap().iter().cloned());
-    }
-    Listed {
-        vnets,
-        route_tables,
-        gateways,
-    }
+    listed
 }
 
-/// Plans, for the hub of the estate, what the CLI listed (`hubspoke plan --snapshot` of the three
-/// lists, as a user saves them) and the simulator's own state; the two plans must be the same,
-/// and not empty.
-fn assert_plans_alike(dir: &Path, state: &Value, listed: Listed) {
+/// Plans, for the hub of the estate, what the CLI listed (`hubspoke plan --snapshot FOLDER`, as
+/// the README's recipe does) and the simulator's own state: the two plans must be the same, and
+/// not empty.
+fn assert_plans_alike(dir: &Path, state: &Value, listed_folder: &Path) {
     // The hub: the VNet of the gateway's subnet.
     let gateway = &array(state, "virtualNetworkGateways")[0];
     let subnet = gateway["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
@@ -431,31 +444,27 @@ fn assert_plans_alike(dir: &Path, state: &Value, listed: Listed) {
         .unwrap();
     let hub = &subnet[..subnet.to_ascii_lowercase().find("/subnets/").unwrap()];
 
-    let write = |name: &str, value: &Value| {
-        let path = dir.join(name);
-        std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
-        path.display().to_string()
-    };
     // The simulator's own state, in the snapshot format (its NICs left out: a snapshot holds
     // only these three).
-    let own = write(
-        "state.json",
-        &json!({
-            "virtualNetworks": state["virtualNetworks"],
-            "routeTables": state["routeTables"],
-            "virtualNetworkGateways": state["virtualNetworkGateways"],
-        }),
-    );
-    let vnets = write("vnets.json", &Value::Array(listed.vnets));
-    let tables = write("route-tables.json", &Value::Array(listed.route_tables));
-    let gateways = write("gateways.json", &Value::Array(listed.gateways));
+    let own = dir.join("state.json");
+    let snapshot = json!({
+        "virtualNetworks": state["virtualNetworks"],
+        "routeTables": state["routeTables"],
+        "virtualNetworkGateways": state["virtualNetworkGateways"],
+    });
+    std::fs::write(&own, snapshot.to_string()).unwrap();
 
-    let plan = |snapshots: &[&str]| -> Value {
-        let mut args = vec!["plan"];
-        for snapshot in snapshots {
-            args.extend(["--snapshot", snapshot]);
-        }
-        args.extend(["--hub", hub, "--output", "json"]);
+    let plan = |snapshot: &Path| -> Value {
+        let snapshot = snapshot.display().to_string();
+        let args = [
+            "plan",
+            "--snapshot",
+            &snapshot,
+            "--hub",
+            hub,
+            "--output",
+            "json",
+        ];
         let output = run(&args, &[]);
         assert!(
             output.status.success(),
@@ -465,8 +474,8 @@ fn assert_plans_alike(dir: &Path, state: &Value, listed: Listed) {
         );
         serde_json::from_slice(&output.stdout).unwrap()
     };
-    let of_state = plan(&[&own]);
-    let of_cli = plan(&[&vnets, &tables, &gateways]);
+    let of_state = plan(&own);
+    let of_cli = plan(listed_folder);
     assert_eq!(of_cli, of_state);
     // Not an empty agreement: the estate has half-open peerings and missing routes.
     assert_eq!(of_state["hubs"][0]["status"], "changes_pending");
@@ -505,7 +514,8 @@ fn the_azure_cli_logs_in_to_the_simulator_prints_what_it_holds_and_plans_alike()
     assert_eq!(logged_in, expected);
 
     // az network vnet list / route-table list -g / vnet-gateway list -g.
-    let listed = list_estate(&az, &subscriptions);
+    let listed_folder = dir.join("estate");
+    let listed = list_estate(&az, &subscriptions, &listed_folder);
     assert_lists(
         "az network vnet list",
         array(&state, "virtualNetworks"),
@@ -580,5 +590,7 @@ fn the_azure_cli_logs_in_to_the_simulator_prints_what_it_holds_and_plans_alike()
     );
 
     // hubspoke plan --snapshot of the first three lists.
-    assert_plans_alike(&dir, &state, listed);
+    assert_plans_alike(&dir, &state, &listed_folder);
+    drop(sim);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
