@@ -24,7 +24,7 @@ pub mod server;
 pub mod triggers;
 pub mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,9 +71,24 @@ pub struct HostHandle {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     in_flight: Arc<InFlight>,
     functions: Vec<String>,
+    invoker: Arc<Invoker>,
 }
 
 impl HostHandle {
+    /// Invocations started so far, by function name.
+    pub fn invocations(&self) -> BTreeMap<String, u64> {
+        self.invoker
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Invocations running now.
+    pub fn invocations_in_flight(&self) -> usize {
+        self.in_flight.count()
+    }
+
     /// Waits until the host can no longer run its handler (it could not be started again);
     /// the reason. A host that runs well never returns from this.
     pub async fn failed(&self) -> String {
@@ -175,6 +190,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         encoding: app.host.queues.message_encoding,
         function_timeout: app.host.function_timeout,
         watchers: watchers.clone(),
+        started: Default::default(),
     });
     // Start-up waits for the handler, within the readiness budget plus a margin.
     if !worker.ready(Duration::from_secs(35)).await {
@@ -207,7 +223,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         .map(|f| f.name.clone());
     let front = Arc::new(server::Front {
         functions: functions.clone(),
-        invoker,
+        invoker: invoker.clone(),
         keys: config.keys.clone(),
         route_prefix: app.host.route_prefix.clone(),
         in_flight: in_flight.clone(),
@@ -226,6 +242,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         tasks,
         in_flight,
         functions: functions.iter().map(|f| f.name.clone()).collect(),
+        invoker,
     })
 }
 
