@@ -25,7 +25,7 @@ param existingSystemTopics object = {}
 @description('Step 3 of the deployment: create the event subscriptions to OnNetworkEvent. Only once the package is published.')
 param deployEventSubscriptions bool = false
 
-// --- hubspoke settings (DESIGN section 5) ------------------------------------------------------
+// --- hubspoke settings (docs/design.md §5) ------------------------------------------------------
 
 @description('HUBSPOKE_DRIFT_SCHEDULE: NCRONTAB with seconds for the DriftCheck timer. Always set: the host refuses to index a timer whose %NAME% is unset.')
 param driftSchedule string = '0 */15 * * * *'

@@ -33,7 +33,7 @@ ALLOWED_BUILTIN_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
 
-# DESIGN section 3: the writes and deletes OnNetworkEvent takes.
+# docs/design.md §3: the writes and deletes OnNetworkEvent takes.
 DESIGN_OPERATIONS = {
     "Microsoft.Network/virtualNetworks/write",
     "Microsoft.Network/virtualNetworks/delete",
@@ -53,7 +53,7 @@ DESIGN_OPERATIONS = {
 # Event Grid: at most 25 advanced filter values per event subscription, all filters together.
 EVENT_GRID_FILTER_VALUE_LIMIT = 25
 
-# DESIGN section 5: what the deployment sets. HUBSPOKE_ARM_ENDPOINT and HUBSPOKE_CA_CERT are for
+# docs/design.md §5: what the deployment sets. HUBSPOKE_ARM_ENDPOINT and HUBSPOKE_CA_CERT are for
 # the simulator and stay unset in Azure.
 HUBSPOKE_SETTINGS = {
     "HUBSPOKE_HUBS",

@@ -95,7 +95,7 @@ pub struct HubResult {
     pub warnings: Vec<Warning>,
 }
 
-/// The status of a hub after a pass (DESIGN.md section 4).
+/// The status of a hub after a pass (docs/design.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HubOutcome {

@@ -1,7 +1,7 @@
 //! The ARM client's settings, parsed once at start-up from a lookup (the binary passes
 //! `std::env::var`); a bad value is a [`SettingError`] naming the setting, and the process stops.
 //!
-//! Settings read (DESIGN.md section 5):
+//! Settings read (docs/design.md §5):
 //!
 //! | Setting | Meaning | Default |
 //! | --- | --- | --- |

@@ -1,4 +1,4 @@
-//! The outcome message (`hubspoke.outcome/v1`, DESIGN.md section 4): one JSON object per
+//! The outcome message (`hubspoke.outcome/v1`, docs/design.md §4): one JSON object per
 //! invocation, written to the `outcome` queue output. Its JSON Schema is
 //! `docs/outcome.schema.json`; keep the two in step.
 //!
@@ -58,7 +58,7 @@ pub struct Outcome {
     pub summary: Option<Summary>,
 }
 
-/// Statuses of DESIGN.md section 4, plus `rejected` for input that is not valid.
+/// Statuses of docs/design.md §4, plus `rejected` for input that is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

@@ -1,5 +1,5 @@
 //! One reconcile of a hub at a time in this process; requests that arrive meanwhile collapse
-//! into one more pass (DESIGN.md section 3).
+//! into one more pass (docs/design.md §3).
 //!
 //! Per hub there is at most one pass running and one pass pending. A request joins the pending
 //! pass if there is one, else it starts a new pending pass, which waits for the running one to
@@ -8,7 +8,7 @@
 //! and a burst of requests costs at most two passes. Passes run as tasks of their own, so a
 //! request that goes away (its connection dropped) never cuts a pass short.
 //!
-//! Across instances nothing is shared but Azure (DESIGN.md section 6); this only saves work in
+//! Across instances nothing is shared but Azure (docs/design.md §6); this only saves work in
 //! one process.
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! The handler's settings, read once at start-up from a lookup (the binary passes the process
 //! environment: in Azure, the app settings). A bad value stops start-up with a message naming
-//! the setting (DESIGN.md section 5); nothing half-starts.
+//! the setting (docs/design.md §5); nothing half-starts.
 //!
 //! | Setting | Meaning |
 //! | --- | --- |

@@ -1,4 +1,4 @@
-//! One invocation, as the Functions host makes it (notes sections 2 to 4): the request body
+//! One invocation, as the Functions host makes it (the custom handler protocol: Microsoft Learn, "Azure Functions custom handlers", request and response payloads): the request body
 //! `{"Data": …, "Metadata": …}` built per trigger type, the handler's answer judged, its `Logs`
 //! logged with the invocation id, and its `Outputs` written as the host's bindings write them.
 //!

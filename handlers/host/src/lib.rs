@@ -1,7 +1,8 @@
 //! A local stand-in for the Azure Functions host, for tests and the demo: it runs hubspoke's
 //! custom handler from the same `host.json` and `function.json` files the real host runs in
-//! Azure, and follows the real host's protocol and quirks (the notes on the custom handler
-//! protocol; each module says which part it imitates).
+//! Azure, and follows the real host's protocol and quirks (Microsoft Learn, "Azure Functions
+//! custom handlers", and the host's own behaviour where the page is silent; each module says
+//! which part it imitates).
 //!
 //! - [`config`]: host.json and function.json, app settings (`%NAME%`, `AzureFunctionsJobHost__…`).
 //! - [`worker`]: the handler process: ports, readiness, restarts, console output.

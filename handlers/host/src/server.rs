@@ -2,7 +2,7 @@
 //! function keys, and the admin route that runs a non-HTTP function now.
 //!
 //! - `/runtime/webhooks/eventgrid?functionName=<Name>&code=<key>` (Event Grid extension
-//!   `HttpRequestProcessor`, notes section 6): the system key (or the master key) in `code` or
+//!   `HttpRequestProcessor` of the Functions host): the system key (or the master key) in `code` or
 //!   `x-functions-key`, else 401; an unknown or missing function 404; `OPTIONS` answers the
 //!   CloudEvents abuse-protection handshake; `aeg-event-type: SubscriptionValidation` answers
 //!   `{"validationResponse": code}`; `Notification` takes an array (Event Grid schema) or one
@@ -408,7 +408,7 @@ async fn http_trigger(
     }
 }
 
-/// `Data.req` and the HTTP trigger's Metadata (notes section 3.3).
+/// `Data.req` and the HTTP trigger's Metadata (the custom handler protocol's HTTP trigger payload).
 fn http_payload(
     binding: &str,
     parts: &hyper::http::request::Parts,

@@ -1,4 +1,4 @@
-//! The custom handler process, as the Functions host runs it (notes: process lifecycle):
+//! The custom handler process, as the Functions host runs it (its process lifecycle):
 //! started with `FUNCTIONS_CUSTOMHANDLER_PORT` and its twins on a port chosen once, polled with
 //! `GET /` every 25 ms until any HTTP answer (30 s of polling at most), its stdout logged as
 //! information and its stderr as warnings or errors, and restarted on the same port when it

@@ -355,7 +355,7 @@ impl EventKnobs {
 }
 
 /// How a write that meets another operation in flight on the same VNet (or route table) is
-/// refused. Azure answers either way (notes §6, §9); the client must handle both.
+/// refused. Azure answers either way (both codes appear in the Network RP's error catalogue and in field reports); the client must handle both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LockConflict {
     /// 409 `AnotherOperationInProgress`.

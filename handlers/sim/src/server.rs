@@ -620,7 +620,7 @@ fn take_budget(
         OpClass::Delete => "delete",
     };
     let message = if by_network_rp {
-        // UNCONFIRMED: the notes give no text for the Network RP's own throttling.
+        // UNCONFIRMED: Azure's documentation gives no text for the Network RP's own throttling.
         format!("Number of '{kind}' requests for subscription '{subscription}' exceeded the limit of the resource provider 'Microsoft.Network'. Please try again after '{retry_after}' seconds.")
     } else {
         format!("Number of '{kind}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry_after}' seconds after the last request.", request.peer.ip())

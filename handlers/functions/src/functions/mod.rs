@@ -1,4 +1,4 @@
-//! The four functions of DESIGN.md section 3, each a plain async fn from an invocation of its
+//! The four functions of docs/design.md §3, each a plain async fn from an invocation of its
 //! typed input to a reply. The adapter does the rest.
 pub mod backfill;
 pub mod drift_check;

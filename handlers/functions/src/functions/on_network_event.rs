@@ -1,6 +1,6 @@
 //! `OnNetworkEvent` (Event Grid trigger): one ARM event in, one work item per hub concerned out.
 //!
-//! It keeps successful writes and deletes of the resources DESIGN.md section 3 lists, drops
+//! It keeps successful writes and deletes of the resources docs/design.md §3 lists, drops
 //! what is unrelated, out of scope or caused by hubspoke's own identity (status `ignored`, with
 //! the reason), and maps the resource to its hubs with at most one cheap read ([`crate::mapping`]).
 //! It never writes to ARM, and answers well within Event Grid's 30 seconds.
