@@ -124,7 +124,10 @@ fn identity(shared: &Shared, req: &Request<Incoming>) -> HttpResponse {
         .get("x-identity-header")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if header != shared.identity_header {
+    // Compared in constant time, as the platform's endpoint would: the header is its secret.
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(header.as_bytes(), shared.identity_header.as_bytes()).into();
+    if !matches {
         return json_response(
             401,
             &json!({"statusCode": 401, "message": "The X-IDENTITY-HEADER header is missing or wrong."}),
