@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what hubspoke would change: from a snapshot file (no credentials needed), or live.
+    /// Show what hubspoke would change: from snapshots of the estate (files or folders; no
+    /// credentials needed), or live.
     Plan(plan::PlanArgs),
     /// Observe, plan and apply: make the hubs' spokes transitive now.
     #[cfg(feature = "local")]
