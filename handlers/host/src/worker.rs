@@ -281,34 +281,13 @@ async fn supervise(worker: Worker, launch: Launch) {
             break;
         }
         let _ = inner.state.send_replace(State::Starting);
-        let mut command = Command::new(&launch.executable);
-        command
-            .args(&launch.arguments)
-            .current_dir(&launch.working_directory)
-            .envs(
-                launch
-                    .settings
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", inner.port.to_string())
-            .env("FUNCTIONS_HTTPWORKER_PORT", inner.port.to_string())
-            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", &worker_id)
-            .env("FUNCTIONS_HTTPWORKER_ID", &worker_id)
-            .env("FUNCTIONS_APP_ROOT_PATH", &launch.app_root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
+        let mut child = match command(&launch, inner.port, &worker_id).spawn() {
             Ok(child) => child,
             Err(e) => {
+                let executable = launch.executable.display();
                 give_up(
                     inner,
-                    format!(
-                        "cannot start the custom handler {}: {e}",
-                        launch.executable.display()
-                    ),
+                    format!("cannot start the custom handler {executable}: {e}"),
                 );
                 return;
             }
@@ -324,66 +303,20 @@ async fn supervise(worker: Worker, launch: Launch) {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(forward(stderr, true));
         }
-        // Readiness: only the sleeps count against the budget, as in the real host.
-        let mut waited = Duration::ZERO;
-        let ready = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                warn!(%status, "the custom handler exited before it was ready");
-                break false;
-            }
-            match inner
-                .http
-                .get(format!("http://127.0.0.1:{}/", inner.port))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-            {
-                Ok(_) => break true,
-                // Connection refused: not listening yet.
-                Err(e) if e.is_connect() => {}
-                // Anything else counts as ready (the real host's check does the same).
-                Err(_) => break true,
-            }
-            if waited >= READY_BUDGET {
-                error!("Initializing HttpWorker timed out.");
-                break false;
-            }
-            tokio::time::sleep(READY_POLL).await;
-            waited += READY_POLL;
-        };
-        if ready {
+        if wait_ready(inner, &mut child).await {
             not_ready = 0;
-            let starts = {
-                let mut starts = inner.starts.lock().unwrap_or_else(|e| e.into_inner());
-                *starts += 1;
-                *starts
-            };
-            info!(pid, starts, "custom handler ready");
-            let _ = inner.state.send_replace(State::Ready(starts));
-            tokio::select! {
-                status = child.wait() => {
-                    let _ = inner.state.send_replace(State::Starting);
-                    error!(?status, "the custom handler exited; restarting it");
-                }
-                _ = inner.restart.notified() => {
-                    let _ = inner.state.send_replace(State::Starting);
-                    error!("a function timed out: the host kills and restarts the custom handler");
-                    let _ = child.kill().await;
-                }
-                _ = stop.changed() => {
-                    terminate(&mut child).await;
-                    break;
-                }
+            if serve_until_exit(inner, &mut child, &mut stop).await == Exit::Stopped {
+                break;
             }
         } else {
             let _ = child.kill().await;
             not_ready += 1;
             if not_ready >= ERROR_THRESHOLD {
+                let executable = launch.executable.display();
                 give_up(
                     inner,
                     format!(
-                        "the custom handler {} exited or was not ready {not_ready} times in a row; its output is in the log above",
-                        launch.executable.display()
+                        "the custom handler {executable} exited or was not ready {not_ready} times in a row; its output is in the log above"
                     ),
                 );
                 return;
@@ -395,6 +328,102 @@ async fn supervise(worker: Worker, launch: Launch) {
     }
     let _ = inner.state.send_replace(State::Stopped);
     info!("custom handler stopped");
+}
+
+/// The handler's command line and environment, as the host starts it.
+fn command(launch: &Launch, port: u16, worker_id: &str) -> Command {
+    let mut command = Command::new(&launch.executable);
+    command
+        .args(&launch.arguments)
+        .current_dir(&launch.working_directory)
+        .envs(
+            launch
+                .settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+        .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", worker_id)
+        .env("FUNCTIONS_HTTPWORKER_ID", worker_id)
+        .env("FUNCTIONS_APP_ROOT_PATH", &launch.app_root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Polls `GET /` until the handler answers; false when it exits first or the budget runs out.
+/// Only the sleeps count against the budget, as in the real host.
+async fn wait_ready(inner: &Inner, child: &mut tokio::process::Child) -> bool {
+    let mut waited = Duration::ZERO;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            warn!(%status, "the custom handler exited before it was ready");
+            return false;
+        }
+        match inner
+            .http
+            .get(format!("http://127.0.0.1:{}/", inner.port))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(_) => return true,
+            // Connection refused: not listening yet.
+            Err(e) if e.is_connect() => {}
+            // Anything else counts as ready (the real host's check does the same).
+            Err(_) => return true,
+        }
+        if waited >= READY_BUDGET {
+            error!("Initializing HttpWorker timed out.");
+            return false;
+        }
+        tokio::time::sleep(READY_POLL).await;
+        waited += READY_POLL;
+    }
+}
+
+/// How a ready handler's run ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    /// It exited or was killed after a function timeout: start it again.
+    Restart,
+    /// The host is stopping: it was terminated.
+    Stopped,
+}
+
+/// Marks the handler ready and waits until it exits, a function times out, or the host stops.
+async fn serve_until_exit(
+    inner: &Inner,
+    child: &mut tokio::process::Child,
+    stop: &mut watch::Receiver<bool>,
+) -> Exit {
+    let starts = {
+        let mut starts = inner.starts.lock().unwrap_or_else(|e| e.into_inner());
+        *starts += 1;
+        *starts
+    };
+    info!(pid = child.id(), starts, "custom handler ready");
+    let _ = inner.state.send_replace(State::Ready(starts));
+    tokio::select! {
+        status = child.wait() => {
+            let _ = inner.state.send_replace(State::Starting);
+            error!(?status, "the custom handler exited; restarting it");
+            Exit::Restart
+        }
+        _ = inner.restart.notified() => {
+            let _ = inner.state.send_replace(State::Starting);
+            error!("a function timed out: the host kills and restarts the custom handler");
+            let _ = child.kill().await;
+            Exit::Restart
+        }
+        _ = stop.changed() => {
+            terminate(child).await;
+            Exit::Stopped
+        }
+    }
 }
 
 /// Gives up on a handler that cannot run: the reason is kept and the state says so.
