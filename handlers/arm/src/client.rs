@@ -47,7 +47,8 @@ use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
 /// The requests a client made (all clones together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestCounts {
-    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these.
+    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these; and the
+    /// POSTs of actions that only read (a network interface's effective routes).
     pub reads: u64,
     /// Every PUT and DELETE sent, retries and re-issued PUTs included.
     pub writes: u64,
@@ -428,6 +429,32 @@ impl ArmClient {
         }
     }
 
+    /// POST an action that only reads (a network interface's `effectiveRouteTable`, Network
+    /// Watcher's `nextHop`), with `body` if any, and follow its long-running operation through
+    /// `Location` to its result, which is returned. Retried like a GET while transient; paced as
+    /// a write, as ARM counts a POST.
+    pub async fn post_read_action(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ArmError> {
+        let url = self.url_for(path, None, "POST")?;
+        let deadline = Instant::now() + self.inner.operation_timeout;
+        let answer = self
+            .send(Method::POST, &url, body, &mut self.retries())
+            .await?;
+        let location = answer.header("location");
+        match location {
+            Some(location) if answer.status == 202 => {
+                let location_url = self.url_for(&location, None, "GET")?;
+                self.poll_location(&location_url, answer.retry_after(), deadline)
+                    .await?
+                    .json("GET", &location_url)
+            }
+            _ => answer.json("POST", &url),
+        }
+    }
+
     /// The URL of `path` (or of an absolute URL of ours) with `api-version` (unless present) and
     /// `extra_query`. Absolute URLs must be on the endpoint's origin: the token goes with them.
     fn url_for(
@@ -599,13 +626,14 @@ impl ArmClient {
         }
     }
 
-    /// Polls a `Location` URL until it stops answering 202.
+    /// Polls a `Location` URL until it stops answering 202; that last answer is the operation's
+    /// result.
     async fn poll_location(
         &self,
         location: &Url,
         mut retry_after: Option<Duration>,
         deadline: Instant,
-    ) -> Result<(), ArmError> {
+    ) -> Result<Answer, ArmError> {
         loop {
             self.wait_poll(retry_after, deadline, "GET", location)
                 .await?;
@@ -613,7 +641,7 @@ impl ArmClient {
                 .send(Method::GET, location, None, &mut self.retries())
                 .await?;
             if answer.status != 202 {
-                return Ok(());
+                return Ok(answer);
             }
             retry_after = answer.retry_after();
         }
@@ -868,7 +896,7 @@ impl ArmClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        if method == Method::GET {
+        if method == Method::GET || method == Method::POST {
             self.counters.add(|c| &c.reads);
         } else {
             self.counters.add(|c| &c.writes);

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod bound;
 pub mod client;
 pub mod credential;
+pub mod effective;
 pub mod error;
 pub mod observe;
 pub mod pacer;

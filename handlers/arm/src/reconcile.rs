@@ -1,4 +1,10 @@
-//! One reconcile pass: observe → plan → apply, returned as a value.
+//! One reconcile pass: observe → plan → apply → verify, returned as a value.
+//!
+//! The verification (`hubspoke_core::verify`) judges the estate as Azure reports it: a pass that
+//! wrote something observes once more (the same few list reads) and verifies that, not what it
+//! expected; one that wrote nothing verifies what it observed. With `HUBSPOKE_VERIFY_EFFECTIVE`
+//! it also reads interfaces' effective routes and compares them with the model (`effective.rs`);
+//! every difference is a `model_disagrees` warning of the hub.
 //!
 //! # Guarantees
 //! - A pass that finds nothing to do makes zero writes (the planner's no-op rule).
@@ -12,11 +18,15 @@ use std::time::{Duration, Instant};
 
 use hubspoke_core::config::{parse_bool, PlanConfig, SettingError};
 use hubspoke_core::id::{portal_name, VnetId};
-use hubspoke_core::plan::{plan, HubStatus, Plan, Warning};
+use hubspoke_core::model::Observed;
+use hubspoke_core::plan::{plan, HubStatus, Plan, Warning, WarningCode};
+use hubspoke_core::verify::{verify_hubs, HubVerification};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::apply::{apply, planned, ChangeOutcome, ChangeStatus, Limits, Progress};
 use crate::client::{ArmClient, RequestCounts};
+use crate::effective::{check_effective, EffectiveCheck, EffectiveMode};
 use crate::observe::{observe, ObserveError, Skipped};
 
 /// How a reconcile runs. The default: apply, adaptive pace, the subscriptions the hubs reach.
@@ -36,6 +46,8 @@ pub struct ReconcileOptions {
     /// begins: the rest are deferred to the next pass (a pass run by the Functions host must end
     /// within its `functionTimeout`). `None`: no limit.
     pub time_limit: Option<Duration>,
+    /// `HUBSPOKE_VERIFY_EFFECTIVE`: which interfaces' effective routes the verification reads.
+    pub verify_effective: EffectiveMode,
 }
 
 impl ReconcileOptions {
@@ -62,6 +74,9 @@ impl ReconcileOptions {
                 }
             }
             options.subscriptions = Some(subscriptions);
+        }
+        if let Some(value) = get("HUBSPOKE_VERIFY_EFFECTIVE") {
+            options.verify_effective = EffectiveMode::from_setting(&value)?;
         }
         if let Some(value) = get("HUBSPOKE_DRY_RUN") {
             options.dry_run = parse_bool(&value).ok_or_else(|| SettingError {
@@ -93,6 +108,21 @@ pub struct HubResult {
     pub status: HubOutcome,
     pub changes: Vec<ChangeOutcome>,
     pub warnings: Vec<Warning>,
+    /// The hub's verification after the pass (absent when the estate could not be observed
+    /// again after the writes). Rendered by the callers: every pair would be a large JSON.
+    #[serde(skip)]
+    pub verification: Option<Verified>,
+}
+
+/// A hub's verification, as the pass made it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub verification: HubVerification,
+    /// Azure's effective routes compared with the model, unless `HUBSPOKE_VERIFY_EFFECTIVE` is
+    /// `off`.
+    pub effective: Option<EffectiveCheck>,
+    /// The estate was observed again after the pass's writes.
+    pub observed_after_writes: bool,
 }
 
 /// The status of a hub after a pass (docs/design.md §4).
@@ -190,16 +220,80 @@ pub async fn reconcile(
             status,
             changes,
             warnings: hub_plan.warnings.clone(),
+            verification: None,
         });
     }
+    let mut skipped_reads = observation.skipped;
+    verify_pass(
+        client,
+        config,
+        options,
+        observation.observed,
+        &mut hubs,
+        &mut skipped_reads,
+    )
+    .await;
     let result = ReconcileResult {
         dry_run: options.dry_run,
         hubs,
-        skipped_reads: observation.skipped,
+        skipped_reads,
         requests: client.counts(),
         duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     Ok((result, plan))
+}
+
+/// Verifies the pass's hubs: on the estate observed again when the pass wrote something, else
+/// on `observed`; then, when asked, against the interfaces' effective routes.
+async fn verify_pass(
+    client: &ArmClient,
+    config: &PlanConfig,
+    options: &ReconcileOptions,
+    observed: Observed,
+    hubs: &mut [HubResult],
+    skipped_reads: &mut Vec<Skipped>,
+) {
+    let wrote = hubs
+        .iter()
+        .flat_map(|hub| &hub.changes)
+        .any(|change| change.succeeded());
+    let observed = if wrote {
+        match observe(client, &config.hubs, options.subscriptions.as_deref()).await {
+            Ok(again) => again.observed,
+            Err(error) => {
+                tracing::warn!(error = %error, "the estate could not be observed again to verify it");
+                if let ObserveError::Arm(error) = error {
+                    skipped_reads.push(Skipped {
+                        resource: "verification: the estate observed again after the writes".into(),
+                        error,
+                    });
+                }
+                return;
+            }
+        }
+    } else {
+        observed
+    };
+    let ids: Vec<VnetId> = hubs.iter().map(|hub| hub.hub.clone()).collect();
+    for (hub, verification) in hubs.iter_mut().zip(verify_hubs(config, &observed, &ids)) {
+        let effective = match options.verify_effective {
+            EffectiveMode::Off => None,
+            mode => Some(check_effective(client, &observed, &verification, mode).await),
+        };
+        if let Some(check) = &effective {
+            hub.warnings.extend(check.disagreements.iter().map(|d| Warning {
+                code: WarningCode::ModelDisagrees,
+                target: d.nic.clone(),
+                message: format!("Azure's effective routes of this interface send {} elsewhere than hubspoke's model of its subnet does", d.prefix),
+                details: json!({"subnet": d.subnet.to_string(), "prefix": d.prefix, "model": d.model, "azure": d.azure}),
+            }));
+        }
+        hub.verification = Some(Verified {
+            verification,
+            effective,
+            observed_after_writes: wrote,
+        });
+    }
 }
 
 impl ReconcileResult {

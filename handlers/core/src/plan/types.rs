@@ -359,6 +359,9 @@ pub enum WarningCode {
     RouteLimitExceeded,
     NameClash,
     HubGatewaySubnet,
+    /// Not the planner's: Azure's effective routes of an interface disagree with the
+    /// verification's model (`verify::compare`).
+    ModelDisagrees,
 }
 
 impl WarningCode {
@@ -380,6 +383,7 @@ impl WarningCode {
             WarningCode::RouteLimitExceeded => "route_limit_exceeded",
             WarningCode::NameClash => "name_clash",
             WarningCode::HubGatewaySubnet => "hub_gateway_subnet",
+            WarningCode::ModelDisagrees => "model_disagrees",
         }
     }
 }

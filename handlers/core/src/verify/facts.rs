@@ -9,7 +9,7 @@ use ipnet::{IpNet, Ipv4Net};
 use super::routes::EffectiveRoute;
 use super::select::Selection;
 use super::subnet_routes::{subnet_routes, GatewaysByVnet};
-use super::verdict::Reason;
+use super::verdict::{Interface, Reason};
 use crate::config::PlanConfig;
 use crate::id::RouteTableId;
 use crate::model::{PeeringState, RouteTable, Subnet};
@@ -26,6 +26,8 @@ pub(crate) struct SpokeFacts<'o> {
     pub(crate) not_transit_now: Option<Arc<Reason>>,
     /// Its eligible subnets, grouped by route table.
     pub(crate) classes: Vec<SubnetClass<'o>>,
+    /// The network interfaces in its eligible subnets.
+    pub(crate) interfaces: Vec<Interface>,
 }
 
 /// The eligible subnets of a spoke that use one route table (or none), and their routes.
@@ -47,6 +49,7 @@ pub(crate) fn spoke_facts<'o>(
 ) -> SpokeFacts<'o> {
     let vnet = spoke.enrolled.vnet;
     let mut classes: Vec<SubnetClass<'o>> = Vec::new();
+    let mut interfaces = Vec::new();
     for subnet in &vnet.subnets {
         if !matches!(
             eligibility(config, subnet),
@@ -54,6 +57,12 @@ pub(crate) fn spoke_facts<'o>(
         ) {
             continue;
         }
+        interfaces.extend(
+            subnet
+                .ip_configurations
+                .iter()
+                .filter_map(|id| Interface::of_ip_configuration(id, &subnet.id)),
+        );
         if classes.iter().any(|c| c.table_id == subnet.route_table) {
             continue;
         }
@@ -71,6 +80,7 @@ pub(crate) fn spoke_facts<'o>(
         prefixes: ipv4(&vnet.address_prefixes),
         not_transit_now: not_transit_now(spoke).map(Arc::new),
         classes,
+        interfaces,
     }
 }
 

@@ -46,7 +46,7 @@ pub use compare::{compare, Disagreement, InterfaceRoutes};
 pub use routes::{EffectiveRoute, HopKind, RouteSource};
 pub use select::{Segment, Selection};
 pub use verdict::{
-    HubVerification, PairVerdict, Reason, RouteRef, SpokeEntry, Verdict, VerdictCounts,
+    HubVerification, Interface, PairVerdict, Reason, RouteRef, SpokeEntry, Verdict, VerdictCounts,
 };
 
 use crate::config::PlanConfig;
@@ -62,11 +62,19 @@ use subnet_routes::GatewaysByVnet;
 
 /// Verifies every configured hub.
 pub fn verify(config: &PlanConfig, observed: &Observed) -> Vec<HubVerification> {
+    verify_hubs(config, observed, &config.hubs)
+}
+
+/// Verifies `hubs` (configured hubs: every configured hub is still read, since a spoke peered
+/// with two hubs is a spoke of neither).
+pub fn verify_hubs(
+    config: &PlanConfig,
+    observed: &Observed,
+    hubs: &[VnetId],
+) -> Vec<HubVerification> {
     let index = Index::new(config, observed);
     let gateways = GatewaysByVnet::new(observed);
-    config
-        .hubs
-        .iter()
+    hubs.iter()
         .map(|hub| verify_hub(config, &index, &gateways, hub))
         .collect()
 }
@@ -98,6 +106,7 @@ fn verify_hub(
             transit: spoke.transit.is_transit(),
             group: spoke.enrolled.group.clone(),
             prefixes: facts.prefixes.clone(),
+            interfaces: facts.interfaces.clone(),
         })
         .collect();
     HubVerification {

@@ -128,6 +128,32 @@ pub struct SpokeEntry {
     pub group: String,
     /// Its IPv4 prefixes, the addresses the others must reach.
     pub prefixes: Vec<Ipv4Net>,
+    /// The network interfaces in its eligible subnets (named by their subnets' ip
+    /// configurations), whose effective routes Azure can list.
+    #[serde(skip)]
+    pub interfaces: Vec<Interface>,
+}
+
+/// A network interface in a spoke's subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// The interface's id (`…/networkInterfaces/{name}`).
+    pub nic: String,
+    pub subnet: SubnetId,
+}
+
+impl Interface {
+    /// The interface of an ip configuration id (`…/networkInterfaces/{nic}/ipConfigurations/
+    /// {name}`), if it is one (a gateway's or a load balancer's is not).
+    pub fn of_ip_configuration(id: &str, subnet: &SubnetId) -> Option<Interface> {
+        let lower = id.to_ascii_lowercase();
+        let at = lower.find("/providers/microsoft.network/networkinterfaces/")?;
+        let end = lower[at..].find("/ipconfigurations/")? + at;
+        Some(Interface {
+            nic: id.get(..end)?.to_owned(),
+            subnet: subnet.clone(),
+        })
+    }
 }
 
 /// Pair counts per verdict.
@@ -208,5 +234,24 @@ impl HubVerification {
             )
         });
         problems
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_are_named_by_their_ip_configurations_and_gateways_are_not() {
+        let subnet: SubnetId = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v/subnets/app".parse().unwrap();
+        let nic = "/subscriptions/s/resourceGroups/G/providers/Microsoft.Network/networkInterfaces/vm1-nic/ipConfigurations/ipconfig1";
+        let interface = Interface::of_ip_configuration(nic, &subnet).unwrap();
+        assert_eq!(
+            interface.nic,
+            "/subscriptions/s/resourceGroups/G/providers/Microsoft.Network/networkInterfaces/vm1-nic"
+        );
+        let gateway = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworkGateways/gw/ipConfigurations/default";
+        assert_eq!(Interface::of_ip_configuration(gateway, &subnet), None);
     }
 }
