@@ -1,9 +1,11 @@
 //! `Backfill` (HTTP trigger, `POST /api/backfill`): bring an existing estate under hubspoke.
 //!
 //! Parameters: `hub=<hub VNet id>` (repeatable; default every configured hub; a hub that is not
-//! configured is refused) and `dryRun=true|false` (default false). Names are matched ignoring
-//! case, as the host does; any other parameter is refused, so that a misspelt `dryrun` never
-//! turns a dry run into a real one.
+//! configured is refused), `dryRun=true|false` (default false) and `verify=true|false` (default
+//! false: with true, the answer carries each hub's verification as the estate stands, before the
+//! queued passes: pair counts per verdict and the pairs that are not fine, with their reasons).
+//! Names are matched ignoring case, as the host does; any other parameter is refused, so that a
+//! misspelt `dryrun` never turns a dry run into a real one.
 //!
 //! A dry run observes and answers 200 with the plan. Otherwise the answer is 202 with the plan
 //! it expects and the work items it queued: the work itself runs in `ReconcileHub`, because an
@@ -32,6 +34,8 @@ use crate::work::{Reason, RequestedBy, WorkItem};
 pub struct Params {
     pub hubs: Vec<VnetId>,
     pub dry_run: bool,
+    /// Answer with the verification too.
+    pub verify: bool,
 }
 
 impl Params {
@@ -39,6 +43,7 @@ impl Params {
     pub fn parse(query: &[(String, String)], configured: &[VnetId]) -> Result<Self, String> {
         let mut hubs: Vec<VnetId> = Vec::new();
         let mut dry_run: Option<bool> = None;
+        let mut verify: Option<bool> = None;
         for (name, value) in query {
             if name.eq_ignore_ascii_case("hub") {
                 let hub: VnetId = value
@@ -62,14 +67,15 @@ impl Params {
                 if dry_run.is_some() {
                     return Err("parameter dryRun is given more than once".into());
                 }
-                dry_run = Some(match value.trim().to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("parameter dryRun: {value:?} is not true or false")),
-                });
+                dry_run = Some(flag("dryRun", value)?);
+            } else if name.eq_ignore_ascii_case("verify") {
+                if verify.is_some() {
+                    return Err("parameter verify is given more than once".into());
+                }
+                verify = Some(flag("verify", value)?);
             } else {
                 return Err(format!(
-                    "parameter {name:?} is not known: Backfill takes hub (repeatable) and dryRun"
+                    "parameter {name:?} is not known: Backfill takes hub (repeatable), dryRun and verify"
                 ));
             }
         }
@@ -79,7 +85,17 @@ impl Params {
         Ok(Self {
             hubs,
             dry_run: dry_run.unwrap_or(false),
+            verify: verify.unwrap_or(false),
         })
+    }
+}
+
+/// A `true`/`false` parameter.
+fn flag(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("parameter {name}: {value:?} is not true or false")),
     }
 }
 
@@ -153,8 +169,12 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
             .filter(|hub_plan| params.hubs.contains(&hub_plan.hub))
             .collect(),
     };
+    let verification = params.verify.then(|| verification_of(&outcome.hubs));
     if params.dry_run {
-        let body = json!({"invocation_id": id, "dry_run": true, "plan": plan});
+        let mut body = json!({"invocation_id": id, "dry_run": true, "plan": plan});
+        if let Some(verification) = verification {
+            body["verification"] = verification;
+        }
         return Ok(Reply {
             outcome,
             work: Vec::new(),
@@ -186,12 +206,27 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         .iter()
         .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
         .collect();
-    let body = json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
+    let mut body =
+        json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
+    if let Some(verification) = verification {
+        body["verification"] = verification;
+    }
     Ok(Reply {
         outcome,
         work,
         http: Some(HttpReply { status: 202, body }),
     })
+}
+
+/// Each hub's verification, by hub id.
+fn verification_of(hubs: &[HubRecord]) -> serde_json::Value {
+    hubs.iter()
+        .map(|hub| {
+            let verification = serde_json::to_value(&hub.verification).unwrap_or_default();
+            (hub.hub.clone(), verification)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The answer when the estate takes longer to observe than an HTTP request may last (Azure cuts
@@ -292,6 +327,9 @@ mod tests {
         .unwrap();
         assert_eq!(params.hubs, [hubs()[1].clone()]);
         assert!(params.dry_run);
+        assert!(!params.verify);
+        let params = Params::parse(&query(&[("Verify", "true")]), &hubs()).unwrap();
+        assert!(params.verify && !params.dry_run);
     }
 
     #[test]
@@ -307,6 +345,11 @@ mod tests {
                 "more than once",
             ),
             (query(&[("dry_run", "true")]), "\"dry_run\" is not known"),
+            (query(&[("verify", "1")]), "parameter verify"),
+            (
+                query(&[("verify", "true"), ("VERIFY", "true")]),
+                "more than once",
+            ),
         ];
         for (query, expected) in cases {
             let error = Params::parse(&query, &hubs()).unwrap_err();

@@ -9,7 +9,7 @@ use hubspoke_arm::apply::ChangeStatus;
 use hubspoke_arm::observe::ObserveError;
 use hubspoke_arm::reconcile::{HubOutcome, ReconcileResult};
 
-use crate::outcome::{ChangeRecord, ErrorRecord, HubRecord, Status};
+use crate::outcome::{ChangeRecord, ErrorRecord, HubRecord, Status, VerificationRecord};
 
 /// The outcome's record of a hub reconciled (or planned) by a pass.
 pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
@@ -40,6 +40,10 @@ pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
             changes: hub.changes.iter().map(ChangeRecord::from_outcome).collect(),
             warnings: hub.warnings.clone(),
             errors: Vec::new(),
+            verification: hub
+                .verification
+                .as_ref()
+                .map(VerificationRecord::from_verified),
         })
         .collect()
 }
