@@ -10,6 +10,7 @@ mod reconcile;
 mod results;
 mod settings;
 mod snapshot;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,9 @@ enum Command {
     Demo,
     /// Show the outcomes of hubspoke's functions (the queue hubspoke-outcomes).
     Results(results::ResultsArgs),
+    /// Check that every spoke reaches every other, and say why not (exit 0 when every pair of
+    /// transit spokes does, 1 when one does not, 2 on error).
+    Verify(verify::VerifyArgs),
     /// Build the zip the Azure Functions host runs: host.json, the function folders and the
     /// Linux x86-64 binary built without the developer's commands.
     #[cfg(feature = "local")]
@@ -58,6 +62,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Verify(args) => return verify::main(args),
         Command::Plan(args) => runtime().and_then(|rt| plan::run(args, &rt)),
         #[cfg(feature = "local")]
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(args))),

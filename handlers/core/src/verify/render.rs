@@ -150,7 +150,9 @@ fn matrix(out: &mut String, verification: &HubVerification, names: &[String], la
         .map(|n| format!("{:<2}", n % 100 / 10))
         .collect();
     let units: String = (1..=count).map(|n| format!("{:<2}", n % 10)).collect();
-    let _ = writeln!(out, "{:label$}{}", "", header.trim_end());
+    if count >= 10 {
+        let _ = writeln!(out, "{:label$}{}", "", header.trim_end());
+    }
     let _ = writeln!(out, "{:label$}{}", "from \\ to", units.trim_end());
     for (at, (row, name)) in cells.iter().zip(names).enumerate() {
         let line: String = row.iter().map(|c| format!("{c} ")).collect();
