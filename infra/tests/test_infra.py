@@ -222,8 +222,16 @@ class NetworkRole(unittest.TestCase):
             "Microsoft.Network/natGateways/join/action",
             "Microsoft.Network/serviceEndpointPolicies/join/action",
             "Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action",
+            # verification: a spoke interface's effective routes (HUBSPOKE_VERIFY_EFFECTIVE)
+            "Microsoft.Network/networkInterfaces/effectiveRouteTable/action",
         }
         self.assertEqual(needed - {a for a, _ in self.actions}, set())
+
+    def test_the_verification_reads_interfaces_and_writes_none(self):
+        interface_actions = [a for a, _ in self.actions if "/networkInterfaces/" in a]
+        self.assertEqual(
+            interface_actions, ["Microsoft.Network/networkInterfaces/effectiveRouteTable/action"]
+        )
 
     def test_the_role_grants_no_data_actions_and_no_exceptions(self):
         code = code_only(ROLE_FILE.read_text())
