@@ -1,6 +1,7 @@
 //! Verification benchmark: time of `verify()` for 1 hub × N spokes × 4 prefixes, converged (every
 //! ordered pair through the gateway: the common case), beside the planner's time on the same
-//! estate.
+//! estate; then the same estate with its gateway provisioning (every pair unreachable, each
+//! with its reason).
 //!
 //! `cargo run --release -p hubspoke-core --example verify_bench [-- SPOKES]` (default 490:
 //! 239,610 ordered pairs). One core; times are the median of several runs.
@@ -49,5 +50,13 @@ fn main() {
         "verify {spokes} spokes x 4 prefixes, converged: {pairs} ordered pairs in {:.1} ms (median of 9); the planner on the same estate: {:.1} ms",
         verify_time.as_secs_f64() * 1e3,
         plan_time.as_secs_f64() * 1e3,
+    );
+    for gateway in &mut observed.gateways {
+        gateway.provisioning_state = "Updating".into();
+    }
+    let (down_time, unreachable) = median(|| verify(&config, &observed)[0].counts.unreachable);
+    println!(
+        "verify {spokes} spokes x 4 prefixes, gateway updating: {unreachable} pairs unreachable in {:.1} ms (median of 9)",
+        down_time.as_secs_f64() * 1e3,
     );
 }
