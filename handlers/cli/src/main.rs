@@ -62,7 +62,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Verify(args) => return verify::main(args),
+        Command::Verify(args) => {
+            return verify::exit_code(runtime().and_then(|rt| verify::run(args, &rt)))
+        }
         Command::Plan(args) => runtime().and_then(|rt| plan::run(args, &rt)),
         #[cfg(feature = "local")]
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(args))),

@@ -62,9 +62,9 @@ impl Verified {
     }
 }
 
-/// Runs the command and turns its result into the exit status.
-pub fn main(args: VerifyArgs) -> ExitCode {
-    match crate::runtime().and_then(|runtime| run(args, &runtime)) {
+/// The exit status of the command's result.
+pub fn exit_code(result: anyhow::Result<bool>) -> ExitCode {
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {
@@ -75,7 +75,7 @@ pub fn main(args: VerifyArgs) -> ExitCode {
 }
 
 /// Verifies and prints; whether every pair of transit spokes is fine.
-fn run(args: VerifyArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<bool> {
+pub fn run(args: VerifyArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<bool> {
     let config = plan_config(&args.hubs)?;
     let hubs = if args.snapshot.is_empty() {
         runtime.block_on(live(&config, args.effective))?
