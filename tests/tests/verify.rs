@@ -182,6 +182,17 @@ async fn every_pair_is_verified_live_and_a_hand_made_route_turns_exactly_its_pai
         assert_eq!(pair["detail"], Value::Null);
     }
 
+    // Backfill answers with the verification too.
+    let key = stack.host.keys().function.clone();
+    let (status, body) = stack
+        .backfill("dryRun=true&verify=true", Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body:#}");
+    let answered = &body["verification"][stack.hub().to_string()];
+    assert_eq!(answered["counts"]["gateway"], 6, "{body:#}");
+    assert_eq!(answered["transit_pairs_fine"], true);
+
     // A foreign None route inside spoke2's space, in spoke1's table: spoke1 -> spoke2 only.
     let seen = stack.outcomes().await.unwrap().len();
     add_route(
