@@ -1,7 +1,8 @@
 //! The ARM front end of the Network RP: maps paths (case-insensitively) to the estate's
 //! operations, parses bodies, pages lists with `nextLink`, and serves the operation status
 //! resources. Also serves Network Watcher's next hop (`next_hop.rs`), a NIC's effective routes
-//! (`effective.rs`) and a minimal Azure Resource Graph (`graph.rs`).
+//! (`effective.rs`), a minimal Azure Resource Graph (`graph.rs`), the tenant's subscriptions
+//! (`tenancy.rs`) and its management groups (`management_groups.rs`).
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +38,23 @@ fn invalid_type(path: &str) -> ArmError {
         "InvalidResourceType",
         format!("The resource type could not be found in the namespace 'Microsoft.Network' for path '{path}'."),
     )
+}
+
+fn unavailable() -> ArmError {
+    ArmError::new(
+        500,
+        "InternalServerError",
+        "The simulator state is unavailable.",
+    )
+}
+
+/// Every subscription of the tenant: the estate's and the directory's.
+fn all_subscriptions(shared: &Shared, world: &World) -> Result<Vec<String>, ArmError> {
+    let directory = shared.directory.lock().map_err(|_| unavailable())?;
+    Ok(crate::tenancy::all_subscriptions(
+        &world.snapshot(),
+        &directory,
+    ))
 }
 
 fn method_not_allowed(method: &str) -> ArmError {
@@ -121,7 +139,20 @@ pub(crate) fn handle(
 
     match l.as_slice() {
         ["subscriptions"] | ["subscriptions", _] | ["tenants"] => {
-            crate::tenancy::handle(method, &segments, &world.snapshot())
+            let all = all_subscriptions(shared, &world)?;
+            crate::tenancy::handle(method, &segments, &all)
+        }
+        ["providers", "microsoft.management", "managementgroups", ..] => {
+            let all = all_subscriptions(shared, &world)?;
+            let directory = shared.directory.lock().map_err(|_| unavailable())?;
+            directory.handle(
+                method,
+                &segments[3..],
+                query,
+                &all,
+                &ctx.base_url,
+                page_size,
+            )
         }
         ["subscriptions", _, "providers", "microsoft.network", list] => {
             if method != "GET" {
@@ -158,19 +189,19 @@ pub(crate) fn handle(
             if method != "POST" {
                 return Err(method_not_allowed(method));
             }
+            let request = parse_body(body)?;
             let snapshot = world.snapshot();
-            let resources: Vec<Value> = [
-                "virtualNetworks",
-                "routeTables",
-                "virtualNetworkGateways",
-                "networkInterfaces",
-            ]
-            .iter()
-            .filter_map(|field| snapshot.get(*field).and_then(Value::as_array))
-            .flatten()
-            .cloned()
-            .collect();
-            crate::graph::query(&parse_body(body)?, &resources).map(Reply::ok)
+            let directory = shared.directory.lock().map_err(|_| unavailable())?;
+            let all = crate::tenancy::all_subscriptions(&snapshot, &directory);
+            let resources = shared
+                .graph
+                .lock()
+                .map_err(|_| unavailable())?
+                .resources(ctx.now, || crate::graph::resources_of(&snapshot));
+            crate::graph::query(&request, resources, world.strict.graph_peerings, |groups| {
+                directory.subscriptions_under(groups, &all)
+            })
+            .map(Reply::ok)
         }
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", rest @ ..] => {
             let (sub, rg) = (segments[1].to_string(), segments[3].to_string());

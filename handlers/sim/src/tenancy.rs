@@ -1,7 +1,9 @@
 //! The Resource Manager's tenant-level reads a client makes when it signs in: the subscriptions
 //! the caller can see and its tenant. The simulator has one tenant
 //! ([`crate::identity::TENANT_ID`]) and the subscriptions of its estate: those that hold at least
-//! one resource, in the casing of their first resource's id.
+//! one resource, in the casing of their first resource's id, then those declared without
+//! resources (a subscription vended after start, `PUT /_sim/subscriptions/{id}`, or placed in a
+//! management group: [`crate::management_groups`]).
 //!
 //! Shapes, from the REST API reference (api-version 2022-12-01) and its examples
 //! (azure-rest-api-specs `specification/resources/resource-manager/Microsoft.Resources/stable/
@@ -23,14 +25,27 @@
 use serde_json::{json, Value};
 
 use crate::identity::TENANT_ID;
+use crate::management_groups::Directory;
 use crate::world::{ArmError, Reply};
 
 /// The display name of the simulator's tenant.
 pub const TENANT_DISPLAY_NAME: &str = "hubspoke simulator";
 
+/// Every subscription of the tenant: those holding resources of `estate` (a snapshot), then those
+/// `directory` declares, each once.
+pub(crate) fn all_subscriptions(estate: &Value, directory: &Directory) -> Vec<String> {
+    let mut all = subscription_ids(estate);
+    for declared in directory.declared() {
+        if !all.iter().any(|s| s.eq_ignore_ascii_case(declared)) {
+            all.push(declared.clone());
+        }
+    }
+    all
+}
+
 /// Answers `GET /subscriptions`, `GET /subscriptions/{id}` and `GET /tenants` (`segments` are the
-/// path's, split on `/`), given the estate as a snapshot.
-pub(crate) fn handle(method: &str, segments: &[&str], estate: &Value) -> Result<Reply, ArmError> {
+/// path's, split on `/`), given every subscription of the tenant ([`all_subscriptions`]).
+pub(crate) fn handle(method: &str, segments: &[&str], all: &[String]) -> Result<Reply, ArmError> {
     if method != "GET" {
         return Err(ArmError::new(
             405,
@@ -43,17 +58,14 @@ pub(crate) fn handle(method: &str, segments: &[&str], estate: &Value) -> Result<
             "value": [tenant()],
         }))),
         [_] => {
-            let value: Vec<Value> = subscription_ids(estate)
-                .iter()
-                .map(|id| subscription(id))
-                .collect();
+            let value: Vec<Value> = all.iter().map(|id| subscription(id)).collect();
             let count = value.len();
             Ok(Reply::ok(json!({
                 "value": value,
                 "count": {"type": "Total", "value": count},
             })))
         }
-        [_, wanted] => subscription_ids(estate)
+        [_, wanted] => all
             .iter()
             .find(|id| id.eq_ignore_ascii_case(wanted))
             .map(|id| Reply::ok(subscription(id)))
@@ -161,14 +173,19 @@ mod tests {
     #[test]
     fn an_unknown_subscription_is_not_found() {
         let estate = json!({"virtualNetworks": [{"id": "/subscriptions/aaa/resourceGroups/rg"}]});
-        let found = handle("GET", &["subscriptions", "AAA"], &estate).unwrap();
+        let mut directory = Directory::default();
+        directory.declare_subscription("vended").unwrap();
+        let all = all_subscriptions(&estate, &directory);
+        assert_eq!(all, ["aaa", "vended"]);
+        let found = handle("GET", &["subscriptions", "AAA"], &all).unwrap();
         assert_eq!(found.body.unwrap()["subscriptionId"], "aaa");
-        let error = handle("GET", &["subscriptions", "zzz"], &estate).unwrap_err();
+        assert!(handle("GET", &["subscriptions", "Vended"], &all).is_ok());
+        let error = handle("GET", &["subscriptions", "zzz"], &all).unwrap_err();
         assert_eq!(
             (error.status, error.code.as_str()),
             (404, "SubscriptionNotFound")
         );
-        let error = handle("PUT", &["tenants"], &estate).unwrap_err();
+        let error = handle("PUT", &["tenants"], &all).unwrap_err();
         assert_eq!(error.status, 405);
     }
 }
