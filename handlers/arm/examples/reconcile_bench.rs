@@ -432,7 +432,7 @@ async fn run(simulators: &tokio::runtime::Runtime, scenarios: &[Scenario]) -> an
 async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> anyhow::Result<()> {
     let config = scenario.config()?;
     let mut options = ReconcileOptions {
-        subscriptions: Some(scenario.subscriptions()),
+        scope: hubspoke_core::config::Scope::Listed(scenario.subscriptions()),
         ..ReconcileOptions::default()
     };
     let compression = scenario.compression;

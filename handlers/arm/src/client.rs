@@ -47,8 +47,9 @@ use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
 /// The requests a client made (all clones together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestCounts {
-    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these; and the
-    /// POSTs of actions that only read (a network interface's effective routes).
+    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these; and
+    /// every POST, for hubspoke POSTs only to read: Resource Graph ([`ArmClient::query`]) and a
+    /// network interface's effective routes.
     pub reads: u64,
     /// Every PUT and DELETE sent, retries and re-issued PUTs included.
     pub writes: u64,
@@ -240,6 +241,17 @@ impl ArmClient {
             .send(Method::GET, &url, None, &mut self.retries())
             .await?;
         answer.json("GET", &url)
+    }
+
+    /// POST `body` to `path` (a path of the endpoint; its own `api-version` in the path, else the
+    /// client's) and return the answer: for requests that only read, such as a Resource Graph
+    /// query, and are counted as reads. Retried as any request; never a long-running operation.
+    pub async fn query(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
+        let url = self.url_for(path, None, "POST")?;
+        let answer = self
+            .send(Method::POST, &url, Some(body), &mut self.retries())
+            .await?;
+        answer.json("POST", &url)
     }
 
     /// GET a list path and follow `nextLink` (verbatim absolute URL) to the end; returns every
@@ -896,6 +908,7 @@ impl ArmClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
+        // hubspoke POSTs only to read (Resource Graph, effective routes).
         if method == Method::GET || method == Method::POST {
             self.counters.add(|c| &c.reads);
         } else {

@@ -49,7 +49,7 @@ fn print_plan(plan: &hubspoke_core::plan::Plan, output: Output) -> anyhow::Resul
 async fn live_plan(config: &PlanConfig) -> anyhow::Result<hubspoke_core::plan::Plan> {
     let (client, options) = connect()?;
     let observation =
-        hubspoke_arm::observe::observe(&client, &config.hubs, options.subscriptions.as_deref())
+        hubspoke_arm::observe::observe_in_scope(&client, &config.hubs, &options.scope, None)
             .await?;
     for skipped in &observation.skipped {
         eprintln!(
