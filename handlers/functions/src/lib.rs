@@ -21,6 +21,7 @@ pub mod logs;
 pub mod mapping;
 pub mod outcome;
 pub mod passes;
+pub mod scope;
 pub mod settings;
 pub mod sink;
 pub mod state;

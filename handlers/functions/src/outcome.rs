@@ -164,6 +164,18 @@ pub struct HubRecord {
     /// Whether every pair of the hub's spokes reaches the other, as the pass left the estate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationRecord>,
+    /// The spokes the pass changed something of, and how it found each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spokes: Vec<SpokeRecord>,
+}
+
+/// A spoke a pass changed, and how the pass found it: `listed_subscription` (its subscription
+/// is read every pass), `hub_peering` (a hub's peering points at it), `resource_graph` (Resource
+/// Graph named it), `event` (the event the pass answers is about it).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpokeRecord {
+    pub vnet: String,
+    pub found_by: Vec<&'static str>,
 }
 
 /// Pairs that are not fine kept in an outcome before any summarizing: more never fit a queue
@@ -304,6 +316,7 @@ impl HubRecord {
             warnings: Vec::new(),
             errors: Vec::new(),
             verification: None,
+            spokes: Vec::new(),
         }
     }
 }
@@ -416,6 +429,13 @@ pub struct Summary {
     /// Entries left out of `hubs[].changes` and `hubs[].warnings`.
     pub omitted_changes: usize,
     pub omitted_warnings: usize,
+    /// Entries left out of `hubs[].spokes` (all of them, in a summary).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_spokes: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 impl Outcome {
@@ -501,6 +521,7 @@ impl Outcome {
             warnings_by_code: BTreeMap::new(),
             omitted_changes: 0,
             omitted_warnings: 0,
+            omitted_spokes: self.hubs.iter().map(|hub| hub.spokes.len()).sum(),
         };
         for hub in &self.hubs {
             for change in &hub.changes {
@@ -533,6 +554,10 @@ impl Outcome {
             summary.omitted_changes = total_changes - kept.changes;
             summary.omitted_warnings = total_warnings - kept.warnings;
             let mut trimmed = trimmed;
+            // How each spoke was found is left out of a summary; the count says how many.
+            for hub in &mut trimmed.hubs {
+                hub.spokes.clear();
+            }
             trimmed.summary = Some(summary.clone());
             let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
             if message_size(&value) <= MAX_MESSAGE_BYTES || kept.is_nothing() {

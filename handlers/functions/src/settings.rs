@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `FUNCTIONS_CUSTOMHANDLER_PORT` | the port the host calls (set by the host; required) |
 //! | `HUBSPOKE_HUBS` and the planner's settings | [`PlanConfig::from_settings`] |
-//! | `HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
+//! | `HUBSPOKE_SUBSCRIPTIONS` (a list, or `*`), `HUBSPOKE_MANAGEMENT_GROUPS` (never both), `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
 //! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 1200); the rest continues in a new pass |
 //! | `HUBSPOKE_BACKFILL_ANSWER_SECONDS` | how long `Backfill` observes before it answers 202 and leaves the plan to `ReconcileHub` (default 200, at most 220: Azure cuts an HTTP trigger at 230 s) |
@@ -305,6 +305,8 @@ mod tests {
             ("HUBSPOKE_DRIFT_SCHEDULE", "0 61 * * * *"),
             ("HUBSPOKE_ROUTE_LIMIT", "many"),
             ("HUBSPOKE_SUBSCRIPTIONS", "a/b"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "*,a"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "mg/x"),
             ("HUBSPOKE_ARM_ENDPOINT", "ftp://x"),
             (
                 "AzureWebJobsStorage__queueServiceUri",
@@ -328,6 +330,27 @@ mod tests {
         assert_eq!(
             read(&[("HUBSPOKE_HUBS", HUB)]).unwrap_err().setting(),
             "FUNCTIONS_CUSTOMHANDLER_PORT"
+        );
+    }
+
+    #[test]
+    fn a_scope_of_management_groups_is_read_and_never_with_a_subscription_list() {
+        let base = [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("HUBSPOKE_HUBS", HUB),
+        ];
+        let mut groups = base.to_vec();
+        groups.push(("HUBSPOKE_MANAGEMENT_GROUPS", "mg-landing-zones"));
+        assert_eq!(
+            read(&groups).unwrap().reconcile.scope,
+            hubspoke_core::config::Scope::ManagementGroups(vec!["mg-landing-zones".into()])
+        );
+        groups.push(("HUBSPOKE_SUBSCRIPTIONS", "*"));
+        let error = read(&groups).unwrap_err().to_string();
+        assert!(
+            error.contains("HUBSPOKE_SUBSCRIPTIONS")
+                && error.contains("HUBSPOKE_MANAGEMENT_GROUPS"),
+            "{error}"
         );
     }
 }

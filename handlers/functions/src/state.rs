@@ -8,6 +8,7 @@ use hubspoke_arm::error::ArmError;
 
 use crate::logs::LogStore;
 use crate::passes::HubPasses;
+use crate::scope::ScopeMembership;
 use crate::settings::HandlerSettings;
 use crate::sink::OutcomeSink;
 
@@ -20,6 +21,8 @@ pub struct State {
     /// answer Event Grid well within its 30 seconds.
     pub mapping_arm: ArmClient,
     pub passes: HubPasses,
+    /// The subscriptions in scope as last listed, for `OnNetworkEvent`'s triage.
+    pub scope: ScopeMembership,
     pub logs: LogStore,
     pub sink: OutcomeSink,
 }
@@ -51,6 +54,7 @@ impl State {
             arm,
             mapping_arm,
             passes: HubPasses::default(),
+            scope: ScopeMembership::default(),
             logs,
             sink,
         })

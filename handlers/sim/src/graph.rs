@@ -468,9 +468,11 @@ fn parse(query: &str) -> Result<Vec<Stage>, ArmError> {
                 stages.push(stage);
             }
             "project" => stages.push(parse_project(rest, &mut known, &expanded)?),
-            _ => return Err(invalid(format!(
+            _ => {
+                return Err(invalid(format!(
                 "unsupported operator '{part}': the simulator knows where, mv-expand and project"
-            ))),
+            )))
+            }
         }
     }
     Ok(stages)

@@ -9,7 +9,9 @@ use hubspoke_arm::apply::ChangeStatus;
 use hubspoke_arm::observe::ObserveError;
 use hubspoke_arm::reconcile::{HubOutcome, ReconcileResult};
 
-use crate::outcome::{ChangeRecord, ErrorRecord, HubRecord, Status, VerificationRecord};
+use crate::outcome::{
+    ChangeRecord, ErrorRecord, HubRecord, SpokeRecord, Status, VerificationRecord,
+};
 
 /// The outcome's record of a hub reconciled (or planned) by a pass.
 pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
@@ -44,6 +46,14 @@ pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
                 .verification
                 .as_ref()
                 .map(VerificationRecord::from_verified),
+            spokes: hub
+                .spokes
+                .iter()
+                .map(|spoke| SpokeRecord {
+                    vnet: spoke.vnet.to_string(),
+                    found_by: spoke.found_by.iter().map(|way| way.as_str()).collect(),
+                })
+                .collect(),
         })
         .collect()
 }

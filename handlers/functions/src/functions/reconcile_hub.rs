@@ -55,8 +55,14 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         message.work_item = Some(item.item_id.clone());
     }
     outcome.trigger.message = Some(message);
-    let (dry_run, hub) = match decoded {
-        Ok((item, hub)) => (item.dry_run, hub),
+    let (dry_run, hub, event_resource) = match decoded {
+        Ok((item, hub)) => {
+            // The resource of the event that asked for the pass: its subscription is read too.
+            let event_resource = (item.reason == Reason::Event)
+                .then(|| item.requested_by.subject.clone())
+                .flatten();
+            (item.dry_run, hub, event_resource)
+        }
         Err(error) => {
             outcome.reject("invalid_work_item", error.to_string());
             return Ok(Reply::outcome(outcome));
@@ -77,17 +83,18 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         crate::passes::Joined {
             pass_id: uuid::Uuid::new_v4().to_string(),
             shared: false,
-            result: Ok(std::sync::Arc::new(plan_only(&state, hub.clone()).await)),
+            result: Ok(std::sync::Arc::new(
+                plan_only(&state, hub.clone(), event_resource).await,
+            )),
         }
     } else {
         let pass_state = state.clone();
         let pass_hub = hub.clone();
         state
             .passes
-            .run(
-                &hub,
-                move || async move { pass(&pass_state, pass_hub).await },
-            )
+            .run(&hub, move || async move {
+                pass(&pass_state, pass_hub, event_resource).await
+            })
             .await
     };
     outcome.pass = Some(PassInfo {
@@ -146,9 +153,10 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
     }
 }
 
-async fn pass(state: &AppState, hub: VnetId) -> PassResult {
+async fn pass(state: &AppState, hub: VnetId, event_resource: Option<String>) -> PassResult {
     let options = ReconcileOptions {
         only_hubs: Some(vec![hub]),
+        event_resource,
         ..state.settings.reconcile.clone()
     };
     reconcile(&state.arm, &state.settings.plan, &options, None)
@@ -157,9 +165,10 @@ async fn pass(state: &AppState, hub: VnetId) -> PassResult {
 }
 
 /// A pass that observes and plans the hub, and writes nothing.
-async fn plan_only(state: &AppState, hub: VnetId) -> PassResult {
+async fn plan_only(state: &AppState, hub: VnetId, event_resource: Option<String>) -> PassResult {
     let options = ReconcileOptions {
         only_hubs: Some(vec![hub]),
+        event_resource,
         dry_run: true,
         ..state.settings.reconcile.clone()
     };
