@@ -7,12 +7,13 @@
 //! - `HUBSPOKE_SUBSCRIPTIONS=*` and `HUBSPOKE_MANAGEMENT_GROUPS`: the subscriptions the identity
 //!   can read, or those under the groups, as Resource Manager lists them
 //!   ([`hubspoke_arm::tenancy`]), and the hubs'. The list is kept [`MEMBERSHIP_TTL`] and read again
-//!   on a miss (a subscription vended a moment ago), at most every [`MISS_REFRESH_INTERVAL`] so
-//!   that a flood of events from outside costs one listing, not one each.
+//!   on a miss (a subscription vended a moment ago), except for a subscription that already
+//!   missed a listing less than [`MISS_REFRESH_INTERVAL`] ago: a flood of events from outside
+//!   costs one listing per subscription, not one per event.
 //!
 //! A listing that fails does not drop the event: it passes, and the pass, which reads the scope
 //! for itself, decides what is in it. Only the pass writes, so this is triage, not the guard.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use hubspoke_arm::client::ArmClient;
@@ -23,7 +24,7 @@ use hubspoke_core::id::VnetId;
 /// How long the subscriptions in scope are trusted.
 pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(60);
 
-/// The shortest time between two listings caused by a subscription not in the list.
+/// How long a subscription that missed a listing is taken as outside without listing again.
 pub const MISS_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a check concluded.
@@ -46,6 +47,8 @@ pub struct ScopeMembership {
 struct Listed {
     subscriptions: BTreeSet<String>,
     at: Instant,
+    /// Subscriptions found outside by a listing, and when.
+    missed: BTreeMap<String, Instant>,
 }
 
 impl ScopeMembership {
@@ -82,7 +85,10 @@ impl ScopeMembership {
                     None => true,
                     Some(listed) if now.duration_since(listed.at) >= MEMBERSHIP_TTL => true,
                     Some(listed) if listed.subscriptions.contains(&wanted) => false,
-                    Some(listed) => now.duration_since(listed.at) >= MISS_REFRESH_INTERVAL,
+                    Some(listed) => listed
+                        .missed
+                        .get(&wanted)
+                        .is_none_or(|at| now.duration_since(*at) >= MISS_REFRESH_INTERVAL),
                 };
                 if refresh {
                     let read = match scope {
@@ -93,9 +99,17 @@ impl ScopeMembership {
                     };
                     match read {
                         Ok(subscriptions) => {
+                            let mut missed = cached.take().map(|l| l.missed).unwrap_or_default();
+                            let at = Instant::now();
+                            missed
+                                .retain(|_, when| at.duration_since(*when) < MISS_REFRESH_INTERVAL);
+                            if !subscriptions.contains(&wanted) {
+                                missed.insert(wanted.clone(), at);
+                            }
                             *cached = Some(Listed {
                                 subscriptions,
-                                at: Instant::now(),
+                                at,
+                                missed,
                             })
                         }
                         Err(error) => {

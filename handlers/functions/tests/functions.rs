@@ -612,3 +612,71 @@ async fn a_pass_that_reaches_its_time_limit_continues_in_a_work_item_it_queues()
         ["10.1.0.0/16 VirtualNetworkGateway"]
     );
 }
+
+#[tokio::test]
+async fn with_a_management_group_scope_an_event_is_triaged_by_where_its_subscription_sits() {
+    let estate = article();
+    let bed = bed(&estate, &[("HUBSPOKE_MANAGEMENT_GROUPS", "mg-lz")], |_| {}).await;
+    let vended = "00000000-0000-0000-0000-0000000000a5";
+    let vnet_in = |subscription: &str| {
+        format!("/subscriptions/{subscription}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v")
+    };
+    let spec = |subscriptions: &[&str]| hubspoke_sim::GroupSpec {
+        display_name: None,
+        parent: None,
+        subscriptions: subscriptions.iter().map(|s| s.to_string()).collect(),
+    };
+    bed.sim.put_management_group("mg-lz", &spec(&[])).unwrap();
+    let event = |subject: &str| {
+        event_body(&arm_event(
+            WRITE,
+            "Microsoft.Network/virtualNetworks/write",
+            subject,
+            SOMEONE,
+        ))
+    };
+    // The hub's own subscription is always in scope, with no listing.
+    let hub_side = invoke(
+        &bed.app,
+        "OnNetworkEvent",
+        &event(&estate.vnet_id("spoke1")),
+    )
+    .await;
+    assert_eq!(hub_side.outcome()["status"], "queued");
+    // Not (yet) under the group: ignored, out_of_scope.
+    let outside = invoke(&bed.app, "OnNetworkEvent", &event(&vnet_in(vended))).await;
+    let outcome = outside.outcome();
+    assert_eq!(outcome["status"], "ignored", "{outcome:#}");
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("out_of_scope: subscription 00000000-0000-0000-0000-0000000000a5 is not in HUBSPOKE_MANAGEMENT_GROUPS (mg-lz)"),
+        "{outcome:#}"
+    );
+    assert_eq!(outcome["requests"]["reads"], 1, "one listing of the group");
+    // The same subscription again at once: no second listing.
+    let again = invoke(&bed.app, "OnNetworkEvent", &event(&vnet_in(vended))).await;
+    assert_eq!(again.outcome()["requests"]["reads"], 0);
+    // Another subscription vended into the group: a miss lists the group again, and it is in.
+    let newer = "00000000-0000-0000-0000-0000000000a6";
+    bed.sim
+        .put_management_group("mg-lz", &spec(&[newer]))
+        .unwrap();
+    let inside = invoke(&bed.app, "OnNetworkEvent", &event(&vnet_in(newer))).await;
+    let outcome = inside.outcome();
+    assert!(
+        !outcome["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("out_of_scope"),
+        "{outcome:#}"
+    );
+    // The VNet does not exist: the mapping reads it, then the hub's peerings, and finds no hub.
+    assert_eq!(outcome["status"], "ignored");
+    assert_eq!(
+        outcome["requests"]["reads"], 3,
+        "the listing, the VNet, the hub"
+    );
+    bed.sim.shutdown().await;
+}
