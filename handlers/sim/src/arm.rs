@@ -51,8 +51,8 @@ fn unavailable() -> ArmError {
 /// Every subscription of the tenant: the estate's and the directory's.
 fn all_subscriptions(shared: &Shared, world: &World) -> Result<Vec<String>, ArmError> {
     let directory = shared.directory.lock().map_err(|_| unavailable())?;
-    Ok(crate::tenancy::all_subscriptions(
-        &world.snapshot(),
+    Ok(crate::tenancy::all_subscriptions_of(
+        world.resource_ids(),
         &directory,
     ))
 }
@@ -140,10 +140,22 @@ pub(crate) fn handle(
     match l.as_slice() {
         ["subscriptions"] | ["subscriptions", _] | ["tenants"] => {
             let all = all_subscriptions(shared, &world)?;
+            drop(world);
             crate::tenancy::handle(method, &segments, &all)
         }
-        ["providers", "microsoft.management", "managementgroups", ..] => {
-            let all = all_subscriptions(shared, &world)?;
+        ["providers", "microsoft.management", "managementgroups", rest @ ..] => {
+            // Below a group other than the root, every subscription is a declared one: the
+            // estate need not be walked for each page.
+            let root = rest
+                .first()
+                .is_none_or(|id| id.eq_ignore_ascii_case(crate::identity::TENANT_ID));
+            let all = if root {
+                all_subscriptions(shared, &world)?
+            } else {
+                let directory = shared.directory.lock().map_err(|_| unavailable())?;
+                directory.declared().to_vec()
+            };
+            drop(world);
             let directory = shared.directory.lock().map_err(|_| unavailable())?;
             directory.handle(
                 method,
@@ -190,15 +202,18 @@ pub(crate) fn handle(
                 return Err(method_not_allowed(method));
             }
             let request = parse_body(body)?;
-            let snapshot = world.snapshot();
-            let directory = shared.directory.lock().map_err(|_| unavailable())?;
-            let all = crate::tenancy::all_subscriptions(&snapshot, &directory);
-            let resources = shared
+            let peerings = world.strict.graph_peerings;
+            let directory_now = shared.directory.lock().map_err(|_| unavailable())?;
+            let (resources, directory_then) = shared
                 .graph
                 .lock()
                 .map_err(|_| unavailable())?
-                .resources(ctx.now, || crate::graph::resources_of(&snapshot));
-            crate::graph::query(&request, resources, world.strict.graph_peerings, |groups| {
+                .resources(ctx.now, || world.graph_resources(), &directory_now);
+            let directory = directory_then.as_ref().unwrap_or(&directory_now);
+            let all = crate::tenancy::all_subscriptions_of(world.resource_ids(), directory);
+            // The query runs on copies: other requests need not wait for it.
+            drop(world);
+            crate::graph::query(&request, resources, peerings, |groups| {
                 directory.subscriptions_under(groups, &all)
             })
             .map(Reply::ok)

@@ -209,18 +209,23 @@ fn tenancy_route(shared: &Shared, method: &str, path: &str, body: &Bytes) -> Opt
                 ));
             }
             // The estate is read before the graph is locked, in the front end's order.
-            let resources = match frozen.flatten() {
-                Some(true) => match shared.world.lock() {
-                    Ok(world) => Some(crate::graph::resources_of(&world.snapshot())),
-                    Err(_) => return Some(unavailable()),
-                },
+            let copy = match frozen.flatten() {
+                Some(true) => {
+                    let Ok(world) = shared.world.lock() else {
+                        return Some(unavailable());
+                    };
+                    let Ok(directory) = shared.directory.lock() else {
+                        return Some(unavailable());
+                    };
+                    Some((world.graph_resources(), directory.clone()))
+                }
                 _ => None,
             };
             let Ok(mut view) = shared.graph.lock() else {
                 return Some(unavailable());
             };
             if let Some(frozen) = frozen.flatten() {
-                view.set_frozen(if frozen { resources } else { None });
+                view.set_frozen(if frozen { copy } else { None });
             }
             if let Some(lag) = lag.flatten() {
                 view.set_lag(std::time::Duration::from_millis(lag));

@@ -26,6 +26,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::config::GraphPeerings;
+use crate::management_groups::Directory;
 use crate::world::ArmError;
 
 /// ARG's page size limit (learn.microsoft.com/azure/governance/resource-graph/concepts/work-with-data).
@@ -82,14 +83,16 @@ fn invalid(detail: impl Into<String>) -> ArmError {
     error
 }
 
-/// What the graph holds: the estate now, at most `lag` old, or as it was when frozen.
+/// What the graph holds: the estate now, at most `lag` old, or as it was when frozen. A copy
+/// keeps the management groups as they were too: Resource Graph learns of a subscription moved
+/// between groups as late as of any other change.
 #[derive(Debug, Default)]
 pub(crate) struct GraphView {
     /// Rows answer from this copy while set (`PUT /_sim/graph {"frozen": true}`).
-    frozen: Option<Vec<Value>>,
+    frozen: Option<(Vec<Value>, Directory)>,
     /// How old the copy may grow before it is taken again; zero: always current.
     lag: Duration,
-    cached: Option<(Instant, Vec<Value>)>,
+    cached: Option<(Instant, Vec<Value>, Directory)>,
 }
 
 impl GraphView {
@@ -100,31 +103,36 @@ impl GraphView {
         }
     }
 
-    /// The resources a query sees, `current` giving the estate's as they are now.
+    /// The resources a query sees, and the management groups when they are a copy (`None`: as
+    /// they are now); `current` gives the estate's resources as they are now, `directory` the
+    /// groups.
     pub(crate) fn resources(
         &mut self,
         now: Instant,
         current: impl FnOnce() -> Vec<Value>,
-    ) -> Vec<Value> {
-        if let Some(frozen) = &self.frozen {
-            return frozen.clone();
+        directory: &Directory,
+    ) -> (Vec<Value>, Option<Directory>) {
+        if let Some((resources, directory)) = &self.frozen {
+            return (resources.clone(), Some(directory.clone()));
         }
         if self.lag.is_zero() {
-            return current();
+            return (current(), None);
         }
         match &self.cached {
-            Some((taken, resources)) if now.duration_since(*taken) < self.lag => resources.clone(),
+            Some((taken, resources, directory)) if now.duration_since(*taken) < self.lag => {
+                (resources.clone(), Some(directory.clone()))
+            }
             _ => {
                 let resources = current();
-                self.cached = Some((now, resources.clone()));
-                resources
+                self.cached = Some((now, resources.clone(), directory.clone()));
+                (resources, Some(directory.clone()))
             }
         }
     }
 
-    /// Freezes the graph at `resources` (the estate now), or thaws it.
-    pub(crate) fn set_frozen(&mut self, resources: Option<Vec<Value>>) {
-        self.frozen = resources;
+    /// Freezes the graph at `copy` (the estate and the groups now), or thaws it.
+    pub(crate) fn set_frozen(&mut self, copy: Option<(Vec<Value>, Directory)>) {
+        self.frozen = copy;
         self.cached = None;
     }
 
@@ -478,9 +486,13 @@ fn parse(query: &str) -> Result<Vec<Stage>, ArmError> {
     Ok(stages)
 }
 
-/// One ARG row of an ARM resource.
-fn row(resource: &Value) -> Map<String, Value> {
-    let id = resource.get("id").and_then(Value::as_str).unwrap_or("");
+/// One ARG row of an ARM resource (taken apart, not copied).
+fn row(mut resource: Value) -> Map<String, Value> {
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let segments: Vec<&str> = id.split('/').collect();
     let after = |key: &str| {
         segments
@@ -489,21 +501,33 @@ fn row(resource: &Value) -> Map<String, Value> {
             .map(|w| w[1].to_string())
             .unwrap_or_default()
     };
-    let text = |key: &str| resource.get(key).and_then(Value::as_str).unwrap_or("");
+    let text = |key: &str| {
+        resource
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (name, kind, location) = (text("name"), text("type"), text("location"));
+    let (resource_group, subscription) = (after("resourceGroups"), after("subscriptions"));
+    let mut take = |key: &str| resource.get_mut(key).map(Value::take);
+    let sku = take("sku").unwrap_or(Value::Null);
+    let properties = take("properties").unwrap_or(json!({}));
+    let tags = take("tags").unwrap_or(json!({}));
     let value = json!({
         "id": id,
-        "name": text("name"),
-        "type": text("type").to_ascii_lowercase(),
+        "name": name,
+        "type": kind.to_ascii_lowercase(),
         "tenantId": crate::identity::TENANT_ID,
         "kind": "",
-        "location": text("location").to_ascii_lowercase().replace(' ', ""),
-        "resourceGroup": after("resourceGroups").to_ascii_lowercase(),
-        "subscriptionId": after("subscriptions"),
+        "location": location.to_ascii_lowercase().replace(' ', ""),
+        "resourceGroup": resource_group.to_ascii_lowercase(),
+        "subscriptionId": subscription,
         "managedBy": "",
-        "sku": resource.get("sku").cloned().unwrap_or(Value::Null),
+        "sku": sku,
         "plan": Value::Null,
-        "properties": resource.get("properties").cloned().unwrap_or(json!({})),
-        "tags": resource.get("tags").cloned().unwrap_or(json!({})),
+        "properties": properties,
+        "tags": tags,
         "identity": Value::Null,
         "zones": Value::Null,
         "extendedLocation": Value::Null,
@@ -512,6 +536,27 @@ fn row(resource: &Value) -> Map<String, Value> {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// Whether `resource` may pass the query's first stage, when that stage filters on `type`:
+/// tested before a row is made of it, so a query for VNets does not copy every route table.
+fn may_pass(resource: &Value, stages: &[Stage]) -> bool {
+    let Some(Stage::Where { left, op, values }) = stages.first() else {
+        return true;
+    };
+    if left.path != ["type"] {
+        return true;
+    }
+    let mut row = Map::new();
+    row.insert(
+        "type".into(),
+        json!(resource
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()),
+    );
+    matches(&row, left, op, values)
 }
 
 /// The value at `path` in `row` (null when absent).
@@ -691,7 +736,8 @@ pub(crate) fn query(
     }
 
     let mut rows: Vec<Map<String, Value>> = shaped(resources, peerings)
-        .iter()
+        .into_iter()
+        .filter(|resource| may_pass(resource, &stages))
         .map(row)
         .filter(|r| match &subscriptions {
             None => true,

@@ -426,8 +426,11 @@ impl SimHandle {
     /// its answers lag every change made from now on until [`SimHandle::thaw_graph`].
     pub fn freeze_graph(&self) {
         let resources = graph::resources_of(&self.state());
+        let Ok(directory) = self.shared.directory.lock().map(|d| d.clone()) else {
+            return;
+        };
         if let Ok(mut view) = self.shared.graph.lock() {
-            view.set_frozen(Some(resources));
+            view.set_frozen(Some((resources, directory)));
         }
     }
 

@@ -50,7 +50,7 @@ struct Group {
 }
 
 /// Management groups, where each subscription sits, and the subscriptions declared.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Directory {
     /// By lower-cased id.
     groups: BTreeMap<String, Group>,
@@ -288,7 +288,8 @@ impl Directory {
 
     /// Answers a GET of the management group API (`segments`: the path after
     /// `/providers/Microsoft.Management/managementGroups`), `all` being every subscription of
-    /// the tenant.
+    /// the tenant (for a group other than the root, the declared ones are enough: every
+    /// subscription placed in a group is declared).
     pub(crate) fn handle(
         &self,
         method: &str,
@@ -349,10 +350,29 @@ impl Directory {
                 if !self.exists(id) {
                     return Err(not_found(id));
                 }
-                let mut items = Vec::new();
-                for key in self.subtree(id).iter().skip(1) {
-                    if let Some(g) = self.groups.get(key) {
-                        items.push(json!({
+                // What the descendants are, cheaply; only the page asked for is made JSON.
+                enum Descendant<'a> {
+                    Group(&'a Group),
+                    Subscription(&'a String),
+                }
+                let mut items: Vec<Descendant<'_>> = self
+                    .subtree(id)
+                    .iter()
+                    .skip(1)
+                    .filter_map(|key| self.groups.get(key))
+                    .map(Descendant::Group)
+                    .collect();
+                items.extend(
+                    all.iter()
+                        .filter(|s| self.under(s, id))
+                        .map(Descendant::Subscription),
+                );
+                let url = format!("{base_url}{}/descendants", group_path(id));
+                let (range, next) = page_of(items.len(), query, page_size, &url);
+                let value: Vec<Value> = items[range]
+                    .iter()
+                    .map(|item| match item {
+                        Descendant::Group(g) => json!({
                             "id": group_path(&g.id),
                             "type": GROUP_TYPE,
                             "name": g.id,
@@ -360,26 +380,19 @@ impl Directory {
                                 "displayName": g.display_name,
                                 "parent": {"id": group_path(&self.parent_of_group(g).0)},
                             },
-                        }));
-                    }
-                }
-                for subscription in all.iter().filter(|s| self.under(s, id)) {
-                    items.push(json!({
-                        "id": format!("/subscriptions/{subscription}"),
-                        "type": SUBSCRIPTION_TYPE,
-                        "name": subscription,
-                        "properties": {
-                            "displayName": subscription,
-                            "parent": {"id": self.parent_of_subscription(subscription)},
-                        },
-                    }));
-                }
-                Ok(Reply::ok(page(
-                    items,
-                    query,
-                    page_size,
-                    &format!("{base_url}{}/descendants", group_path(id)),
-                )))
+                        }),
+                        Descendant::Subscription(subscription) => json!({
+                            "id": format!("/subscriptions/{subscription}"),
+                            "type": SUBSCRIPTION_TYPE,
+                            "name": subscription,
+                            "properties": {
+                                "displayName": subscription,
+                                "parent": {"id": self.parent_of_subscription(subscription)},
+                            },
+                        }),
+                    })
+                    .collect();
+                Ok(Reply::ok(json!({"value": value, "nextLink": next})))
             }
             _ => Err(ArmError::new(
                 404,
@@ -402,18 +415,23 @@ impl Directory {
     }
 }
 
-/// One page of `items` from `$skiptoken` (an offset), `$top` (else `page_size`) at a time, with
-/// a `nextLink` carrying the api-version and the next offset.
-fn page(items: Vec<Value>, query: &[(String, String)], page_size: usize, url: &str) -> Value {
+/// The range of the page of `count` items from `$skiptoken` (an offset), `$top` (else
+/// `page_size`) at a time, and the `nextLink` carrying the api-version and the next offset.
+fn page_of(
+    count: usize,
+    query: &[(String, String)],
+    page_size: usize,
+    url: &str,
+) -> (std::ops::Range<usize>, Option<String>) {
     let value_of =
         |name: &str| crate::http::query_value(query, name).and_then(|v| v.parse::<usize>().ok());
-    let skip = value_of("$skiptoken").unwrap_or(0).min(items.len());
+    let skip = value_of("$skiptoken").unwrap_or(0).min(count);
     let top = value_of("$top").unwrap_or(page_size).max(1);
-    let end = (skip + top).min(items.len());
+    let end = (skip + top).min(count);
     let api_version = crate::http::query_value(query, "api-version").unwrap_or("2023-04-01");
-    let next = (end < items.len())
+    let next = (end < count)
         .then(|| format!("{url}?api-version={api_version}&$top={top}&$skiptoken={end}"));
-    json!({"value": items[skip..end].to_vec(), "nextLink": next})
+    (skip..end, next)
 }
 
 #[cfg(test)]

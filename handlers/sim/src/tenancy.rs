@@ -34,9 +34,23 @@ pub const TENANT_DISPLAY_NAME: &str = "hubspoke simulator";
 /// Every subscription of the tenant: those holding resources of `estate` (a snapshot), then those
 /// `directory` declares, each once.
 pub(crate) fn all_subscriptions(estate: &Value, directory: &Directory) -> Vec<String> {
-    let mut all = subscription_ids(estate);
+    let ids = subscription_ids(estate);
+    with_declared(ids, directory)
+}
+
+/// [`all_subscriptions`] from the ids of the estate's resources.
+pub(crate) fn all_subscriptions_of<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    directory: &Directory,
+) -> Vec<String> {
+    with_declared(subscriptions_of_ids(ids), directory)
+}
+
+fn with_declared(mut all: Vec<String>, directory: &Directory) -> Vec<String> {
+    let mut seen: std::collections::HashSet<String> =
+        all.iter().map(|s| s.to_ascii_lowercase()).collect();
     for declared in directory.declared() {
-        if !all.iter().any(|s| s.eq_ignore_ascii_case(declared)) {
+        if seen.insert(declared.to_ascii_lowercase()) {
             all.push(declared.clone());
         }
     }
@@ -99,6 +113,14 @@ pub(crate) fn subscription_ids(estate: &Value) -> Vec<String> {
         .filter_map(Value::as_array)
         .flatten()
         .filter_map(|resource| resource.get("id").and_then(Value::as_str));
+    out.extend(subscriptions_of_ids(ids));
+    out
+}
+
+/// The subscriptions of `ids`, in order of first appearance, each once whatever its casing.
+fn subscriptions_of_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for id in ids {
         let mut parts = id.split('/');
         let (Some(""), Some(word), Some(subscription)) = (parts.next(), parts.next(), parts.next())
@@ -107,9 +129,7 @@ pub(crate) fn subscription_ids(estate: &Value) -> Vec<String> {
         };
         if word.eq_ignore_ascii_case("subscriptions")
             && !subscription.is_empty()
-            && !out
-                .iter()
-                .any(|seen| seen.eq_ignore_ascii_case(subscription))
+            && seen.insert(subscription.to_ascii_lowercase())
         {
             out.push(subscription.to_string());
         }

@@ -359,7 +359,18 @@ async fn where_peerings_show_is_a_knob_and_both_queries_cover_every_reading() {
 async fn a_lagging_graph_answers_the_estate_as_it_was() {
     let (sim, client) = start_sim(SimConfig::default()).await;
     sim.load(&estate()).unwrap();
+    sim.put_management_group("mg-lz", &group(None, &[VENDED]))
+        .unwrap();
     sim.freeze_graph();
+    // The vended subscription leaves the group: the graph learns of it late, as of the rest.
+    sim.put_management_group("mg-lz", &group(None, &[]))
+        .unwrap();
+    let in_group = graph(
+        &client,
+        json!({"managementGroups": ["mg-lz"], "query": peered_with_hub()}),
+    )
+    .await;
+    assert_eq!(ids(&in_group), [vnet_in(VENDED, "spoke-vended")]);
     // The outside spoke goes; a new one comes.
     let mut changed = estate();
     let vnets = changed["virtualNetworks"].as_array_mut().unwrap();
