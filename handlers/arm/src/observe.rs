@@ -19,8 +19,10 @@
 //!   event the pass answers is about, are read, through ARM: what a pass writes is planned from
 //!   ARM's answers only, never from Resource Graph's rows, which lag. A row ARM no longer
 //!   confirms costs the read of its subscription and writes nothing; a VNet the graph does not
-//!   show yet is found by a later pass (or at once, through its event). A subscription outside
-//!   the scope is never read, so nothing in it is ever written.
+//!   show yet is found by a later pass (or at once, through its event). The scope is listed
+//!   while the graph's subscriptions are read; one that turns out to be outside it (a graph row
+//!   from before it left a management group) is forgotten before planning, and no other
+//!   subscription outside the scope is read: nothing outside it is ever written.
 //!
 //! What is not readable is not fatal unless it is a hub's own subscription: a subscription whose
 //! list is refused is reported in `skipped`, and the planner then reports the peerings into it
@@ -158,14 +160,38 @@ pub async fn observe_in_scope(
             reader.read(&listed, FoundBy::ListedSubscription).await?;
         }
         Scope::Readable | Scope::ManagementGroups(_) => {
-            // The hubs' subscriptions, while the scope and the graph are asked.
-            let ((), (in_scope, graph)) = tokio::try_join!(
-                reader.read(&listed, FoundBy::ListedSubscription),
-                discover(client, hubs, scope),
-            )?;
+            // Three things at once: the subscriptions in scope from Resource Manager; the hubs'
+            // subscriptions; Resource Graph, then the subscriptions of the VNets it names.
+            // Those are read before the scope is known (it is rarely long in coming and they are
+            // nearly always in it), and forgotten after if they are not: nothing is planned, so
+            // nothing is written, outside the scope.
+            let graph_scope = match scope {
+                Scope::ManagementGroups(groups) => GraphScope::ManagementGroups(groups.clone()),
+                _ => GraphScope::Tenant,
+            };
+            let reading = async {
+                let (read, graph) = tokio::join!(
+                    reader.read(&listed, FoundBy::ListedSubscription),
+                    resource_graph::vnets_peered_with(client, &graph_scope, hubs),
+                );
+                read?;
+                if let Ok(vnets) = &graph {
+                    let mut candidates: BTreeMap<String, BTreeSet<FoundBy>> = BTreeMap::new();
+                    for vnet in vnets {
+                        candidates
+                            .entry(vnet.subscription().to_ascii_lowercase())
+                            .or_default()
+                            .insert(FoundBy::ResourceGraph);
+                    }
+                    reader.read_with_reasons(candidates).await?;
+                }
+                Ok::<_, ObserveError>(graph)
+            };
+            let (members, graph) = tokio::join!(members_of(client, scope), reading);
+            let (members, graph) = (members?, graph?);
             let in_scope = |subscription: &str| {
                 let subscription = subscription.to_ascii_lowercase();
-                in_scope.contains(&subscription) || hub_subscriptions.contains(&subscription)
+                members.contains(&subscription) || hub_subscriptions.contains(&subscription)
             };
             match graph {
                 Ok(vnets) => graph_vnets = vnets,
@@ -174,13 +200,9 @@ pub async fn observe_in_scope(
                     error,
                 }),
             }
+            graph_vnets.retain(|vnet| in_scope(vnet.subscription()));
+            reader.forget(|subscription| !in_scope(subscription));
             let mut candidates: BTreeMap<String, BTreeSet<FoundBy>> = BTreeMap::new();
-            for vnet in graph_vnets.iter().filter(|v| in_scope(v.subscription())) {
-                candidates
-                    .entry(vnet.subscription().to_ascii_lowercase())
-                    .or_default()
-                    .insert(FoundBy::ResourceGraph);
-            }
             for subscription in reader.reached_by_hubs(hubs) {
                 if in_scope(&subscription) {
                     candidates
@@ -319,6 +341,38 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// Forgets what was read of the subscriptions `outside` says are outside the scope (a
+    /// Resource Graph row of a subscription that has left it): they are neither planned nor
+    /// reported.
+    fn forget(&mut self, outside: impl Fn(&str) -> bool) {
+        let forgotten: BTreeSet<String> = self
+            .reasons
+            .keys()
+            .filter(|subscription| outside(subscription))
+            .cloned()
+            .collect();
+        if forgotten.is_empty() {
+            return;
+        }
+        let kept = |id: &str| !forgotten.contains(&id.to_ascii_lowercase());
+        let observation = &mut self.observation;
+        observation
+            .observed
+            .virtual_networks
+            .retain(|vnet| kept(vnet.id.subscription()));
+        observation
+            .observed
+            .route_tables
+            .retain(|table| kept(table.id.subscription()));
+        observation.subscriptions.retain(|s| kept(s));
+        observation.skipped.retain(|skipped| {
+            !forgotten
+                .iter()
+                .any(|s| skipped.resource.ends_with(s.as_str()))
+        });
+        self.reasons.retain(|s, _| kept(s));
+    }
+
     /// The subscriptions, lower-cased, of the VNets the hubs' peerings point at (as read).
     fn reached_by_hubs(&self, hubs: &[VnetId]) -> BTreeSet<String> {
         self.observation
@@ -382,29 +436,14 @@ impl Reader<'_> {
     }
 }
 
-/// The subscriptions in scope (lower-cased), from Resource Manager, and Resource Graph's VNets
-/// peered with a hub (an error there is the pass's to report, not to stop on).
-async fn discover(
-    client: &ArmClient,
-    hubs: &[VnetId],
-    scope: &Scope,
-) -> Result<(BTreeSet<String>, Result<BTreeSet<VnetId>, ArmError>), ObserveError> {
-    match scope {
+/// The subscriptions in scope (lower-cased), from Resource Manager.
+async fn members_of(client: &ArmClient, scope: &Scope) -> Result<BTreeSet<String>, ObserveError> {
+    Ok(match scope {
         Scope::ManagementGroups(groups) => {
-            let graph_scope = GraphScope::ManagementGroups(groups.clone());
-            let (members, graph) = tokio::join!(
-                tenancy::management_group_subscriptions(client, groups),
-                resource_graph::vnets_peered_with(client, &graph_scope, hubs),
-            );
-            Ok((members?, graph))
+            tenancy::management_group_subscriptions(client, groups).await?
         }
-        _ => {
-            let members = tenancy::readable_subscriptions(client).await?;
-            let graph_scope = GraphScope::Subscriptions(members.iter().cloned().collect());
-            let graph = resource_graph::vnets_peered_with(client, &graph_scope, hubs).await;
-            Ok((members, graph))
-        }
-    }
+        _ => tenancy::readable_subscriptions(client).await?,
+    })
 }
 
 /// The subscription of an event's resource (lower-cased) and its VNet, when it is a VNet, a

@@ -47,6 +47,10 @@ pub enum GraphScope {
     Subscriptions(Vec<String>),
     /// Every subscription under these management groups, at any depth.
     ManagementGroups(Vec<String>),
+    /// Every subscription the identity can read: a request that names no scope (the REST API's
+    /// `subscriptions` is optional; without it the query covers the tenant's subscriptions the
+    /// caller has access to).
+    Tenant,
 }
 
 /// Every row of `query` over `scope`, page after page.
@@ -61,6 +65,7 @@ pub async fn query(
             .map(|batch| json!({"subscriptions": batch}))
             .collect(),
         GraphScope::ManagementGroups(groups) => vec![json!({"managementGroups": groups})],
+        GraphScope::Tenant => vec![json!({})],
     };
     let path = format!("/providers/Microsoft.ResourceGraph/resources?api-version={API_VERSION}");
     let mut rows = Vec::new();

@@ -473,3 +473,44 @@ async fn a_management_group_that_cannot_be_read_stops_the_pass_naming_it() {
     assert!(written.is_empty());
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_subscription_that_left_the_group_is_not_written_though_the_graph_still_places_it() {
+    let (sim, client) = bed(GraphPeerings::Inline).await;
+    // The graph's copy places VENDED[0] in the group; Resource Manager no longer does.
+    sim.freeze_graph();
+    sim.put_management_group(
+        GROUP,
+        &GroupSpec {
+            display_name: None,
+            parent: None,
+            subscriptions: VENDED[1..]
+                .iter()
+                .chain(IDLE.iter())
+                .map(|s| s.to_string())
+                .collect(),
+        },
+    )
+    .unwrap();
+    let result = pass(&client, groups(), None).await;
+    assert!(found_by(&result, "spoke0").is_empty(), "{}", result.text());
+    assert_eq!(found_by(&result, "spoke1"), [FoundBy::ResourceGraph]);
+    let (_, written) = touched(&sim);
+    assert!(!written.contains(VENDED[0]), "{written:?}");
+    let observation = observe_in_scope(&client, &config().hubs, &groups(), None)
+        .await
+        .unwrap();
+    assert!(
+        !observation
+            .observed
+            .virtual_networks
+            .iter()
+            .any(|v| v.id.name() == "spoke0"),
+        "what was read of it is forgotten before planning"
+    );
+    assert!(!observation
+        .subscriptions
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(VENDED[0])));
+    sim.shutdown().await;
+}
