@@ -151,10 +151,14 @@ async fn verify_every_pair(stack: &Stack) -> anyhow::Result<bool> {
             {"name": "ipconfig1", "properties": {"subnet": {"id": subnet}}}]}});
         stack.landing_zone.put(&nic, None, &body).await?;
     }
+    let scope = match &stack.subscriptions {
+        Some(listed) => hubspoke_core::config::Scope::Listed(listed.clone()),
+        None => hubspoke_core::config::Scope::Reached,
+    };
     let hubs = crate::verify::verify_live(
         &stack.arm,
         &stack.config,
-        stack.subscriptions.as_deref(),
+        &scope,
         hubspoke_arm::effective::EffectiveMode::All,
     )
     .await?;

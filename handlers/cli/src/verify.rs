@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::ValueEnum;
 use hubspoke_arm::effective::{check_effective, EffectiveCheck, EffectiveMode};
-use hubspoke_core::config::PlanConfig;
+use hubspoke_core::config::{PlanConfig, Scope};
 use hubspoke_core::verify::{render, verify_hubs, HubVerification};
 use serde_json::{json, Value};
 
@@ -110,7 +110,7 @@ async fn live(
 ) -> anyhow::Result<Vec<Verified>> {
     let (client, options) = connect()?;
     let mode = effective.unwrap_or(options.verify_effective);
-    verify_live(&client, config, options.subscriptions.as_deref(), mode).await
+    verify_live(&client, config, &options.scope, mode).await
 }
 
 /// Observes the estate through `client`, verifies every configured hub, and reads the
@@ -118,11 +118,12 @@ async fn live(
 pub(crate) async fn verify_live(
     client: &hubspoke_arm::client::ArmClient,
     config: &PlanConfig,
-    subscriptions: Option<&[String]>,
+    scope: &Scope,
     mode: EffectiveMode,
 ) -> anyhow::Result<Vec<Verified>> {
     let client = client.clone();
-    let observation = hubspoke_arm::observe::observe(&client, &config.hubs, subscriptions).await?;
+    let observation =
+        hubspoke_arm::observe::observe_in_scope(&client, &config.hubs, scope, None).await?;
     for skipped in &observation.skipped {
         eprintln!(
             "warning: not readable: {} — {}",
