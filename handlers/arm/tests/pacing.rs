@@ -233,9 +233,12 @@ async fn two_processes_share_a_subscription_through_azures_answers_only() {
     }
     let total = writes(&sim).len();
     assert_under_pressure(&sim);
+    // Each process learns of the other only from the budget left in Azure's answers, a beat
+    // late: some writes are refused, far fewer than the three quarters that sending without
+    // pacing would have refused against a bucket a quarter of the writes.
     let throttled = throttled_writes(&sim);
     assert!(
-        throttled * 10 <= total,
+        throttled * 5 <= total,
         "{throttled} of {total} writes throttled"
     );
     let again = pass(&client_b, &config).await;
