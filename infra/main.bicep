@@ -69,6 +69,14 @@ param summaryPrefixes array = []
 @description('HUBSPOKE_DISABLE_BGP_PROPAGATION: BGP route propagation off in the tables hubspoke creates.')
 param disableBgpPropagation bool = false
 
+@description('HUBSPOKE_VERIFY_EFFECTIVE: after each pass, check its verification against Azure\'s effective routes of the spokes\' network interfaces (one per spoke with sample, every one with all; each is a read).')
+@allowed([
+  'off'
+  'sample'
+  'all'
+])
+param verifyEffective string = 'off'
+
 // --- Where and how it runs ---------------------------------------------------------------------
 
 @description('Region of hubspoke\'s resources (a region with Flex Consumption: az functionapp list-flexconsumption-locations).')
@@ -166,6 +174,7 @@ var hubspokeSettings = {
   HUBSPOKE_ROUTE_LIMIT: string(routeLimit)
   HUBSPOKE_DRY_RUN: dryRun ? 'true' : 'false'
   HUBSPOKE_DRIFT_SCHEDULE: driftSchedule
+  HUBSPOKE_VERIFY_EFFECTIVE: verifyEffective
 }
 
 // One system topic per subscription in scope: the existing one, or one hubspoke creates.
