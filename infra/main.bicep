@@ -8,6 +8,9 @@
 //   3. deployEventSubscriptions = true: the same deployment adds one event subscription per topic.
 //      Event Grid checks at creation that the AzureFunction endpoint (OnNetworkEvent) exists, which
 //      is only true once the package is published.
+// With managementGroups (a scope that needs no list), infra/management-group.bicep is then
+// deployed at each group, from this deployment's outputs: the role and the event wiring of every
+// subscription under the group, present and future (docs/deploy.md).
 targetScope = 'subscription'
 
 // --- What hubspoke manages ------------------------------------------------------------------
@@ -19,13 +22,16 @@ param hubs array
 @description('Other subscription ids where spokes live (landing zones). With the hubs\' subscriptions they are the subscriptions in scope: the network role is assigned there, their ARM events are wired, and HUBSPOKE_SUBSCRIPTIONS lists them. A managed identity cannot act in another tenant: same-tenant subscriptions only.')
 param subscriptions array = []
 
+@description('Management group ids (HUBSPOKE_MANAGEMENT_GROUPS): every subscription under them, at any depth, present and future, is in scope, with no list to keep. Then leave `subscriptions` empty: the app refuses both settings at once. Deploy infra/management-group.bicep at each group after this deployment (its role and event wiring).')
+param managementGroups array = []
+
 @description('Subscriptions in scope that already have a Microsoft.Resources.Subscriptions system topic (Azure allows one per subscription), keyed by subscription id: { \'<subscription id>\': { resourceGroup: \'...\', name: \'...\' } }. infra/find-system-topics prints this object.')
 param existingSystemTopics object = {}
 
 @description('Step 3 of the deployment: create the event subscriptions to OnNetworkEvent. Only once the package is published.')
 param deployEventSubscriptions bool = false
 
-// --- hubspoke settings (DESIGN section 5) ------------------------------------------------------
+// --- hubspoke settings (docs/design.md §5) ------------------------------------------------------
 
 @description('HUBSPOKE_DRIFT_SCHEDULE: NCRONTAB with seconds for the DriftCheck timer. Always set: the host refuses to index a timer whose %NAME% is unset.')
 param driftSchedule string = '0 */15 * * * *'
@@ -62,6 +68,14 @@ param summaryPrefixes array = []
 
 @description('HUBSPOKE_DISABLE_BGP_PROPAGATION: BGP route propagation off in the tables hubspoke creates.')
 param disableBgpPropagation bool = false
+
+@description('HUBSPOKE_VERIFY_EFFECTIVE: after each pass, check its verification against Azure\'s effective routes of the spokes\' network interfaces (one per spoke with sample, every one with all; each is a read).')
+@allowed([
+  'off'
+  'sample'
+  'all'
+])
+param verifyEffective string = 'off'
 
 // --- Where and how it runs ---------------------------------------------------------------------
 
@@ -137,15 +151,19 @@ var allTags = union(tags, {
   'hubspoke:component': 'deployment'
 })
 
-// The subscriptions in scope: the hubs' own, then the listed ones, lower-cased and without
-// duplicates (union keeps the first occurrence).
+// The subscriptions wired and granted here: the hubs' own, then the listed ones, lower-cased and
+// without duplicates (union keeps the first occurrence). With management groups, the groups'
+// subscriptions are in scope too, granted and wired at the groups (infra/management-group.bicep).
 var hubSubscriptions = [for hub in hubs: toLower(split(hub, '/')[2])]
 var listedSubscriptions = [for id in subscriptions: toLower(id)]
 var scopeSubscriptions = union(hubSubscriptions, listedSubscriptions)
+var discovers = !empty(managementGroups)
 
 var hubspokeSettings = {
   HUBSPOKE_HUBS: join(hubs, ',')
-  HUBSPOKE_SUBSCRIPTIONS: join(scopeSubscriptions, ',')
+  // Empty with management groups: the app refuses both settings at once.
+  HUBSPOKE_SUBSCRIPTIONS: discovers ? '' : join(scopeSubscriptions, ',')
+  HUBSPOKE_MANAGEMENT_GROUPS: join(managementGroups, ',')
   HUBSPOKE_ENROLLMENT: enrollment
   HUBSPOKE_EXCLUDE_SUBNETS: join(excludeSubnets, ',')
   HUBSPOKE_CREATE_MISSING_PEERINGS: createMissingPeerings ? 'true' : 'false'
@@ -156,6 +174,7 @@ var hubspokeSettings = {
   HUBSPOKE_ROUTE_LIMIT: string(routeLimit)
   HUBSPOKE_DRY_RUN: dryRun ? 'true' : 'false'
   HUBSPOKE_DRIFT_SCHEDULE: driftSchedule
+  HUBSPOKE_VERIFY_EFFECTIVE: verifyEffective
 }
 
 // One system topic per subscription in scope: the existing one, or one hubspoke creates.
@@ -223,6 +242,30 @@ module networkRoleAssignments 'modules/network-role-assignment.bicep' = [for id 
     principalId: app.outputs.identityPrincipalId
   }
 }]
+
+// --- A scope of management groups: the identities and rights of the event wiring policy ------------
+
+module eventDestinationRole 'modules/event-destination-role.bicep' = if (discovers) {
+  name: '${namePrefix}-event-destination-role'
+  scope: subscription()
+  params: {
+    roleName: 'hubspoke event destination (${functionAppName})'
+  }
+}
+
+module eventWiringIdentities 'modules/event-wiring-identities.bicep' = if (discovers) {
+  name: '${namePrefix}-event-wiring-identities'
+  scope: group
+  params: {
+    namePrefix: namePrefix
+    location: location
+    tags: allTags
+    appName: app.outputs.appName
+    storageAccountName: app.outputs.storageAccountName
+    deadLetterContainerName: app.outputs.deadLetterContainerName
+    destinationRoleDefinitionName: discovers ? eventDestinationRole.outputs.roleDefinitionName : ''
+  }
+}
 
 // --- Event Grid: one system topic per subscription in scope ----------------------------------------
 
@@ -297,3 +340,16 @@ output subscriptionsInScope array = scopeSubscriptions
 output networkRoleDefinitionName string = networkRole.outputs.roleDefinitionName
 output systemTopics array = topics
 output eventSubscriptionsDeployed bool = deployEventSubscriptions
+output managementGroups array = managementGroups
+@description('The parameter eventWiring of infra/management-group.bicep (empty without managementGroups).')
+output eventWiring object = discovers ? {
+  wiringIdentityId: eventWiringIdentities.outputs.wiringIdentityId
+  wiringPrincipalId: eventWiringIdentities.outputs.wiringPrincipalId
+  deadLetterIdentityId: eventWiringIdentities.outputs.deadLetterIdentityId
+  functionResourceId: '${app.outputs.appId}/functions/OnNetworkEvent'
+  deadLetterStorageAccountId: app.outputs.storageAccountId
+  deadLetterContainerName: app.outputs.deadLetterContainerName
+  eventsResourceGroupName: eventsResourceGroupName
+  topicName: '${namePrefix}-arm-events'
+  eventSubscriptionName: take('${functionAppName}-network-events', 64)
+} : {}

@@ -14,6 +14,11 @@ param subscriptions = [
   '00000000-0000-0000-0000-000000000003'
 ]
 
+// Or, for a landing-zone estate where subscriptions are vended all the time: the management
+// groups they are vended into (HUBSPOKE_MANAGEMENT_GROUPS), `subscriptions` then left empty, and
+// infra/management-group.bicep deployed at each group (docs/deploy.md).
+param managementGroups = []
+
 // Subscriptions that already have a Microsoft.Resources.Subscriptions system topic (one is allowed
 // per subscription): hubspoke adds its event subscription to it. `infra/find-system-topics` prints
 // this object for your subscriptions.

@@ -1,5 +1,5 @@
 // hubspoke's event subscription on one subscription's system topic: the network writes and
-// deletes DESIGN section 3 lists, delivered to the OnNetworkEvent function (endpoint type
+// deletes docs/design.md §3 lists, delivered to the OnNetworkEvent function (endpoint type
 // AzureFunction), retried, and dead-lettered to hubspoke's storage when delivery gives up.
 //
 // Event Grid checks at creation that the function exists: deploy this only after the package is

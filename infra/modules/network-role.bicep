@@ -29,6 +29,10 @@ var actions = [
   'Microsoft.Network/routeTables/routes/read'
   // Observe: GET of each hub's gateway named in its GatewaySubnet.
   'Microsoft.Network/virtualNetworkGateways/read'
+  // Verification (HUBSPOKE_VERIFY_EFFECTIVE=sample|all): POST .../networkInterfaces/{nic}/
+  // effectiveRouteTable, which only reads the routes Azure applies to a spoke's interface (its
+  // result is polled through locations/operationResults, below). Off by default; unused then.
+  'Microsoft.Network/networkInterfaces/effectiveRouteTable/action'
   // Long-running operations: polling .../providers/Microsoft.Network/locations/{region}/operations/
   // {id} (Azure-AsyncOperation) and .../operationResults/{id} (Location) is authorized as these
   // two actions, outside the resource written (Microsoft's built-in Windows 365 Network Interface

@@ -13,6 +13,12 @@ from pathlib import Path
 INFRA = Path(__file__).resolve().parent.parent
 ROLE_FILE = INFRA / "modules" / "network-role.bicep"
 EVENTS_FILE = INFRA / "modules" / "event-subscription.bicep"
+GROUP_ROLE_FILE = INFRA / "modules" / "network-role-management-group.bicep"
+WIRING_ROLE_FILE = INFRA / "modules" / "event-wiring-role.bicep"
+WIRING_POLICY_FILE = INFRA / "modules" / "event-wiring-policy.bicep"
+WIRING_IDENTITIES_FILE = INFRA / "modules" / "event-wiring-identities.bicep"
+DESTINATION_ROLE_FILE = INFRA / "modules" / "event-destination-role.bicep"
+GROUP_ENTRY_FILE = INFRA / "management-group.bicep"
 
 # Built-in roles hubspoke's deployment must never grant (Azure built-in roles reference).
 FORBIDDEN_ROLES = {
@@ -33,7 +39,7 @@ ALLOWED_BUILTIN_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
 
-# DESIGN section 3: the writes and deletes OnNetworkEvent takes.
+# docs/design.md §3: the writes and deletes OnNetworkEvent takes.
 DESIGN_OPERATIONS = {
     "Microsoft.Network/virtualNetworks/write",
     "Microsoft.Network/virtualNetworks/delete",
@@ -53,11 +59,12 @@ DESIGN_OPERATIONS = {
 # Event Grid: at most 25 advanced filter values per event subscription, all filters together.
 EVENT_GRID_FILTER_VALUE_LIMIT = 25
 
-# DESIGN section 5: what the deployment sets. HUBSPOKE_ARM_ENDPOINT and HUBSPOKE_CA_CERT are for
+# docs/design.md §5: what the deployment sets. HUBSPOKE_ARM_ENDPOINT and HUBSPOKE_CA_CERT are for
 # the simulator and stay unset in Azure.
 HUBSPOKE_SETTINGS = {
     "HUBSPOKE_HUBS",
     "HUBSPOKE_SUBSCRIPTIONS",
+    "HUBSPOKE_MANAGEMENT_GROUPS",
     "HUBSPOKE_ENROLLMENT",
     "HUBSPOKE_EXCLUDE_SUBNETS",
     "HUBSPOKE_CREATE_MISSING_PEERINGS",
@@ -68,6 +75,7 @@ HUBSPOKE_SETTINGS = {
     "HUBSPOKE_ROUTE_LIMIT",
     "HUBSPOKE_DRY_RUN",
     "HUBSPOKE_DRIFT_SCHEDULE",
+    "HUBSPOKE_VERIFY_EFFECTIVE",
 }
 PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__credential",
@@ -154,6 +162,47 @@ def unjustified_wildcards(actions):
     ]
 
 
+def block(text, opening):
+    """The text of the `{ ... }` or `[ ... ]` that `opening` (a line's start, ending with the
+    bracket) opens, brackets balanced, strings and comments ignored."""
+    code = code_only(text)
+    start = code.find(opening)
+    if start < 0:
+        raise AssertionError(f"`{opening}` not found")
+    depth = 0
+    in_string = False
+    escaped = False
+    for i in range(start + len(opening) - 1, len(code)):
+        char = code[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "'":
+                in_string = False
+        elif char == "'":
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return code[start : i + 1]
+    raise AssertionError(f"`{opening}` is never closed")
+
+
+def resources(code):
+    """`(symbolic name, type, body)` of each `resource` declared in `code`."""
+    found = []
+    for match in re.finditer(r"^resource (\w+) '([^'@]+)@[^']+'( existing)? = (?:if \(.*?\) )?\{", code, re.M):
+        if match.group(3):
+            continue
+        body = block(code[match.start():], match.group(0))
+        found.append((match.group(1), match.group(2), body))
+    return found
+
+
 def bicep_files():
     return sorted(INFRA.rglob("*.bicep")) + sorted(INFRA.rglob("*.bicepparam"))
 
@@ -222,8 +271,16 @@ class NetworkRole(unittest.TestCase):
             "Microsoft.Network/natGateways/join/action",
             "Microsoft.Network/serviceEndpointPolicies/join/action",
             "Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action",
+            # verification: a spoke interface's effective routes (HUBSPOKE_VERIFY_EFFECTIVE)
+            "Microsoft.Network/networkInterfaces/effectiveRouteTable/action",
         }
         self.assertEqual(needed - {a for a, _ in self.actions}, set())
+
+    def test_the_verification_reads_interfaces_and_writes_none(self):
+        interface_actions = [a for a, _ in self.actions if "/networkInterfaces/" in a]
+        self.assertEqual(
+            interface_actions, ["Microsoft.Network/networkInterfaces/effectiveRouteTable/action"]
+        )
 
     def test_the_role_grants_no_data_actions_and_no_exceptions(self):
         code = code_only(ROLE_FILE.read_text())
@@ -329,6 +386,203 @@ class AppSettings(unittest.TestCase):
     def test_the_drift_schedule_always_has_a_value(self):
         main = code_only((INFRA / "main.bicep").read_text())
         self.assertIn("param driftSchedule string = '0 */15 * * * *'", main)
+
+
+class Helpers(unittest.TestCase):
+    def test_block_balances_brackets_and_skips_strings_and_comments(self):
+        text = "var x = {\n  a: '}{ \\' ]'\n  b: [ // ]\n    1\n  ]\n}\nvar y = 1\n"
+        self.assertEqual(block(text, "var x = {"), "var x = {\n  a: '}{ \\' ]'\n  b: [ \n    1\n  ]\n}")
+
+
+class ManagementGroupRole(unittest.TestCase):
+    """With a scope of management groups, the network role is assignable at the group and assigned
+    there once; it grants what the subscription role grants, and the reading of the group."""
+
+    def setUp(self):
+        self.text = GROUP_ROLE_FILE.read_text()
+        self.code = code_only(self.text)
+
+    def test_the_same_network_actions_as_the_subscription_role(self):
+        self.assertEqual(
+            [a for a, _ in string_array(self.text, "actions")],
+            [a for a, _ in string_array(ROLE_FILE.read_text(), "actions")],
+        )
+
+    def test_beyond_the_network_only_the_reading_of_the_group_and_its_descendants(self):
+        self.assertEqual(
+            [a for a, _ in string_array(self.text, "managementActions")],
+            [
+                "Microsoft.Management/managementGroups/read",
+                "Microsoft.Management/managementGroups/descendants/read",
+            ],
+        )
+        self.assertIn("actions: concat(actions, managementActions)", self.code)
+        for key in ("notActions", "dataActions", "notDataActions"):
+            self.assertRegex(self.code, rf"{key}:\s*\[\]")
+
+    def test_assignable_at_the_group_only_and_assigned_there_once(self):
+        self.assertRegex(self.code, r"targetScope = 'managementGroup'")
+        scopes = block(self.text, "assignableScopes: [")
+        self.assertEqual(re.findall(r"\n\s*(\S[^\n]*)", scopes[:-1]), ["managementGroup().id"])
+        assignments = [r for r in resources(self.code) if r[1] == "Microsoft.Authorization/roleAssignments"]
+        self.assertEqual(len(assignments), 1)
+        _, _, body = assignments[0]
+        self.assertNotIn("scope:", body, "at the deployment's scope: the management group")
+        self.assertIn("roleDefinitionId: role.id", body)
+        self.assertIn("principalId: principalId", body)
+
+    def test_the_group_deployment_grants_the_role_to_hubspokes_identity(self):
+        entry = code_only(GROUP_ENTRY_FILE.read_text())
+        self.assertIn("targetScope = 'managementGroup'", entry)
+        self.assertRegex(entry, r"module networkRole 'modules/network-role-management-group.bicep'")
+        self.assertIn("principalId: identityPrincipalId", entry)
+        # Every module is deployed at the group itself.
+        self.assertNotRegex(entry, r"\n\s+scope:")
+
+
+class EventWiringPolicy(unittest.TestCase):
+    """Every subscription under the group, present and future, is wired by a DeployIfNotExists
+    policy that deploys exactly the system topic and the event subscription, with the filter of
+    modules/event-subscription.bicep; a remediation wires those that exist."""
+
+    def setUp(self):
+        self.text = WIRING_POLICY_FILE.read_text()
+        self.code = code_only(self.text)
+        self.template = block(self.text, "var template = {")
+
+    def test_the_filter_is_the_one_of_the_event_subscription_module(self):
+        self.assertEqual(
+            [v for v, _ in string_array(self.text, "operationNames")],
+            [v for v, _ in string_array(EVENTS_FILE.read_text(), "operationNames")],
+        )
+        events = code_only(EVENTS_FILE.read_text())
+        for fragment in (
+            "operatorType: 'StringIn'",
+            "key: 'data.operationName'",
+            "endpointType: 'AzureFunction'",
+            "eventDeliverySchema: 'EventGridSchema'",
+            "maxEventsPerBatch: 1",
+            "endpointType: 'StorageBlob'",
+        ):
+            self.assertIn(fragment, events)
+            self.assertIn(fragment, self.template)
+        types = lambda code: set(re.findall(r"'([^']+)'", block(code, "includedEventTypes: [")))
+        self.assertEqual(types(self.template), types(EVENTS_FILE.read_text()))
+        self.assertIn("values: operationNames", self.template)
+        self.assertRegex(self.template, r"maxDeliveryAttempts: maxDeliveryAttempts\s+eventTimeToLiveInMinutes: eventTimeToLiveMinutes")
+
+    def test_it_deploys_exactly_the_system_topic_and_the_event_subscription(self):
+        deployed = re.findall(r"type: '([^']+)'", self.template)
+        scaffolding = {"Microsoft.Resources/resourceGroups", "Microsoft.Resources/deployments"}
+        self.assertEqual(
+            [t for t in deployed if t not in scaffolding and t != "UserAssigned"],
+            ["Microsoft.EventGrid/systemTopics", "Microsoft.EventGrid/systemTopics/eventSubscriptions"],
+        )
+        self.assertIn("topicType: 'Microsoft.Resources.Subscriptions'", self.template)
+        self.assertIn("source: '[subscription().id]'", self.template)
+        # No role assignment or anything else rides along.
+        self.assertNotIn("roleAssignments", self.template)
+
+    def test_deploy_if_not_exists_on_every_subscription_at_subscription_scope(self):
+        rule = block(self.text, "policyRule: {")
+        self.assertRegex(rule, r"field: 'type'\s+equals: 'Microsoft.Resources/subscriptions'")
+        self.assertIn("effect: '[parameters(\\'effect\\')]'", rule)
+        self.assertRegex(self.code, r"defaultValue: 'DeployIfNotExists'")
+        self.assertIn("type: 'Microsoft.EventGrid/systemTopics/eventSubscriptions'", rule)
+        self.assertIn("name: '${topicName}/${eventSubscriptionName}'", rule)
+        self.assertIn("deploymentScope: 'Subscription'", rule)
+        self.assertIn("existenceScope: 'ResourceGroup'", rule)
+        self.assertRegex(rule, r"roleDefinitionIds: \[\s+wiringRoleDefinitionId\s+\]")
+        self.assertIn("location: location", block(self.text, "deployment: {"))
+
+    def test_the_assignment_deploys_with_its_user_assigned_identity(self):
+        (assignment,) = [r for r in resources(self.code) if r[1] == "Microsoft.Authorization/policyAssignments"]
+        self.assertIn("type: 'UserAssigned'", assignment[2])
+        self.assertIn("'${wiringIdentityId}': {}", assignment[2])
+        self.assertIn("policyDefinitionId: definition.id", assignment[2])
+        self.assertIn("enforcementMode: 'Default'", assignment[2])
+
+    def test_a_remediation_wires_the_subscriptions_that_exist(self):
+        (remediation,) = [r for r in resources(self.code) if r[1] == "Microsoft.PolicyInsights/remediations"]
+        self.assertIn("policyAssignmentId: assignment.id", remediation[2])
+        self.assertIn("resourceDiscoveryMode: 'ExistingNonCompliant'", remediation[2])
+
+    def test_the_policy_names_what_main_bicep_names(self):
+        main = code_only((INFRA / "main.bicep").read_text())
+        wiring = block((INFRA / "main.bicep").read_text(), "output eventWiring object = discovers ? {")
+        self.assertIn("topicName: '${namePrefix}-arm-events'", wiring)
+        self.assertIn("name: contains(existingSystemTopics, id) ? existingSystemTopics[id].name : '${namePrefix}-arm-events'", main)
+        self.assertIn("eventSubscriptionName: take('${functionAppName}-network-events', 64)", wiring)
+        self.assertIn("name: take('${functionAppName}-network-events', 64)", main)
+        self.assertIn("functionResourceId: '${app.outputs.appId}/functions/OnNetworkEvent'", wiring)
+
+
+class EventWiringLeastPrivilege(unittest.TestCase):
+    """The policy assignment's identity may deploy the wiring and nothing else."""
+
+    def test_its_role_at_the_group_is_the_wiring_and_nothing_else(self):
+        text = WIRING_ROLE_FILE.read_text()
+        actions = string_array(text, "actions")
+        self.assertEqual(
+            {a for a, _ in actions},
+            {
+                "Microsoft.Resources/deployments/read",
+                "Microsoft.Resources/deployments/write",
+                "Microsoft.Resources/deployments/operationstatuses/read",
+                "Microsoft.Resources/subscriptions/resourceGroups/read",
+                "Microsoft.Resources/subscriptions/resourceGroups/write",
+                "Microsoft.EventGrid/systemTopics/read",
+                "Microsoft.EventGrid/systemTopics/write",
+                "Microsoft.EventGrid/systemTopics/eventSubscriptions/read",
+                "Microsoft.EventGrid/systemTopics/eventSubscriptions/write",
+            },
+        )
+        self.assertEqual([a for a, why in actions if not why], [])
+        code = code_only(text)
+        for key in ("notActions", "dataActions", "notDataActions"):
+            self.assertRegex(code, rf"{key}:\s*\[\]")
+        scopes = block(text, "assignableScopes: [")
+        self.assertEqual(re.findall(r"\n\s*(\S[^\n]*)", scopes[:-1]), ["managementGroup().id"])
+        assignments = [r for r in resources(code) if r[1] == "Microsoft.Authorization/roleAssignments"]
+        self.assertEqual(len(assignments), 1, "assigned once, at the group")
+        self.assertNotIn("scope:", assignments[0][2])
+
+    def test_outside_the_group_it_may_attach_the_dead_letter_identity_and_subscribe_the_app_only(self):
+        destination = string_array(DESTINATION_ROLE_FILE.read_text(), "actions")
+        self.assertEqual(
+            {a for a, _ in destination},
+            {
+                "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+                "Microsoft.Web/sites/functions/read",
+                "Microsoft.Web/sites/functions/write",
+            },
+        )
+        self.assertEqual([a for a, why in destination if not why], [])
+        self.assertIn("subscription().id", block(DESTINATION_ROLE_FILE.read_text(), "assignableScopes: ["))
+        code = code_only(WIRING_IDENTITIES_FILE.read_text())
+        granted = [r for r in resources(code) if r[1] == "Microsoft.Authorization/roleAssignments" and "wiring.properties.principalId" in r[2]]
+        self.assertEqual(
+            sorted(re.search(r"scope: (\w+)", body).group(1) for _, _, body in granted),
+            ["app", "deadLetter"],
+        )
+        for _, _, body in granted:
+            self.assertIn("destinationRoleDefinitionName", body)
+        self.assertNotRegex(code, r"\n\s+resource \w+ 'Microsoft.Authorization/roleDefinitions")
+
+    def test_the_dead_letter_identity_writes_the_dead_letter_container_only(self):
+        code = code_only(WIRING_IDENTITIES_FILE.read_text())
+        granted = [r for r in resources(code) if r[1] == "Microsoft.Authorization/roleAssignments" and "deadLetter.properties.principalId" in r[2]]
+        self.assertEqual(len(granted), 1)
+        self.assertIn("scope: container", granted[0][2])
+        self.assertIn("storageBlobDataContributor", granted[0][2])
+
+    def test_main_bicep_wires_by_policy_only_with_management_groups_and_never_sets_both_scopes(self):
+        main = code_only((INFRA / "main.bicep").read_text())
+        self.assertIn("var discovers = !empty(managementGroups)", main)
+        self.assertIn("HUBSPOKE_SUBSCRIPTIONS: discovers ? '' : join(scopeSubscriptions, ',')", main)
+        self.assertIn("HUBSPOKE_MANAGEMENT_GROUPS: join(managementGroups, ',')", main)
+        self.assertRegex(main, r"module eventDestinationRole 'modules/event-destination-role.bicep' = if \(discovers\)")
+        self.assertRegex(main, r"module eventWiringIdentities 'modules/event-wiring-identities.bicep' = if \(discovers\)")
 
 
 class ResourceProviders(unittest.TestCase):
@@ -461,8 +715,20 @@ class ParameterExample(unittest.TestCase):
         used = set(re.findall(r"^param\s+(\w+)\s*=", example, re.M))
         self.assertTrue(used, "the example sets no parameter")
         self.assertEqual(used - declared, set())
-        for required in ("hubs", "subscriptions", "driftSchedule", "routeLimit", "dryRun"):
+        for required in ("hubs", "subscriptions", "managementGroups", "driftSchedule", "routeLimit", "dryRun"):
             self.assertIn(required, used)
+
+    def test_the_management_group_example_sets_only_parameters_its_template_declares(self):
+        entry = code_only(GROUP_ENTRY_FILE.read_text())
+        declared = set(re.findall(r"^param\s+(\w+)\s", entry, re.M))
+        example = code_only((INFRA / "management-group.bicepparam").read_text())
+        self.assertIn("using 'management-group.bicep'", example)
+        used = set(re.findall(r"^param\s+(\w+)\s*=", example, re.M))
+        self.assertEqual(used - declared, set())
+        self.assertEqual({"functionAppName", "identityPrincipalId", "eventWiring"} - used, set())
+        wiring = block((INFRA / "main.bicep").read_text(), "output eventWiring object = discovers ? {")
+        keys = set(re.findall(r"^\s+(\w+):", wiring, re.M))
+        self.assertEqual(keys, set(re.findall(r"eventWiring\.(\w+)", entry)))
 
 
 if __name__ == "__main__":

@@ -64,11 +64,12 @@ async fn main() -> anyhow::Result<()> {
     let mut converge: Vec<f64> = reports.iter().map(|r| r.converge_seconds).collect();
     converge.sort_by(f64::total_cmp);
     println!(
-        "{passed} of {} seeds met every target; convergence after the faults: median {:.0} s, max {:.0} s; lost outcomes {}, lost work items {}, foreign changes {}",
+        "{passed} of {} seeds met every target; convergence after the faults: median {:.0} s, max {:.0} s; lost outcomes {}, outcomes without an invocation {}, lost work items {}, foreign changes {}",
         reports.len(),
         converge[converge.len() / 2],
         converge[converge.len() - 1],
         reports.iter().map(|r| r.lost_outcomes).sum::<usize>(),
+        reports.iter().map(|r| r.extra_outcomes).sum::<usize>(),
         reports.iter().map(|r| r.lost_work_items).sum::<usize>(),
         reports.iter().map(|r| r.foreign_changes.len()).sum::<usize>()
     );

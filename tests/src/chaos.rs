@@ -87,11 +87,14 @@ pub struct Report {
     /// ARM answers that were throttling, as the passes counted them.
     pub throttled: u64,
     pub outcomes: usize,
-    /// Invocations the host made: each delivery of an event, each dequeue of a work item, the
-    /// drift checks.
+    /// Invocations the host started (counted by the host itself): each delivery of an event,
+    /// each dequeue of a work item, the drift checks.
     pub invocations: usize,
-    /// Invocations without an outcome.
+    /// Invocations without an outcome: the host's count of each function's invocations less
+    /// that function's outcomes, and the gaps in a work item's attempts.
     pub lost_outcomes: usize,
+    /// Outcomes without an invocation the host counted (none may be: one per invocation).
+    pub extra_outcomes: usize,
     /// Work items queued that no ReconcileHub outcome answers.
     pub lost_work_items: usize,
     /// Events delivered more than once (Event Grid's at least once), and their extra outcomes.
@@ -105,6 +108,7 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.converged
             && self.lost_outcomes == 0
+            && self.extra_outcomes == 0
             && self.lost_work_items == 0
             && self.foreign_changes.is_empty()
             && self.error.is_none()
@@ -415,12 +419,10 @@ async fn drive(
     // The faults stop; lost events are the drift check's to recover.
     stack.sim.set_faults(FaultSpec::default());
     let calm = Instant::now();
-    let mut drift_checks = 0;
     let mut last_drift = None::<Instant>;
     loop {
         if last_drift.is_none_or(|at| at.elapsed() > Duration::from_secs(20)) {
             stack.drift_check().await?;
-            drift_checks += 1;
             last_drift = Some(Instant::now());
         }
         if stack.pending_changes().await? == 0 {
@@ -434,24 +436,37 @@ async fn drive(
     }
     report.converge_seconds = calm.elapsed().as_secs_f64();
 
-    // Let the last invocations finish and their outcomes arrive.
+    // Let the last invocations finish and their outcomes arrive: until nothing runs in the
+    // host and as many outcomes as the host counted invocations have come (or a while passes).
     let mut outcomes = stack.outcomes().await?;
     let mut quiet = Instant::now();
     while quiet.elapsed() < Duration::from_secs(4) && started.elapsed() < Duration::from_secs(900) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = stack.outcomes().await?;
-        if now.len() != outcomes.len() {
+        let (counted, running) = stack.host.invocations()?;
+        let settled = running == 0 && counted.values().sum::<u64>() as usize == now.len();
+        if now.len() != outcomes.len() || (running > 0 && !settled) {
             quiet = Instant::now();
         }
         outcomes = now;
+        if settled && quiet.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
     }
-    account(stack, &outcomes, drift_checks, report);
+    let (counted, _) = stack.host.invocations()?;
+    account(stack, &outcomes, &counted, report);
     report.foreign_changes = compare(&baseline, &foreign_facts(&stack.sim.state()), &touched);
     Ok(())
 }
 
-/// Counts passes, writes, invocations and outcomes, and what was lost.
-fn account(stack: &Stack, outcomes: &[Value], drift_checks: usize, report: &mut Report) {
+/// Counts passes, writes, invocations and outcomes, and what was lost: the host's own count of
+/// the invocations it started against the outcomes that arrived, function by function.
+fn account(
+    stack: &Stack,
+    outcomes: &[Value],
+    invocations: &BTreeMap<String, u64>,
+    report: &mut Report,
+) {
     let of = |function: &str| -> Vec<&Value> {
         outcomes
             .iter()
@@ -495,21 +510,27 @@ fn account(stack: &Stack, outcomes: &[Value], drift_checks: usize, report: &mut 
         .collect::<BTreeSet<_>>()
         .len();
 
-    // Event deliveries: every attempt is one invocation with one outcome.
+    // Every invocation the host started has one outcome, function by function.
+    let mut lost = 0;
+    for (function, started) in invocations {
+        let answered = of(function).len();
+        lost += (*started as usize).saturating_sub(answered);
+        report.extra_outcomes += answered.saturating_sub(*started as usize);
+    }
+    report.invocations = invocations.values().sum::<u64>() as usize;
+
+    // Event deliveries: Event Grid's attempts, as the simulator counted them, each with its
+    // outcome; the events delivered more than once.
     let mut by_event: BTreeMap<String, usize> = BTreeMap::new();
     for outcome in of("OnNetworkEvent") {
         if let Some(id) = outcome["trigger"]["events"][0]["id"].as_str() {
             *by_event.entry(id.to_string()).or_default() += 1;
         }
     }
-    let mut deliveries = 0;
-    let mut lost = 0;
     for record in &records {
         let id = record.event["id"].as_str().unwrap_or("");
-        let attempts = record.attempts as usize;
-        deliveries += attempts;
         let seen = by_event.get(id).copied().unwrap_or(0);
-        lost += attempts.saturating_sub(seen);
+        lost += (record.attempts as usize).saturating_sub(seen);
         report.duplicate_deliveries += seen.saturating_sub(1);
     }
     // Work items: every item queued is answered, its attempts without a gap.
@@ -538,11 +559,6 @@ fn account(stack: &Stack, outcomes: &[Value], drift_checks: usize, report: &mut 
         let highest = counts.iter().max().copied().unwrap_or(0);
         lost += (highest as usize).saturating_sub(counts.len());
     }
-    let dequeues: usize = attempts
-        .values()
-        .map(|c| c.iter().max().copied().unwrap_or(0) as usize)
-        .sum();
-    report.invocations = deliveries + dequeues + drift_checks;
     report.lost_outcomes = lost;
 }
 

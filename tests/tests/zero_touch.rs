@@ -1,10 +1,8 @@
 //! Zero touch, end to end, over TCP: the simulator's Event Grid delivery → the local Functions
-//! host → `hubspoke serve` → `hubspoke-work` in Azurite (or the simulator's queues) →
-//! `ReconcileHub` → ARM writes → outcomes, read back with the official queue client. Every outcome
-//! is checked against `docs/outcome.schema.json` as it is read.
-//!
-//! When Azurite is not installed the tests use the simulator's queue service, except under
-//! `CI=true`, where they require Azurite (the README's test command installs it).
+//! host → `hubspoke serve` → `hubspoke-work` in Azurite → `ReconcileHub` → ARM writes →
+//! outcomes, read back with the official queue client. Every outcome is checked against
+//! `docs/outcome.schema.json` as it is read. Azurite is required: without it the tests fail,
+//! naming the step of the README's test command that installs it.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;

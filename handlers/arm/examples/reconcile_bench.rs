@@ -3,16 +3,24 @@
 //!
 //! `cargo run --release -p hubspoke-arm --example reconcile_bench [-- [--compression C] SCENARIO...]`
 //!
-//! SCENARIO is `new:N[/S][+summary][@C][~L]` or `first:N[/S][+summary][@C][~L]`:
+//! SCENARIO is `new:N[/S][+summary][+graph][+idle=K][@C][~L]`, or the same with `first:` or
+//! `steady:`:
 //! - `new`: an estate of N spokes is converged on a fast simulator, its state loaded into an
 //!   Azure-paced one, then a landing zone adds one spoke peered from its side only (in a
 //!   subscription of its own when S > 1, listed in the subscriptions in scope) and hubspoke
 //!   reconciles;
 //! - `first`: the first reconcile of N spokes that have never seen hubspoke (peered from their
 //!   side only, no route table);
+//! - `steady`: as `new` without the new spoke: a pass that finds nothing to do, what every drift
+//!   check costs a converged estate;
 //! - S: the spokes' subscriptions (default 1: the hub's own); with S > 1 the hub has a
 //!   subscription of its own and spoke n lives in landing-zone subscription n mod S;
 //! - `+summary`: `HUBSPOKE_SUMMARY_PREFIXES=10.0.0.0/8`;
+//! - `+graph`: the scope is a management group holding every subscription but the hub's
+//!   (`HUBSPOKE_MANAGEMENT_GROUPS`), and the pass discovers the spokes through Resource Graph,
+//!   reading only their subscriptions; without it, the scope lists every subscription
+//!   (`HUBSPOKE_SUBSCRIPTIONS`, the new spoke's included) and the pass lists each;
+//! - `+idle=K`: K more subscriptions in scope that hold no spoke (one VNet each, not peered);
 //! - `@C`: this scenario's compression (default `--compression`, itself 20);
 //! - `~L`: passes as the Functions app runs them, cut by a time limit of L seconds of Azure time
 //!   (`HUBSPOKE_PASS_TIME_LIMIT_SECONDS`): passes follow one another until none defers a change;
@@ -41,6 +49,11 @@
 //! observation's sequential pages) and the ratio of the Azure time to it; and the peak heap the
 //! pass allocated on the client's threads (the simulator runs on threads of its own, not counted).
 //!
+//! The scope's rows: `new:500/500 new:500/500+graph new:500/500+idle=1500
+//! new:500/500+graph+idle=1500` (one new spoke among 500 spokes in 500 subscriptions, listing
+//! every subscription or discovering through Resource Graph, with and without 1,500 subscriptions
+//! that hold no spoke).
+//!
 //! `BENCH_DETAIL=1` adds, on stderr, the kinds of changes, the parts of the bound and what did not
 //! go well; `BENCH_REQUEST_LOG=FILE` writes the simulator's log of the (last) measured pass.
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -53,9 +66,9 @@ use hubspoke_arm::bound::{lower_bound, Budget, Model};
 use hubspoke_arm::client::ArmClient;
 use hubspoke_arm::reconcile::{reconcile, ReconcileOptions};
 use hubspoke_arm::settings::ArmSettings;
-use hubspoke_core::config::PlanConfig;
+use hubspoke_core::config::{PlanConfig, Scope};
 use hubspoke_core::synth::Estate;
-use hubspoke_sim::{LatencySpec, Seed, SimConfig, SimHandle, ThrottleSpec};
+use hubspoke_sim::{GroupSpec, LatencySpec, Seed, SimConfig, SimHandle, ThrottleSpec};
 use serde_json::{json, Value};
 
 // ---- heap of the client's threads ----
@@ -109,14 +122,22 @@ static ALLOCATOR: Counting = Counting;
 // ---- scenarios and estates ----
 
 const HUB_SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
+/// The management group of the `+graph` scenarios: every subscription but the hub's.
+const GROUP: &str = "mg-landing-zones";
 const HUB_SPACE: &str = "10.0.0.0/16";
 
 #[derive(Debug, Clone)]
 struct Scenario {
     first: bool,
+    /// `steady`: no new spoke, nothing to do.
+    steady: bool,
     spokes: usize,
     subscriptions: usize,
     summary: bool,
+    /// `+graph`: discovery through Resource Graph within a management group.
+    graph: bool,
+    /// `+idle=K`: subscriptions in scope without a spoke.
+    idle: usize,
     compression: f64,
     /// `~L`: each pass's time limit, in seconds of Azure time.
     pass_limit: Option<f64>,
@@ -132,10 +153,17 @@ impl Scenario {
             Some((rest, c)) => (rest, c.parse()?),
             None => (text, compression),
         };
-        let (text, summary) = match text.strip_suffix("+summary") {
-            Some(rest) => (rest, true),
-            None => (text, false),
-        };
+        let mut flags = text.split('+');
+        let text = flags.next().unwrap_or("");
+        let (mut summary, mut graph, mut idle) = (false, false, 0);
+        for flag in flags {
+            match flag.split_once('=') {
+                None if flag == "summary" => summary = true,
+                None if flag == "graph" => graph = true,
+                Some(("idle", count)) => idle = count.parse()?,
+                _ => anyhow::bail!("scenario flag `+{flag}`: summary, graph or idle=K"),
+            }
+        }
         let (kind, size) = text
             .split_once(':')
             .ok_or_else(|| anyhow::anyhow!("scenario `{text}`: expected new:N or first:N"))?;
@@ -143,16 +171,20 @@ impl Scenario {
             Some((n, s)) => (n.parse()?, s.parse()?),
             None => (size.parse()?, 1),
         };
-        let first = match kind {
-            "new" => false,
-            "first" => true,
-            other => anyhow::bail!("scenario kind `{other}`: new or first"),
+        let (first, steady) = match kind {
+            "new" => (false, false),
+            "first" => (true, false),
+            "steady" => (false, true),
+            other => anyhow::bail!("scenario kind `{other}`: new, first or steady"),
         };
         Ok(Self {
             first,
+            steady,
             spokes,
             subscriptions: std::cmp::max(subscriptions, 1),
             summary,
+            graph,
+            idle,
             compression,
             pass_limit,
         })
@@ -160,15 +192,29 @@ impl Scenario {
 
     fn label(&self) -> String {
         format!(
-            "{} {} spokes, {} sub{}{}{}",
+            "{} {} spokes, {} sub{}{}{}{}{}",
             if self.first {
                 "first reconcile,"
+            } else if self.steady {
+                "nothing to do,"
             } else {
                 "one new among"
             },
             self.spokes,
             self.subscriptions,
             if self.subscriptions == 1 { "" } else { "s" },
+            if self.idle > 0 {
+                format!(" + {} without spokes", self.idle)
+            } else {
+                String::new()
+            },
+            if self.graph {
+                ", Resource Graph"
+            } else if self.idle > 0 {
+                ", every subscription listed"
+            } else {
+                ""
+            },
             if self.summary { ", summary" } else { "" },
             self.pass_limit
                 .map(|l| format!(", passes of {l:.0} s"))
@@ -246,6 +292,11 @@ impl Scenario {
             });
             estate.vnet_mut(&name)["properties"]["virtualNetworkPeerings"] = json!([peering]);
         }
+        for i in 0..self.idle {
+            let estate = estate_in(&mut estates, &idle_subscription(i));
+            let prefix = format!("172.{}.{}.0/24", 16 + i / 256, i % 256);
+            estate.vnet("isolated", &[&prefix], &[("app", &prefix)]);
+        }
         let mut snapshot =
             json!({"virtualNetworks": [], "routeTables": [], "virtualNetworkGateways": []});
         for estate in estates.values() {
@@ -289,8 +340,38 @@ impl Scenario {
     fn subscriptions(&self) -> Vec<String> {
         let mut all: BTreeSet<String> =
             (0..=self.spokes).map(|n| self.subscription_of(n)).collect();
+        all.extend((0..self.idle).map(idle_subscription));
         all.insert(HUB_SUBSCRIPTION.to_string());
         all.into_iter().collect()
+    }
+
+    /// The scope of the pass: every subscription listed, or the management group.
+    fn scope(&self) -> Scope {
+        if self.graph {
+            Scope::ManagementGroups(vec![GROUP.to_string()])
+        } else {
+            Scope::Listed(self.subscriptions())
+        }
+    }
+
+    /// Places every subscription but the hub's in the management group of `sim` (`+graph`).
+    fn place(&self, sim: &SimHandle) -> anyhow::Result<()> {
+        if !self.graph {
+            return Ok(());
+        }
+        let subscriptions = self
+            .subscriptions()
+            .into_iter()
+            .filter(|s| s != HUB_SUBSCRIPTION)
+            .collect();
+        sim.put_management_group(
+            GROUP,
+            &GroupSpec {
+                display_name: None,
+                parent: None,
+                subscriptions,
+            },
+        )
     }
 
     fn config(&self) -> anyhow::Result<PlanConfig> {
@@ -304,6 +385,10 @@ impl Scenario {
 
 fn landing_zone(n: usize) -> String {
     format!("00000000-0000-0000-0001-{n:012}")
+}
+
+fn idle_subscription(n: usize) -> String {
+    format!("00000000-0000-0000-0002-{n:012}")
 }
 
 // ---- simulators on their own threads ----
@@ -432,7 +517,7 @@ async fn run(simulators: &tokio::runtime::Runtime, scenarios: &[Scenario]) -> an
 async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> anyhow::Result<()> {
     let config = scenario.config()?;
     let mut options = ReconcileOptions {
-        subscriptions: Some(scenario.subscriptions()),
+        scope: scenario.scope(),
         ..ReconcileOptions::default()
     };
     let compression = scenario.compression;
@@ -460,6 +545,7 @@ async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> a
             },
         )
         .await?;
+        scenario.place(&fast)?;
         let fast_client = client_for(&fast, Duration::from_millis(1)).await?;
         let (converged, _) = reconcile(&fast_client, &config, &options, None).await?;
         if converged.has_failures() {
@@ -492,8 +578,9 @@ async fn measure(simulators: &tokio::runtime::Runtime, scenario: &Scenario) -> a
         },
     )
     .await?;
+    scenario.place(&sim)?;
     let client = client_for(&sim, scale(10.0)).await?;
-    if !scenario.first {
+    if !scenario.first && !scenario.steady {
         for (path, body) in scenario.landing_zone_writes() {
             client.put(&path, None, &body).await?;
         }

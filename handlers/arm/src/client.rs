@@ -47,7 +47,9 @@ use crate::settings::{read_ca_cert, ArmSettings, RetryPolicy};
 /// The requests a client made (all clones together).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestCounts {
-    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these.
+    /// Every GET sent: reads, list pages, operation polls, final GETs, retries of these; and
+    /// every POST, for hubspoke POSTs only to read: Resource Graph ([`ArmClient::query`]) and a
+    /// network interface's effective routes.
     pub reads: u64,
     /// Every PUT and DELETE sent, retries and re-issued PUTs included.
     pub writes: u64,
@@ -78,6 +80,7 @@ struct Inner {
     retry: RetryPolicy,
     operation_timeout: Duration,
     pacer: Arc<Pacer>,
+    max_answer_bytes: usize,
 }
 
 /// Request counts; a client made by [`ArmClient::with_own_counts`] adds to its parent's too, so
@@ -118,6 +121,14 @@ struct Page<'a> {
     value: Option<Vec<&'a RawValue>>,
     #[serde(rename = "nextLink", default)]
     next_link: Option<String>,
+}
+
+/// Why an exchange has no usable answer.
+enum Unanswered {
+    /// None came: refused or dropped connection, timeout.
+    Transport(reqwest::Error),
+    /// One came, larger than the client reads.
+    TooLarge { status: u16 },
 }
 
 /// An answer read to the end.
@@ -184,6 +195,7 @@ impl ArmClient {
                 retry: settings.retry,
                 operation_timeout: settings.operation_timeout,
                 pacer: Pacer::new(settings.pacing),
+                max_answer_bytes: settings.max_answer_bytes,
             }),
             counters: Arc::default(),
             priority: 0,
@@ -229,6 +241,17 @@ impl ArmClient {
             .send(Method::GET, &url, None, &mut self.retries())
             .await?;
         answer.json("GET", &url)
+    }
+
+    /// POST `body` to `path` (a path of the endpoint; its own `api-version` in the path, else the
+    /// client's) and return the answer: for requests that only read, such as a Resource Graph
+    /// query, and are counted as reads. Retried as any request; never a long-running operation.
+    pub async fn query(&self, path: &str, body: &Value) -> Result<Value, ArmError> {
+        let url = self.url_for(path, None, "POST")?;
+        let answer = self
+            .send(Method::POST, &url, Some(body), &mut self.retries())
+            .await?;
+        answer.json("POST", &url)
     }
 
     /// GET a list path and follow `nextLink` (verbatim absolute URL) to the end; returns every
@@ -418,6 +441,32 @@ impl ArmClient {
         }
     }
 
+    /// POST an action that only reads (a network interface's `effectiveRouteTable`, Network
+    /// Watcher's `nextHop`), with `body` if any, and follow its long-running operation through
+    /// `Location` to its result, which is returned. Retried like a GET while transient; paced as
+    /// a write, as ARM counts a POST.
+    pub async fn post_read_action(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ArmError> {
+        let url = self.url_for(path, None, "POST")?;
+        let deadline = Instant::now() + self.inner.operation_timeout;
+        let answer = self
+            .send(Method::POST, &url, body, &mut self.retries())
+            .await?;
+        let location = answer.header("location");
+        match location {
+            Some(location) if answer.status == 202 => {
+                let location_url = self.url_for(&location, None, "GET")?;
+                self.poll_location(&location_url, answer.retry_after(), deadline)
+                    .await?
+                    .json("GET", &location_url)
+            }
+            _ => answer.json("POST", &url),
+        }
+    }
+
     /// The URL of `path` (or of an absolute URL of ours) with `api-version` (unless present) and
     /// `extra_query`. Absolute URLs must be on the endpoint's origin: the token goes with them.
     fn url_for(
@@ -589,13 +638,14 @@ impl ArmClient {
         }
     }
 
-    /// Polls a `Location` URL until it stops answering 202.
+    /// Polls a `Location` URL until it stops answering 202; that last answer is the operation's
+    /// result.
     async fn poll_location(
         &self,
         location: &Url,
         mut retry_after: Option<Duration>,
         deadline: Instant,
-    ) -> Result<(), ArmError> {
+    ) -> Result<Answer, ArmError> {
         loop {
             self.wait_poll(retry_after, deadline, "GET", location)
                 .await?;
@@ -603,7 +653,7 @@ impl ArmClient {
                 .send(Method::GET, location, None, &mut self.retries())
                 .await?;
             if answer.status != 202 {
-                return Ok(());
+                return Ok(answer);
             }
             retry_after = answer.retry_after();
         }
@@ -713,12 +763,25 @@ impl ArmClient {
             let started = Instant::now();
             let answer = match self.exchange(&method, url, body, authorization).await {
                 Ok(answer) => answer,
-                Err(error) => {
+                Err(Unanswered::Transport(error)) => {
                     // No answer: Azure may or may not have counted the request.
                     drop(permit);
                     self.after_no_answer(&method, url, retries, &error, started)
                         .await?;
                     continue;
+                }
+                Err(Unanswered::TooLarge { status }) => {
+                    return Err(ArmError::new(
+                        ErrorKind::Rejected,
+                        Some(status),
+                        "ResponseTooLarge",
+                        format!(
+                            "the answer was larger than {} bytes and was not read",
+                            self.inner.max_answer_bytes
+                        ),
+                        method.as_str(),
+                        url.as_str(),
+                    ));
                 }
             };
             let request_id = answer.header("x-ms-request-id").unwrap_or_default();
@@ -834,7 +897,7 @@ impl ArmClient {
         url: &Url,
         body: Option<&Value>,
         authorization: HeaderValue,
-    ) -> Result<Answer, reqwest::Error> {
+    ) -> Result<Answer, Unanswered> {
         let mut request = self
             .inner
             .http
@@ -845,15 +908,23 @@ impl ArmClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        if method == Method::GET {
+        // hubspoke POSTs only to read (Resource Graph, effective routes).
+        if method == Method::GET || method == Method::POST {
             self.counters.add(|c| &c.reads);
         } else {
             self.counters.add(|c| &c.writes);
         }
-        let response = request.send().await?;
+        let mut response = request.send().await.map_err(Unanswered::Transport)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
+        // Read as it arrives, and refused past the limit rather than held whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Unanswered::Transport)? {
+            if body.len() + chunk.len() > self.inner.max_answer_bytes {
+                return Err(Unanswered::TooLarge { status });
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Answer {
             status,
             headers,

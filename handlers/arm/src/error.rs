@@ -66,7 +66,7 @@ pub(crate) enum Reported {
     Operation,
 }
 
-/// The one place that decides whether a failure is transient (DESIGN.md section 6), for an
+/// The one place that decides whether a failure is transient (docs/design.md §6), for an
 /// answer or for an operation that ended `Failed`.
 pub(crate) fn classify(reported: Reported, code: &str) -> Disposition {
     match reported {

@@ -1,4 +1,10 @@
-//! One reconcile pass: observe → plan → apply, returned as a value.
+//! One reconcile pass: observe → plan → apply → verify, returned as a value.
+//!
+//! The verification (`hubspoke_core::verify`) judges the estate as Azure reports it: a pass that
+//! wrote something observes once more (the same few list reads) and verifies that, not what it
+//! expected; one that wrote nothing verifies what it observed. With `HUBSPOKE_VERIFY_EFFECTIVE`
+//! it also reads interfaces' effective routes and compares them with the model (`effective.rs`);
+//! every difference is a `model_disagrees` warning of the hub.
 //!
 //! # Guarantees
 //! - A pass that finds nothing to do makes zero writes (the planner's no-op rule).
@@ -10,14 +16,18 @@
 //!   re-observes, writes are idempotent, and a pass that lost a race finds less to do next time.
 use std::time::{Duration, Instant};
 
-use hubspoke_core::config::{parse_bool, PlanConfig, SettingError};
+use hubspoke_core::config::{parse_bool, PlanConfig, Scope, SettingError};
 use hubspoke_core::id::{portal_name, VnetId};
-use hubspoke_core::plan::{plan, HubStatus, Plan, Warning};
+use hubspoke_core::model::Observed;
+use hubspoke_core::plan::{plan, Action, HubPlan, HubStatus, Plan, Warning, WarningCode};
+use hubspoke_core::verify::{verify_hubs, HubVerification};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::apply::{apply, planned, ChangeOutcome, ChangeStatus, Limits, Progress};
 use crate::client::{ArmClient, RequestCounts};
-use crate::observe::{observe, ObserveError, Skipped};
+use crate::effective::{check_effective, EffectiveCheck, EffectiveMode};
+use crate::observe::{observe_in_scope, FoundBy, Observation, ObserveError, Skipped};
 
 /// How a reconcile runs. The default: apply, adaptive pace, the subscriptions the hubs reach.
 #[derive(Debug, Clone, Default)]
@@ -27,8 +37,13 @@ pub struct ReconcileOptions {
     /// At most this many changes in flight at once; `None` (the default): as many as Azure's
     /// budgets allow, the client's pacer reading them from every answer.
     pub concurrency: Option<usize>,
-    /// `HUBSPOKE_SUBSCRIPTIONS`, when set.
-    pub subscriptions: Option<Vec<String>>,
+    /// Where spokes are discovered and written: `HUBSPOKE_SUBSCRIPTIONS` or
+    /// `HUBSPOKE_MANAGEMENT_GROUPS`.
+    pub scope: Scope,
+    /// The resource of the event this pass answers, if any: with a scope that discovers, its
+    /// subscription is read too (when in scope), so the spoke is found before Resource Graph
+    /// shows it.
+    pub event_resource: Option<String>,
     /// Apply and report only these hubs' plans. Every configured hub is still planned: a spoke
     /// peered with two hubs is a conflict only the whole configuration reveals.
     pub only_hubs: Option<Vec<VnetId>>,
@@ -36,35 +51,25 @@ pub struct ReconcileOptions {
     /// begins: the rest are deferred to the next pass (a pass run by the Functions host must end
     /// within its `functionTimeout`). `None`: no limit.
     pub time_limit: Option<Duration>,
+    /// `HUBSPOKE_VERIFY_EFFECTIVE`: which interfaces' effective routes the verification reads.
+    pub verify_effective: EffectiveMode,
     /// Set when the pass must start no further change (its hub's lease was lost): what has not
     /// started is deferred, with the halt's reason.
     pub halt: Option<crate::apply::Halt>,
 }
 
 impl ReconcileOptions {
-    /// The defaults, with `HUBSPOKE_SUBSCRIPTIONS` and `HUBSPOKE_DRY_RUN` read through `lookup`
-    /// (empty values count as unset). A bad value is an error naming the setting.
+    /// The defaults, with the scope (`HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_MANAGEMENT_GROUPS`) and
+    /// `HUBSPOKE_DRY_RUN` read through `lookup` (empty values count as unset). A bad value is an
+    /// error naming the setting.
     pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let mut options = ReconcileOptions::default();
-        if let Some(value) = get("HUBSPOKE_SUBSCRIPTIONS") {
-            let mut subscriptions: Vec<String> = Vec::new();
-            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                // Subscription ids are GUIDs; anything that could change a URL path is refused.
-                if !item.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                    return Err(SettingError {
-                        setting: "HUBSPOKE_SUBSCRIPTIONS",
-                        value: value.clone(),
-                        reason: format!(
-                            "{item:?} is not a subscription id (a comma-separated list of subscription GUIDs is expected)"
-                        ),
-                    });
-                }
-                if !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(item)) {
-                    subscriptions.push(item.to_string());
-                }
-            }
-            options.subscriptions = Some(subscriptions);
+        let mut options = ReconcileOptions {
+            scope: Scope::from_settings(&lookup)?,
+            ..ReconcileOptions::default()
+        };
+        if let Some(value) = get("HUBSPOKE_VERIFY_EFFECTIVE") {
+            options.verify_effective = EffectiveMode::from_setting(&value)?;
         }
         if let Some(value) = get("HUBSPOKE_DRY_RUN") {
             options.dry_run = parse_bool(&value).ok_or_else(|| SettingError {
@@ -96,9 +101,34 @@ pub struct HubResult {
     pub status: HubOutcome,
     pub changes: Vec<ChangeOutcome>,
     pub warnings: Vec<Warning>,
+    /// The hub's verification after the pass (absent when the estate could not be observed
+    /// again after the writes). Rendered by the callers: every pair would be a large JSON.
+    #[serde(skip)]
+    pub verification: Option<Verified>,
+    /// The spokes this pass changed something of (a peering of theirs, or one of theirs with the
+    /// hub, a subnet), and how the pass found each.
+    pub spokes: Vec<FoundSpoke>,
 }
 
-/// The status of a hub after a pass (DESIGN.md section 4).
+/// A spoke a pass changed, and how the pass found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundSpoke {
+    pub vnet: VnetId,
+    pub found_by: Vec<FoundBy>,
+}
+
+/// A hub's verification, as the pass made it.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub verification: HubVerification,
+    /// Azure's effective routes compared with the model, unless `HUBSPOKE_VERIFY_EFFECTIVE` is
+    /// `off`.
+    pub effective: Option<EffectiveCheck>,
+    /// The estate was observed again after the pass's writes.
+    pub observed_after_writes: bool,
+}
+
+/// The status of a hub after a pass (docs/design.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HubOutcome {
@@ -150,7 +180,13 @@ pub async fn reconcile(
     let start = Instant::now();
     // Counted apart: other passes may share the client's connections at the same time.
     let client = &client.with_own_counts();
-    let observation = observe(client, &config.hubs, options.subscriptions.as_deref()).await?;
+    let observation = observe_in_scope(
+        client,
+        &config.hubs,
+        &options.scope,
+        options.event_resource.as_deref(),
+    )
+    .await?;
     let plan = plan(config, &observation.observed);
     let mut hubs = Vec::new();
     let selected = |hub: &VnetId| {
@@ -194,16 +230,124 @@ pub async fn reconcile(
             status,
             changes,
             warnings: hub_plan.warnings.clone(),
+            verification: None,
+            spokes: spokes_changed(hub_plan, &observation),
         });
     }
+    let mut skipped_reads = observation.skipped;
+    verify_pass(
+        client,
+        config,
+        options,
+        observation.observed,
+        &mut hubs,
+        &mut skipped_reads,
+    )
+    .await;
     let result = ReconcileResult {
         dry_run: options.dry_run,
         hubs,
-        skipped_reads: observation.skipped,
+        skipped_reads,
         requests: client.counts(),
         duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     Ok((result, plan))
+}
+
+/// Verifies the pass's hubs: on the estate observed again when the pass wrote something, else
+/// on `observed`; then, when asked, against the interfaces' effective routes.
+async fn verify_pass(
+    client: &ArmClient,
+    config: &PlanConfig,
+    options: &ReconcileOptions,
+    observed: Observed,
+    hubs: &mut [HubResult],
+    skipped_reads: &mut Vec<Skipped>,
+) {
+    let wrote = hubs
+        .iter()
+        .flat_map(|hub| &hub.changes)
+        .any(|change| change.succeeded());
+    let observed = if wrote {
+        let again = observe_in_scope(
+            client,
+            &config.hubs,
+            &options.scope,
+            options.event_resource.as_deref(),
+        )
+        .await;
+        match again {
+            Ok(again) => again.observed,
+            Err(error) => {
+                tracing::warn!(error = %error, "the estate could not be observed again to verify it");
+                if let ObserveError::Arm(error) = error {
+                    skipped_reads.push(Skipped {
+                        resource: "verification: the estate observed again after the writes".into(),
+                        error,
+                    });
+                }
+                return;
+            }
+        }
+    } else {
+        observed
+    };
+    let ids: Vec<VnetId> = hubs.iter().map(|hub| hub.hub.clone()).collect();
+    for (hub, verification) in hubs.iter_mut().zip(verify_hubs(config, &observed, &ids)) {
+        let effective = match options.verify_effective {
+            EffectiveMode::Off => None,
+            mode => Some(check_effective(client, &observed, &verification, mode).await),
+        };
+        if let Some(check) = &effective {
+            hub.warnings.extend(check.disagreements.iter().map(|d| Warning {
+                code: WarningCode::ModelDisagrees,
+                target: d.nic.clone(),
+                message: format!("Azure's effective routes of this interface send {} elsewhere than hubspoke's model of its subnet does", d.prefix),
+                details: json!({"subnet": d.subnet.to_string(), "prefix": d.prefix, "model": d.model, "azure": d.azure}),
+            }));
+        }
+        hub.verification = Some(Verified {
+            verification,
+            effective,
+            observed_after_writes: wrote,
+        });
+    }
+}
+
+/// The spokes whose peerings or subnets `hub_plan` writes (a hub-side peering counts for the
+/// spoke it points at), with how the observation found each, in the order of the changes.
+fn spokes_changed(hub_plan: &HubPlan, observation: &Observation) -> Vec<FoundSpoke> {
+    let mut spokes: Vec<FoundSpoke> = Vec::new();
+    for change in &hub_plan.changes {
+        let vnet = match &change.action {
+            Action::CreatePeering { target, .. }
+            | Action::UpdatePeering { target, .. }
+            | Action::SyncPeering { target, .. } => {
+                if target.vnet() == &hub_plan.hub {
+                    change.action.remote_vnet()
+                } else {
+                    Some(target.vnet().clone())
+                }
+            }
+            Action::AssociateRouteTable { target, .. } => Some(target.vnet().clone()),
+            Action::CreateRouteTable { .. }
+            | Action::UpsertRoute { .. }
+            | Action::DeleteRoute { .. } => None,
+        };
+        let Some(vnet) = vnet else {
+            continue;
+        };
+        if spokes.iter().any(|spoke| spoke.vnet == vnet) {
+            continue;
+        }
+        if let Some(found_by) = observation.found_by.get(&vnet) {
+            spokes.push(FoundSpoke {
+                vnet,
+                found_by: found_by.clone(),
+            });
+        }
+    }
+    spokes
 }
 
 impl ReconcileResult {
@@ -297,27 +441,36 @@ mod tests {
     }
 
     #[test]
-    fn subscriptions_and_dry_run_are_read_and_bad_values_named() {
+    fn the_scope_and_dry_run_are_read_and_bad_values_named() {
         let read = options(&[
             ("HUBSPOKE_SUBSCRIPTIONS", " a-1, B-2 ,a-1"),
             ("HUBSPOKE_DRY_RUN", "true"),
         ])
         .expect("valid");
         assert_eq!(
-            read.subscriptions,
-            Some(vec!["a-1".to_string(), "B-2".to_string()])
+            read.scope,
+            Scope::Listed(vec!["a-1".to_string(), "B-2".to_string()])
         );
         assert!(read.dry_run);
         let unset = options(&[("HUBSPOKE_SUBSCRIPTIONS", " ")]).expect("valid");
-        assert_eq!(unset.subscriptions, None);
+        assert_eq!(unset.scope, Scope::Reached);
         assert!(!unset.dry_run);
+        let groups = options(&[("HUBSPOKE_MANAGEMENT_GROUPS", "mg-lz")]).expect("valid");
+        assert_eq!(groups.scope, Scope::ManagementGroups(vec!["mg-lz".into()]));
         for (setting, value) in [
             ("HUBSPOKE_SUBSCRIPTIONS", "a/../b"),
             ("HUBSPOKE_SUBSCRIPTIONS", "a b"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "mg/x"),
             ("HUBSPOKE_DRY_RUN", "perhaps"),
         ] {
             let error = options(&[(setting, value)]).expect_err(value);
             assert_eq!(error.setting, setting);
         }
+        let both = options(&[
+            ("HUBSPOKE_SUBSCRIPTIONS", "*"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "mg-lz"),
+        ])
+        .expect_err("both");
+        assert!(both.to_string().contains("HUBSPOKE_SUBSCRIPTIONS"));
     }
 }

@@ -1,7 +1,7 @@
 //! The ARM client's settings, parsed once at start-up from a lookup (the binary passes
 //! `std::env::var`); a bad value is a [`SettingError`] naming the setting, and the process stops.
 //!
-//! Settings read (DESIGN.md section 5):
+//! Settings read (docs/design.md §5):
 //!
 //! | Setting | Meaning | Default |
 //! | --- | --- | --- |
@@ -55,7 +55,15 @@ pub struct ArmSettings {
     /// What the pacer assumes of each subscription's budget before Azure's answers say more:
     /// ARM's published buckets (not a setting: the answers correct it).
     pub pacing: PacingSettings,
+    /// The largest answer body read from ARM ([`MAX_ANSWER_BYTES`]); a larger one is refused
+    /// as it arrives, never held whole.
+    pub max_answer_bytes: usize,
 }
+
+/// The largest answer body hubspoke reads from ARM: 64 MiB. A list page of a thousand VNets with
+/// their subnets and peerings inline is a few MiB; anything near this is not an answer hubspoke
+/// can use, and reading it whole would only risk the process's memory.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where the credential gets its tokens.
 #[derive(Clone, PartialEq, Eq)]
@@ -106,6 +114,7 @@ impl Default for ArmSettings {
             request_timeout: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(15 * 60),
             pacing: PacingSettings::default(),
+            max_answer_bytes: MAX_ANSWER_BYTES,
         }
     }
 }

@@ -54,6 +54,35 @@ async fn get_returns_the_resource_with_one_read() {
 }
 
 #[tokio::test]
+async fn an_answer_larger_than_the_limit_is_refused_as_it_arrives_and_not_retried() {
+    let sim = hubspoke_sim::start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    sim.load(&vnets_snapshot("rg", 20)).unwrap();
+    let mut settings = settings_for(&sim, &[]);
+    settings.max_answer_bytes = 2048;
+    let client = client_for(&settings);
+    let error = client
+        .list(&format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Network/virtualNetworks"
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, "ResponseTooLarge");
+    assert_eq!(error.kind, ErrorKind::Rejected);
+    assert_eq!(client.counts().reads, 1, "not sent again");
+    // A small answer is read as before.
+    assert_eq!(
+        client.get(&vnet_id("rg", "vnet-0")).await.unwrap()["name"],
+        "vnet-0"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_missing_resource_is_not_found_and_not_retried() {
     let (sim, client) = sim_and_client(SimConfig::default()).await;
     let error = client.get(&vnet_id("rg", "absent")).await.unwrap_err();

@@ -8,7 +8,9 @@
 //! landing zone: it creates spokes the way a user does (a VNet, then the spoke side of the
 //! peering with default flags) and only watches: each event as it arrives, each pass and what it
 //! changed and why, the final routes and flags. Then it adds a spoke, renumbers one, deletes one,
-//! and shows `hubspoke results`. It exits 0 only if the estate converged.
+//! and shows `hubspoke results`. It ends with `hubspoke verify --effective all`: a VM's network
+//! interface in each spoke, and every pair of spokes checked, against the interfaces' effective
+//! routes too. It exits 0 only if the estate converged and every pair reaches the other.
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -111,6 +113,9 @@ pub async fn run() -> anyhow::Result<()> {
     let all = reader.sweep().await?;
     print!("{}", results::table(&all, true));
 
+    heading("hubspoke verify --effective all: a VM's network interface in each spoke, and every pair of spokes checked, against Azure's effective routes of each interface too");
+    let verified = verify_every_pair(&stack).await?;
+
     let pending = stack.pending_changes().await?;
     let converged = pending == 0;
     println!();
@@ -126,7 +131,39 @@ pub async fn run() -> anyhow::Result<()> {
     if !converged {
         bail!("the estate did not converge: a live plan still has {pending} changes");
     }
+    if !verified {
+        bail!("some pair of spokes does not reach the other through the gateway (above)");
+    }
     Ok(())
+}
+
+/// Creates a network interface in each spoke's workload subnet (as a VM would have), then
+/// verifies every pair live, reading every interface's effective routes; prints the table.
+async fn verify_every_pair(stack: &Stack) -> anyhow::Result<bool> {
+    let estate = &stack.estate;
+    for spoke in ["spoke1", "spoke2", "spoke4"] {
+        let nic = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkInterfaces/{spoke}-vm-nic",
+            estate.subscription, estate.resource_group
+        );
+        let subnet = format!("{}/subnets/workload", estate.vnet_id(spoke));
+        let body = serde_json::json!({"location": estate.location, "properties": {"ipConfigurations": [
+            {"name": "ipconfig1", "properties": {"subnet": {"id": subnet}}}]}});
+        stack.landing_zone.put(&nic, None, &body).await?;
+    }
+    let scope = match &stack.subscriptions {
+        Some(listed) => hubspoke_core::config::Scope::Listed(listed.clone()),
+        None => hubspoke_core::config::Scope::Reached,
+    };
+    let hubs = crate::verify::verify_live(
+        &stack.arm,
+        &stack.config,
+        &scope,
+        hubspoke_arm::effective::EffectiveMode::All,
+    )
+    .await?;
+    print!("{}", crate::verify::table(&hubs));
+    Ok(hubs.iter().all(crate::verify::Verified::fine))
 }
 
 fn heading(text: &str) {

@@ -1,22 +1,21 @@
 //! The `hubspoke` binary: subcommands that only wire the crates together.
 #[cfg(feature = "local")]
 mod demo;
+mod output;
 #[cfg(feature = "local")]
 mod package;
+mod plan;
 #[cfg(feature = "local")]
 mod reconcile;
 mod results;
+mod settings;
 mod snapshot;
+mod verify;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
-use hubspoke_arm::client::ArmClient;
-use hubspoke_arm::reconcile::ReconcileOptions;
-use hubspoke_arm::settings::ArmSettings;
-use hubspoke_core::config::PlanConfig;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,8 +30,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show what hubspoke would change: from a snapshot file (no credentials needed), or live.
-    Plan(PlanArgs),
+    /// Show what hubspoke would change: from snapshots of the estate (files or folders; no
+    /// credentials needed), or live.
+    Plan(plan::PlanArgs),
     /// Observe, plan and apply: make the hubs' spokes transitive now.
     #[cfg(feature = "local")]
     Reconcile(reconcile::ReconcileArgs),
@@ -47,6 +47,9 @@ enum Command {
     Demo,
     /// Show the outcomes of hubspoke's functions (the queue hubspoke-outcomes).
     Results(results::ResultsArgs),
+    /// Check that every spoke reaches every other, and say why not (exit 0 when every pair of
+    /// transit spokes does, 1 when one does not, 2 on error).
+    Verify(verify::VerifyArgs),
     /// Build the zip the Azure Functions host runs: host.json, the function folders and the
     /// Linux x86-64 binary built without the developer's commands.
     #[cfg(feature = "local")]
@@ -56,35 +59,13 @@ enum Command {
     Serve,
 }
 
-#[derive(Debug, clap::Args)]
-struct PlanArgs {
-    /// Plan offline from this file, or every *.json file of this folder (repeatable).
-    ///
-    /// Each file holds the output of `az network vnet list -o json`, `az network route-table list
-    /// -g RG -o json` or `az network vnet-gateway list -g RG -o json` (one call's array, or
-    /// several one after the other), Resource Graph's answer (`az graph query`), ARM's JSON (`az
-    /// rest`), or {"virtualNetworks": [...], "routeTables": [...], "virtualNetworkGateways":
-    /// [...]}; the shapes mix freely.
-    #[arg(long, value_name = "FILE_OR_FOLDER")]
-    snapshot: Vec<PathBuf>,
-    /// A hub VNet resource id (repeatable). Defaults to HUBSPOKE_HUBS.
-    #[arg(long = "hub")]
-    hubs: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum Output {
-    Text,
-    Json,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Plan(args) => plan(args),
+        Command::Verify(args) => {
+            return verify::exit_code(runtime().and_then(|rt| verify::run(args, &rt)))
+        }
+        Command::Plan(args) => runtime().and_then(|rt| plan::run(args, &rt)),
         #[cfg(feature = "local")]
         Command::Reconcile(args) => runtime().and_then(|rt| rt.block_on(reconcile::run(args))),
         #[cfg(feature = "local")]
@@ -110,68 +91,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
-}
-
-/// Reads the planner's settings from the environment; `--hub` flags replace `HUBSPOKE_HUBS`.
-pub(crate) fn plan_config(hubs: &[String]) -> anyhow::Result<PlanConfig> {
-    if hubs.is_empty() && std::env::var("HUBSPOKE_HUBS").map_or(true, |v| v.trim().is_empty()) {
-        bail!("no hub given: pass --hub <hub VNet resource id> (repeatable) or set HUBSPOKE_HUBS");
-    }
-    let joined = hubs.join(",");
-    let config = PlanConfig::from_settings(|name| {
-        if name == "HUBSPOKE_HUBS" && !hubs.is_empty() {
-            Some(joined.clone())
-        } else {
-            std::env::var(name).ok()
-        }
-    })?;
-    Ok(config)
-}
-
-fn plan(args: PlanArgs) -> anyhow::Result<()> {
-    let config = plan_config(&args.hubs)?;
-    if args.snapshot.is_empty() {
-        let plan = runtime()?.block_on(live_plan(&config))?;
-        return print_plan(&plan, args.output);
-    }
-    let observed = snapshot::load(&args.snapshot)?;
-    let plan = hubspoke_core::plan::plan(&config, &observed);
-    print_plan(&plan, args.output)
-}
-
-fn print_plan(plan: &hubspoke_core::plan::Plan, output: Output) -> anyhow::Result<()> {
-    match output {
-        Output::Text => print!("{}", hubspoke_core::plan::render::text(plan)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(plan)?),
-    }
-    Ok(())
-}
-
-/// The ARM client and reconcile options, from the environment (read once, here).
-pub(crate) fn connect() -> anyhow::Result<(ArmClient, ReconcileOptions)> {
-    let lookup = |name: &str| std::env::var(name).ok();
-    let settings = ArmSettings::from_settings(lookup)?;
-    let credential = hubspoke_arm::credential::credential(&settings)?;
-    let client = ArmClient::new(&settings, credential)?;
-    let options = ReconcileOptions::from_settings(lookup)?;
-    Ok((client, options))
-}
-
-async fn live_plan(config: &PlanConfig) -> anyhow::Result<hubspoke_core::plan::Plan> {
-    let (client, options) = connect()?;
-    let observation =
-        hubspoke_arm::observe::observe(&client, &config.hubs, options.subscriptions.as_deref())
-            .await?;
-    for skipped in &observation.skipped {
-        eprintln!(
-            "warning: not readable: {} — {}",
-            skipped.resource, skipped.error
-        );
-    }
-    Ok(hubspoke_core::plan::plan(config, &observation.observed))
 }

@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use anyhow::bail;
 use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
 
-use crate::{connect, plan_config, Output};
+use crate::output::Output;
+use crate::settings::{connect, plan_config};
 
 #[derive(Debug, clap::Args)]
 pub struct ReconcileArgs {

@@ -209,9 +209,9 @@ fn text<'v>(value: &'v Value, key: &str) -> &'v str {
 /// and failures. Resources are named as the portal names them.
 pub fn table(outcomes: &[Value], header: bool) -> String {
     use std::fmt::Write;
-    let rows: Vec<[String; 8]> = outcomes.iter().map(row).collect();
+    let rows: Vec<[String; 9]> = outcomes.iter().map(row).collect();
     let titles = [
-        "TIME", "FUNCTION", "TRIGGER", "HUB", "STATUS", "CHANGES", "WARNINGS", "FAILURES",
+        "TIME", "FUNCTION", "TRIGGER", "HUB", "STATUS", "CHANGES", "WARNINGS", "FAILURES", "PAIRS",
     ];
     let mut widths = titles.map(str::len);
     for row in &rows {
@@ -240,7 +240,7 @@ pub fn table(outcomes: &[Value], header: bool) -> String {
     out
 }
 
-fn row(outcome: &Value) -> [String; 8] {
+fn row(outcome: &Value) -> [String; 9] {
     if let Some(text) = outcome.get("unreadable").and_then(Value::as_str) {
         return [
             String::new(),
@@ -248,6 +248,7 @@ fn row(outcome: &Value) -> [String; 8] {
             format!("not an outcome: {text}"),
             String::new(),
             "unreadable".into(),
+            String::new(),
             String::new(),
             String::new(),
             String::new(),
@@ -329,7 +330,43 @@ fn row(outcome: &Value) -> [String; 8] {
         done.to_string(),
         warnings.to_string(),
         failures.to_string(),
+        verdict_counts(outcome),
     ]
+}
+
+/// The pass's pair counts per verdict (its hubs' verifications added up), those that are not
+/// zero, e.g. `10 gateway, 2 unreachable`; `-` when the outcome has no verification.
+fn verdict_counts(outcome: &Value) -> String {
+    let verifications: Vec<&Value> = outcome["hubs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|hub| hub.get("verification"))
+        .collect();
+    if verifications.is_empty() {
+        return "-".into();
+    }
+    let parts: Vec<String> = [
+        "gateway",
+        "direct",
+        "appliance",
+        "unreachable",
+        "asymmetric",
+    ]
+    .iter()
+    .filter_map(|verdict| {
+        let count: u64 = verifications
+            .iter()
+            .filter_map(|v| v["counts"][verdict].as_u64())
+            .sum();
+        (count > 0).then(|| format!("{count} {verdict}"))
+    })
+    .collect();
+    if parts.is_empty() {
+        "no pair".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -352,10 +389,15 @@ mod tests {
         assert_eq!(cells[2], "work item (attempt 2)");
         assert_eq!(cells[3], "rg-net / hub");
         assert_eq!(cells[4], "partial");
-        assert_eq!(&cells[5..], ["2", "1", "1"]);
+        assert_eq!(&cells[5..], ["2", "1", "1", "-"]);
         let summarized = json!({"function": "ReconcileHub", "status": "changed", "trigger": {"kind": "timer"},
             "hubs": [], "errors": [], "summary": {"changes_by_status": {"applied": 900}, "warnings_by_code": {"route_conflict": 3}}});
-        assert_eq!(&row(&summarized)[5..], ["900", "3", "0"]);
+        assert_eq!(&row(&summarized)[5..], ["900", "3", "0", "-"]);
+        let verified = json!({"function": "ReconcileHub", "status": "unchanged", "trigger": {"kind": "timer"},
+            "hubs": [{"hub": hub, "changes": [], "warnings": [], "verification": {"counts":
+                {"gateway": 10, "direct": 0, "appliance": 1, "unreachable": 1, "asymmetric": 0}}}],
+            "errors": []});
+        assert_eq!(row(&verified)[8], "10 gateway, 1 appliance, 1 unreachable");
         let text = table(&[outcome, json!({"unreadable": "xyz"})], true);
         assert!(text.starts_with("TIME"), "{text}");
         assert!(text.contains("not an outcome: xyz"), "{text}");

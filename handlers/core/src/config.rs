@@ -2,6 +2,9 @@
 //!
 //! Parsed once from a lookup function (the environment at the binary's edge, a map in tests),
 //! so this crate never reads the environment itself. A bad value is an error naming the setting.
+//!
+//! Also the scope of section 5 ([`Scope`]): where spokes are discovered and written, read from
+//! `HUBSPOKE_SUBSCRIPTIONS` and `HUBSPOKE_MANAGEMENT_GROUPS`.
 use std::collections::BTreeSet;
 
 use ipnet::Ipv4Net;
@@ -191,6 +194,154 @@ fn parse_route_limit(value: String) -> Result<usize, SettingError> {
         })
 }
 
+/// Where spokes are discovered and written (`docs/design.md` section 5). The hubs' own
+/// subscriptions are always in scope, whatever the variant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Neither setting: the hubs' subscriptions and every subscription their peerings reach. A
+    /// spoke peered from its own side only, in another subscription, is not found.
+    #[default]
+    Reached,
+    /// `HUBSPOKE_SUBSCRIPTIONS=a,b`: exactly these subscriptions (and the hubs'), each listed every
+    /// pass. Ids as given, without duplicates (compared ignoring case).
+    Listed(Vec<String>),
+    /// `HUBSPOKE_SUBSCRIPTIONS=*`: every subscription the identity can read (`GET /subscriptions`),
+    /// a subscription vended after the deployment included.
+    Readable,
+    /// `HUBSPOKE_MANAGEMENT_GROUPS=a,b`: every subscription under these management groups, at any
+    /// depth, present and future. Ids as given, without duplicates (compared ignoring case).
+    ManagementGroups(Vec<String>),
+}
+
+/// The most subscriptions or management groups a scope setting may name: far more than one
+/// deployment needs, and a bound on the queries built from them.
+pub const MAX_SCOPE_ITEMS: usize = 10_000;
+
+impl Scope {
+    /// Reads `HUBSPOKE_SUBSCRIPTIONS` and `HUBSPOKE_MANAGEMENT_GROUPS` through `lookup` (empty
+    /// values count as unset). Both at once are refused: the scope would be ambiguous.
+    pub fn from_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        match (
+            get("HUBSPOKE_SUBSCRIPTIONS"),
+            get("HUBSPOKE_MANAGEMENT_GROUPS"),
+        ) {
+            (None, None) => Ok(Scope::Reached),
+            (Some(subscriptions), Some(_)) => Err(SettingError {
+                setting: "HUBSPOKE_MANAGEMENT_GROUPS",
+                value: String::new(),
+                reason: format!(
+                    "HUBSPOKE_SUBSCRIPTIONS is also set ({subscriptions:?}): set \
+                     HUBSPOKE_SUBSCRIPTIONS (a list, or * for every readable subscription) or \
+                     HUBSPOKE_MANAGEMENT_GROUPS, not both"
+                ),
+            }),
+            (Some(value), None) => parse_subscriptions(&value),
+            (None, Some(value)) => parse_management_groups(&value).map(Scope::ManagementGroups),
+        }
+    }
+
+    /// Whether spokes are discovered beyond a fixed list (Resource Graph, and the subscriptions
+    /// of the tenant or the management groups): `Readable` and `ManagementGroups`.
+    pub fn discovers(&self) -> bool {
+        matches!(self, Scope::Readable | Scope::ManagementGroups(_))
+    }
+
+    /// The scope in a few words, for messages: which setting says it.
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::Reached => {
+                "the hubs' subscriptions and those their peerings reach (HUBSPOKE_SUBSCRIPTIONS unset)"
+                    .to_string()
+            }
+            Scope::Listed(_) => "HUBSPOKE_SUBSCRIPTIONS".to_string(),
+            Scope::Readable => "every subscription hubspoke can read (HUBSPOKE_SUBSCRIPTIONS=*)".to_string(),
+            Scope::ManagementGroups(groups) => {
+                format!("HUBSPOKE_MANAGEMENT_GROUPS ({})", groups.join(", "))
+            }
+        }
+    }
+}
+
+/// `HUBSPOKE_SUBSCRIPTIONS`: `*` alone, or subscription ids, comma-separated.
+fn parse_subscriptions(value: &str) -> Result<Scope, SettingError> {
+    let error = |reason: String| SettingError {
+        setting: "HUBSPOKE_SUBSCRIPTIONS",
+        value: value.to_owned(),
+        reason,
+    };
+    let items: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.contains(&"*") {
+        return if items.len() == 1 {
+            Ok(Scope::Readable)
+        } else {
+            Err(error(
+                "* means every subscription hubspoke can read and stands alone: not with ids"
+                    .into(),
+            ))
+        };
+    }
+    let mut subscriptions: Vec<String> = Vec::new();
+    for item in items {
+        // Subscription ids are GUIDs; anything that could change a URL path is refused.
+        if !item.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(error(format!(
+                "{item:?} is not a subscription id (a comma-separated list of subscription GUIDs, \
+                 or * for every subscription hubspoke can read, is expected)"
+            )));
+        }
+        if !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(item)) {
+            subscriptions.push(item.to_string());
+        }
+    }
+    if subscriptions.len() > MAX_SCOPE_ITEMS {
+        return Err(error(format!(
+            "{} subscriptions: at most {MAX_SCOPE_ITEMS}; use HUBSPOKE_MANAGEMENT_GROUPS or * instead",
+            subscriptions.len()
+        )));
+    }
+    Ok(Scope::Listed(subscriptions))
+}
+
+/// `HUBSPOKE_MANAGEMENT_GROUPS`: management group ids (not display names), comma-separated. An
+/// id is up to 90 letters, digits, hyphens, underscores, periods and parentheses, and does not
+/// end with a period (Learn, "Create management groups": "Management group ID"); anything else
+/// is refused, so that no id can change the paths and queries built from it.
+fn parse_management_groups(value: &str) -> Result<Vec<String>, SettingError> {
+    let error = |reason: String| SettingError {
+        setting: "HUBSPOKE_MANAGEMENT_GROUPS",
+        value: value.to_owned(),
+        reason,
+    };
+    let mut groups: Vec<String> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let allowed =
+            |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')');
+        if item.len() > 90 || !item.chars().all(allowed) || item.ends_with('.') {
+            return Err(error(format!(
+                "{item:?} is not a management group id (up to 90 letters, digits, -, _, ., ( and ), \
+                 not ending with a period; the id, not the display name)"
+            )));
+        }
+        if !groups.iter().any(|g| g.eq_ignore_ascii_case(item)) {
+            groups.push(item.to_string());
+        }
+    }
+    if groups.is_empty() {
+        return Err(error("no management group id".into()));
+    }
+    if groups.len() > MAX_SCOPE_ITEMS {
+        return Err(error(format!(
+            "at most {MAX_SCOPE_ITEMS} management groups"
+        )));
+    }
+    Ok(groups)
+}
+
 /// Parses the boolean spellings app settings use.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -274,5 +425,81 @@ mod tests {
                 .setting,
             "HUBSPOKE_HUBS"
         );
+    }
+
+    fn scope(pairs: &[(&str, &str)]) -> Result<Scope, SettingError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Scope::from_settings(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_scope_is_read_from_either_setting() {
+        assert_eq!(scope(&[]), Ok(Scope::Reached));
+        assert_eq!(
+            scope(&[("HUBSPOKE_SUBSCRIPTIONS", "  ")]),
+            Ok(Scope::Reached)
+        );
+        assert_eq!(
+            scope(&[("HUBSPOKE_SUBSCRIPTIONS", " a-1, B-2 ,A-1")]),
+            Ok(Scope::Listed(vec!["a-1".into(), "B-2".into()]))
+        );
+        assert_eq!(
+            scope(&[("HUBSPOKE_SUBSCRIPTIONS", " * ")]),
+            Ok(Scope::Readable)
+        );
+        assert_eq!(
+            scope(&[(
+                "HUBSPOKE_MANAGEMENT_GROUPS",
+                "mg-landing-zones, Corp_(EU).1,mg-landing-zones"
+            )]),
+            Ok(Scope::ManagementGroups(vec![
+                "mg-landing-zones".into(),
+                "Corp_(EU).1".into()
+            ]))
+        );
+        assert!(Scope::Readable.discovers());
+        assert!(Scope::ManagementGroups(vec!["m".into()]).discovers());
+        assert!(!Scope::Listed(vec![]).discovers() && !Scope::Reached.discovers());
+    }
+
+    #[test]
+    fn a_bad_scope_names_its_setting() {
+        for (setting, value) in [
+            ("HUBSPOKE_SUBSCRIPTIONS", "a/../b"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "a b"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "*,a-1"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "?"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "mg/../x"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "ends."),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "with space"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "quote'd"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", ","),
+        ] {
+            let error = scope(&[(setting, value)]).expect_err(value);
+            assert_eq!(error.setting, setting, "{value}");
+            assert!(error.to_string().contains(setting), "{error}");
+        }
+        let long = "m".repeat(91);
+        assert!(scope(&[("HUBSPOKE_MANAGEMENT_GROUPS", &long)]).is_err());
+    }
+
+    #[test]
+    fn both_scope_settings_at_once_are_refused_naming_both() {
+        for subscriptions in ["a-1", "*"] {
+            let error = scope(&[
+                ("HUBSPOKE_SUBSCRIPTIONS", subscriptions),
+                ("HUBSPOKE_MANAGEMENT_GROUPS", "mg"),
+            ])
+            .expect_err("both");
+            let text = error.to_string();
+            assert!(
+                text.contains("HUBSPOKE_SUBSCRIPTIONS")
+                    && text.contains("HUBSPOKE_MANAGEMENT_GROUPS"),
+                "{text}"
+            );
+        }
     }
 }

@@ -11,3 +11,4 @@ pub mod model;
 pub mod plan;
 pub mod snapshot;
 pub mod synth;
+pub mod verify;

@@ -27,6 +27,10 @@ pub struct ModelError {
 }
 
 /// The estate as observed: every VNet, route table and gateway in scope.
+///
+/// Read from one JSON document by `Observed::from_snapshot`, which `snapshot.rs` defines: the
+/// shapes it accepts are turned into ARM's JSON there and read by the readers below, so this
+/// file knows nothing of them.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub virtual_networks: Vec<VirtualNetwork>,
@@ -179,15 +183,6 @@ impl Tags {
     pub fn is_true(&self, name: &str) -> bool {
         self.get(name)
             .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
-    }
-}
-
-impl Observed {
-    /// Reads a snapshot: `{"virtualNetworks": [...], "routeTables": [...],
-    /// "virtualNetworkGateways": [...]}`, each array optional and holding ARM objects, or any
-    /// other shape `crate::snapshot` accepts (the Azure CLI's output, a Resource Graph answer).
-    pub fn from_snapshot(document: &Value) -> Result<Observed, ModelError> {
-        crate::snapshot::read_document(document)
     }
 }
 

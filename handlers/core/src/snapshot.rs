@@ -96,14 +96,21 @@ pub fn read(files: &[SnapshotFile<'_>]) -> Result<Observed, SnapshotError> {
     reader.finish(files)
 }
 
-/// Reads one document (the model's `Observed::from_snapshot`): errors carry only the path.
-pub(crate) fn read_document(document: &Value) -> Result<Observed, ModelError> {
-    let documents = std::slice::from_ref(document);
-    read(&[SnapshotFile {
-        name: "",
-        documents,
-    }])
-    .map_err(|error| error.error)
+// Defined here rather than in `model.rs`, which this file builds on: the model's readers know
+// only ARM's JSON, and the other shapes are this file's concern.
+impl Observed {
+    /// Reads a snapshot: `{"virtualNetworks": [...], "routeTables": [...],
+    /// "virtualNetworkGateways": [...]}`, each array optional and holding ARM objects, or any
+    /// other shape this module accepts (the Azure CLI's output, a Resource Graph answer). Errors
+    /// carry only the path.
+    pub fn from_snapshot(document: &Value) -> Result<Observed, ModelError> {
+        let documents = std::slice::from_ref(document);
+        read(&[SnapshotFile {
+            name: "",
+            documents,
+        }])
+        .map_err(|error| error.error)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

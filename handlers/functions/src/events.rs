@@ -6,7 +6,7 @@
 //! target's id and the caller's claims. What the resource looks like now is read from ARM when
 //! it matters (`mapping`). Unknown fields are kept, so an event survives a round trip.
 //!
-//! Operations watched (DESIGN.md section 3): writes and deletes of virtual networks, their
+//! Operations watched (docs/design.md §3): writes and deletes of virtual networks, their
 //! peerings and subnets, route tables and their routes, virtual network gateways, and tag writes
 //! (`Microsoft.Resources/tags/write`, whose subject is `<resource>/providers/Microsoft.Resources/tags/default`).
 use std::collections::BTreeMap;

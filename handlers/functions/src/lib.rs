@@ -1,4 +1,4 @@
-//! hubspoke as an Azure Functions custom handler (DESIGN.md section 3): `hubspoke serve`.
+//! hubspoke as an Azure Functions custom handler (docs/design.md §3): `hubspoke serve`.
 //!
 //! The Functions host starts the binary with `FUNCTIONS_CUSTOMHANDLER_PORT` set and POSTs one
 //! JSON invocation per trigger to `/<FunctionName>`. [`adapter`] owns that protocol — envelope,
@@ -24,6 +24,8 @@ pub mod logs;
 pub mod mapping;
 pub mod outcome;
 pub mod passes;
+mod retries;
+pub mod scope;
 mod session;
 pub mod settings;
 pub mod sink;

@@ -1,4 +1,4 @@
-//! Which hubs an event concerns, with at most one cheap read per resource (DESIGN.md section 3).
+//! Which hubs an event concerns, with at most one cheap read per resource (docs/design.md §3).
 //!
 //! - A hub VNet, or a peering or subnet of one: that hub, no read.
 //! - Another VNet, its peering or subnet (written): GET the VNet; its peerings name its hubs.

@@ -1,4 +1,4 @@
-//! The outcome message (`hubspoke.outcome/v1`, DESIGN.md section 4): one JSON object per
+//! The outcome message (`hubspoke.outcome/v1`, docs/design.md §4): one JSON object per
 //! invocation, written to the `outcome` queue output. Its JSON Schema is
 //! `docs/outcome.schema.json`; keep the two in step.
 //!
@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
 use hubspoke_arm::client::RequestCounts;
 use hubspoke_arm::error::ArmError;
+use hubspoke_arm::reconcile::Verified;
 use hubspoke_core::plan::Warning;
+use hubspoke_core::verify::render::summary_json;
+use hubspoke_core::verify::{Disagreement, VerdictCounts};
 use hubspoke_queue::message::largest_encoded_size;
 use hubspoke_queue::MessageEncoding;
 use serde::Serialize;
@@ -65,7 +68,7 @@ pub struct Outcome {
     pub summary: Option<Summary>,
 }
 
-/// Statuses of DESIGN.md section 4, plus `rejected` for input that is not valid.
+/// Statuses of docs/design.md §4, plus `rejected` for input that is not valid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -206,6 +209,148 @@ pub struct HubRecord {
     pub changes: Vec<ChangeRecord>,
     pub warnings: Vec<Warning>,
     pub errors: Vec<ErrorRecord>,
+    /// Whether every pair of the hub's spokes reaches the other, as the pass left the estate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationRecord>,
+    /// The spokes the pass changed something of, and how it found each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spokes: Vec<SpokeRecord>,
+}
+
+/// A spoke a pass changed, and how the pass found it: `listed_subscription` (its subscription
+/// is read every pass), `hub_peering` (a hub's peering points at it), `resource_graph` (Resource
+/// Graph named it), `event` (the event the pass answers is about it).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpokeRecord {
+    pub vnet: String,
+    pub found_by: Vec<&'static str>,
+}
+
+/// Pairs that are not fine kept in an outcome before any summarizing: more never fit a queue
+/// message, and a hub whose gateway is down has every pair unreachable.
+pub const MAX_VERIFICATION_PAIRS: usize = 1000;
+
+/// A hub's verification as an outcome carries it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationRecord {
+    /// Pairs per verdict (`gateway`, `direct`, `appliance`, `unreachable`) and asymmetric ones.
+    pub counts: VerdictCounts,
+    pub pairs_total: usize,
+    /// Every pair of transit spokes is `gateway` or `direct`.
+    pub transit_pairs_fine: bool,
+    /// The estate was observed again after the pass's writes (else: as the pass observed it).
+    pub observed_after_writes: bool,
+    /// The pairs that are not `gateway` or `direct`, or are asymmetric, each with its reason:
+    /// transit spokes' first, the worst first.
+    pub pairs: Vec<Value>,
+    /// Such pairs left out of `pairs`.
+    pub omitted_pairs: usize,
+    /// Azure's effective routes compared with the model (`HUBSPOKE_VERIFY_EFFECTIVE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective: Option<EffectiveRecord>,
+}
+
+/// What reading the interfaces' effective routes found.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveRecord {
+    /// `sample` or `all`.
+    pub mode: &'static str,
+    pub interfaces_checked: usize,
+    /// The interfaces read (network interface ids).
+    pub interfaces: Vec<String>,
+    pub omitted_interfaces: usize,
+    /// Every range where Azure and the model select different next hops.
+    pub disagreements: Vec<Disagreement>,
+    pub omitted_disagreements: usize,
+    /// Interfaces that could not be read.
+    pub errors: Vec<ErrorRecord>,
+    pub omitted_errors: usize,
+    /// The requests the reads cost (also counted in the outcome's `requests`).
+    pub requests: RequestCounts,
+}
+
+impl VerificationRecord {
+    /// The record of a pass's verification of a hub.
+    pub fn from_verified(verified: &Verified) -> Self {
+        let verification = &verified.verification;
+        let summary = summary_json(verification, MAX_VERIFICATION_PAIRS);
+        let pairs = match summary.get("pairs") {
+            Some(Value::Array(pairs)) => pairs.clone(),
+            _ => Vec::new(),
+        };
+        let omitted_pairs = summary["omitted_pairs"].as_u64().unwrap_or(0) as usize;
+        let effective = verified.effective.as_ref().map(|check| EffectiveRecord {
+            mode: check.mode.as_str(),
+            interfaces_checked: check.interfaces.len(),
+            interfaces: check.interfaces.iter().map(|i| i.nic.clone()).collect(),
+            omitted_interfaces: 0,
+            disagreements: check.disagreements.clone(),
+            omitted_disagreements: 0,
+            errors: check
+                .errors
+                .iter()
+                .map(|(interface, error)| {
+                    let mut record = ErrorRecord::from_arm(error);
+                    record.target = Some(interface.nic.clone());
+                    record
+                })
+                .collect(),
+            omitted_errors: 0,
+            requests: check.requests,
+        });
+        Self {
+            counts: verification.counts,
+            pairs_total: verification.counts.total(),
+            transit_pairs_fine: verification.transit_pairs_fine(),
+            observed_after_writes: verified.observed_after_writes,
+            pairs,
+            omitted_pairs,
+            effective,
+        }
+    }
+
+    /// Keeps at most `pairs` pairs and `entries` interfaces, errors and disagreements; counts
+    /// the rest.
+    fn trim(&mut self, pairs: usize, entries: usize) {
+        if self.pairs.len() > pairs {
+            self.omitted_pairs += self.pairs.len() - pairs;
+            self.pairs.truncate(pairs);
+        }
+        if let Some(effective) = &mut self.effective {
+            fn cut<T>(list: &mut Vec<T>, keep: usize, omitted: &mut usize) {
+                if list.len() > keep {
+                    *omitted += list.len() - keep;
+                    list.truncate(keep);
+                }
+            }
+            cut(
+                &mut effective.interfaces,
+                entries,
+                &mut effective.omitted_interfaces,
+            );
+            cut(
+                &mut effective.errors,
+                entries,
+                &mut effective.omitted_errors,
+            );
+            cut(
+                &mut effective.disagreements,
+                entries,
+                &mut effective.omitted_disagreements,
+            );
+        }
+    }
+
+    /// The pairs and the effective check's entries it lists.
+    fn listed(&self) -> (usize, usize) {
+        let entries = self.effective.as_ref().map_or(0, |e| {
+            e.interfaces
+                .len()
+                .max(e.errors.len())
+                .max(e.disagreements.len())
+        });
+        (self.pairs.len(), entries)
+    }
 }
 
 impl HubRecord {
@@ -218,6 +363,8 @@ impl HubRecord {
             changes: Vec::new(),
             warnings: Vec::new(),
             errors: Vec::new(),
+            verification: None,
+            spokes: Vec::new(),
         }
     }
 }
@@ -330,6 +477,13 @@ pub struct Summary {
     /// Entries left out of `hubs[].changes` and `hubs[].warnings`.
     pub omitted_changes: usize,
     pub omitted_warnings: usize,
+    /// Entries left out of `hubs[].spokes` (all of them, in a summary).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_spokes: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 impl Outcome {
@@ -417,6 +571,7 @@ impl Outcome {
             warnings_by_code: BTreeMap::new(),
             omitted_changes: 0,
             omitted_warnings: 0,
+            omitted_spokes: self.hubs.iter().map(|hub| hub.spokes.len()).sum(),
         };
         for hub in &self.hubs {
             for change in &hub.changes {
@@ -438,42 +593,82 @@ impl Outcome {
         }
         let total_changes: usize = self.hubs.iter().map(|hub| hub.changes.len()).sum();
         let total_warnings: usize = self.hubs.iter().map(|hub| hub.warnings.len()).sum();
-        let mut keep_changes = usize::MAX;
-        let mut keep_warnings = usize::MAX;
+        let mut keep = Keep {
+            changes: usize::MAX,
+            warnings: usize::MAX,
+            pairs: usize::MAX,
+            entries: usize::MAX,
+        };
         loop {
-            let mut trimmed = self.clone();
-            let mut kept_changes = 0;
-            let mut kept_warnings = 0;
+            let (trimmed, kept) = self.trimmed(&keep);
+            summary.omitted_changes = total_changes - kept.changes;
+            summary.omitted_warnings = total_warnings - kept.warnings;
+            let mut trimmed = trimmed;
+            // How each spoke was found is left out of a summary; the count says how many.
             for hub in &mut trimmed.hubs {
-                let mut failures: Vec<ChangeRecord> = hub
-                    .changes
-                    .drain(..)
-                    .filter(ChangeRecord::failed_or_skipped)
-                    .collect();
-                failures.sort_by_key(|change| change.status != "failed");
-                failures.truncate(keep_changes.saturating_sub(kept_changes));
-                kept_changes += failures.len();
-                hub.changes = failures;
-                hub.warnings
-                    .truncate(keep_warnings.saturating_sub(kept_warnings));
-                kept_warnings += hub.warnings.len();
+                hub.spokes.clear();
             }
-            summary.omitted_changes = total_changes - kept_changes;
-            summary.omitted_warnings = total_warnings - kept_warnings;
             trimmed.summary = Some(summary.clone());
             let value = serde_json::to_value(&trimmed).unwrap_or(Value::Null);
-            if message_size(&value) <= MAX_MESSAGE_BYTES
-                || (kept_changes == 0 && kept_warnings == 0)
-            {
+            if message_size(&value) <= MAX_MESSAGE_BYTES || kept.is_nothing() {
                 return value;
             }
-            // Warnings go first: failures are what an operator must see.
-            if kept_warnings > 0 {
-                keep_warnings = kept_warnings / 2;
+            // Warnings go first, then the effective check's entries, then the pairs that are
+            // not fine: failures are what an operator must see.
+            if kept.warnings > 0 {
+                keep.warnings = kept.warnings / 2;
+            } else if kept.entries > 0 {
+                keep.entries = kept.entries / 2;
+            } else if kept.pairs > 0 {
+                keep.pairs = kept.pairs / 2;
             } else {
-                keep_changes = kept_changes / 2;
+                keep.changes = kept.changes / 2;
             }
         }
+    }
+
+    /// A copy keeping only failed or skipped changes (failures first) and at most `keep` of each
+    /// list (changes and warnings over every hub; a verification's lists per hub), and what it
+    /// kept.
+    fn trimmed(&self, keep: &Keep) -> (Outcome, Keep) {
+        let mut trimmed = self.clone();
+        let mut kept = Keep::default();
+        for hub in &mut trimmed.hubs {
+            let mut failures: Vec<ChangeRecord> = hub
+                .changes
+                .drain(..)
+                .filter(ChangeRecord::failed_or_skipped)
+                .collect();
+            failures.sort_by_key(|change| change.status != "failed");
+            failures.truncate(keep.changes.saturating_sub(kept.changes));
+            kept.changes += failures.len();
+            hub.changes = failures;
+            hub.warnings
+                .truncate(keep.warnings.saturating_sub(kept.warnings));
+            kept.warnings += hub.warnings.len();
+            if let Some(verification) = &mut hub.verification {
+                verification.trim(keep.pairs, keep.entries);
+                let (pairs, entries) = verification.listed();
+                kept.pairs = kept.pairs.max(pairs);
+                kept.entries = kept.entries.max(entries);
+            }
+        }
+        (trimmed, kept)
+    }
+}
+
+/// How many entries of each list a summarized outcome keeps.
+#[derive(Debug, Default)]
+struct Keep {
+    changes: usize,
+    warnings: usize,
+    pairs: usize,
+    entries: usize,
+}
+
+impl Keep {
+    fn is_nothing(&self) -> bool {
+        self.changes == 0 && self.warnings == 0 && self.pairs == 0 && self.entries == 0
     }
 }
 
@@ -562,6 +757,51 @@ mod tests {
         assert_eq!(
             summary["omitted_changes"].as_u64().unwrap() as usize + kept.len(),
             3000
+        );
+    }
+
+    #[test]
+    fn a_verification_of_a_large_estate_is_summarized_with_its_counts_and_the_worst_pairs_first() {
+        use hubspoke_core::config::PlanConfig;
+        use hubspoke_core::model::Observed;
+        use hubspoke_core::synth::hub_and_spokes;
+        use hubspoke_core::verify::verify;
+        // 120 spokes peered both ways, the gateway provisioning: every one of the 14,280 pairs
+        // is unreachable, each with its reason.
+        let mut estate = hub_and_spokes(120, 2, true);
+        estate.set_gateway_state("Updating");
+        let observed = Observed::from_snapshot(&estate.snapshot()).unwrap();
+        let config = PlanConfig::new(vec![estate.vnet_id("hub").parse().unwrap()]);
+        let verification = verify(&config, &observed).remove(0);
+        assert_eq!(verification.counts.unreachable, 120 * 119);
+        let verified = Verified {
+            verification,
+            effective: None,
+            observed_after_writes: false,
+        };
+        let mut outcome = Outcome::begin("ReconcileHub", "i-3", Trigger::default(), false);
+        let mut hub = HubRecord::bare(estate.vnet_id("hub"), Status::Unchanged, None);
+        hub.verification = Some(VerificationRecord::from_verified(&verified));
+        outcome.hubs.push(hub);
+        let value = outcome.fit();
+        assert!(message_size(&value) <= MAX_MESSAGE_BYTES);
+        let record = &value["hubs"][0]["verification"];
+        assert_eq!(record["counts"]["unreachable"], 120 * 119);
+        assert_eq!(record["pairs_total"], 120 * 119);
+        assert_eq!(
+            record["transit_pairs_fine"], true,
+            "none is a transit spoke yet"
+        );
+        let kept = record["pairs"].as_array().unwrap();
+        assert!(!kept.is_empty());
+        assert!(
+            kept.iter().all(|p| p["reason"] == "gateway_not_ready"),
+            "{kept:?}"
+        );
+        assert_eq!(
+            kept.len() + record["omitted_pairs"].as_u64().unwrap() as usize,
+            120 * 119,
+            "every pair is listed or counted"
         );
     }
 

@@ -1,5 +1,5 @@
 //! One reconcile of a hub at a time in this process; requests that arrive meanwhile collapse
-//! into one more pass (DESIGN.md section 3).
+//! into one more pass (docs/design.md §3).
 //!
 //! Per hub there is at most one pass running and one pass pending. A request joins the pending
 //! pass if there is one, else it starts a new pending pass, which waits for the running one to

@@ -9,10 +9,10 @@ use hubspoke_arm::observe::ObserveError;
 use hubspoke_arm::reconcile::{reconcile, ReconcileOptions, ReconcileResult};
 use hubspoke_core::id::VnetId;
 
-use crate::functions::reconcile_hub::retry_reason;
 use crate::lease::{HeldLease, HubLeases};
 use crate::outcome::now;
 use crate::passes::SlotStart;
+use crate::retries::retry_reason;
 use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
@@ -64,9 +64,10 @@ pub(crate) async fn session(
     hub: &VnetId,
     start: SlotStart,
     check: bool,
+    event_resource: Option<&str>,
 ) -> Session {
     let Some(leases) = &state.leases else {
-        let first = run_pass(state, hub, new_pass_id(), None).await;
+        let first = run_pass(state, hub, new_pass_id(), None, event_resource).await;
         return Session::Ran {
             first: Box::new(first),
             further: Vec::new(),
@@ -88,9 +89,9 @@ pub(crate) async fn session(
                     }
                 }
             }
-            hold(state, leases, hub, held, &start).await
+            hold(state, leases, hub, held, &start, event_resource).await
         }
-        Ok(None) => join_elsewhere(state, leases, hub, &start, check).await,
+        Ok(None) => join_elsewhere(state, leases, hub, &start, check, event_resource).await,
         Err(error) => Session::Unavailable(error.to_string()),
     }
 }
@@ -127,13 +128,14 @@ async fn join_elsewhere(
     hub: &VnetId,
     start: &SlotStart,
     check: bool,
+    event_resource: Option<&str>,
 ) -> Session {
     let (pass_id, created) = match leases.mark(hub).await {
         Ok(mark) => mark,
         Err(error) => return Session::Unavailable(error.to_string()),
     };
     match leases.try_acquire(hub).await {
-        Ok(Some(held)) => return hold(state, leases, hub, held, start).await,
+        Ok(Some(held)) => return hold(state, leases, hub, held, start, event_resource).await,
         Ok(None) => {}
         Err(error) => return Session::Unavailable(error.to_string()),
     }
@@ -157,6 +159,7 @@ async fn hold(
     hub: &VnetId,
     held: HeldLease,
     start: &SlotStart,
+    event_resource: Option<&str>,
 ) -> Session {
     let mut runs: Vec<PassRun> = Vec::new();
     let mut leave_item = false;
@@ -173,7 +176,7 @@ async fn hold(
                     new_pass_id()
                 }
             };
-            let run = run_pass(state, hub, id, Some(&lease)).await;
+            let run = run_pass(state, hub, id, Some(&lease), event_resource).await;
             let stops = run_stops(&run);
             runs.push(run);
             if stops || start.pending() {
@@ -238,6 +241,7 @@ async fn run_pass(
     hub: &VnetId,
     id: String,
     lease: Option<&HeldLease>,
+    event_resource: Option<&str>,
 ) -> PassRun {
     let instance = state.settings.instance_id.clone();
     let start_time = now();
@@ -247,6 +251,7 @@ async fn run_pass(
     let options = ReconcileOptions {
         only_hubs: Some(vec![hub.clone()]),
         halt: lease.map(HeldLease::halt),
+        event_resource: event_resource.map(str::to_string),
         ..state.settings.reconcile.clone()
     };
     let pass = reconcile(&state.arm, &state.settings.plan, &options, None);
@@ -276,5 +281,38 @@ async fn run_pass(
         },
         lost,
         result,
+    }
+}
+
+/// A pass that observes and plans the hub and writes nothing (a Backfill dry run's work item):
+/// it needs no lease and answers only its own request.
+pub(crate) async fn plan_only(
+    state: &AppState,
+    hub: &VnetId,
+    event_resource: Option<String>,
+) -> Session {
+    let instance = state.settings.instance_id.clone();
+    let start_time = now();
+    let options = ReconcileOptions {
+        only_hubs: Some(vec![hub.clone()]),
+        event_resource,
+        dry_run: true,
+        ..state.settings.reconcile.clone()
+    };
+    let result = reconcile(&state.arm, &state.settings.plan, &options, None)
+        .await
+        .map(|(result, _)| result);
+    Session::Ran {
+        first: Box::new(PassRun {
+            id: new_pass_id(),
+            instance,
+            start_time,
+            end_time: now(),
+            lease: "none",
+            lost: None,
+            result: Ok(result),
+        }),
+        further: Vec::new(),
+        leave_item: false,
     }
 }

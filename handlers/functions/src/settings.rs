@@ -1,17 +1,18 @@
 //! The handler's settings, read once at start-up from a lookup (the binary passes the process
 //! environment: in Azure, the app settings). A bad value stops start-up with a message naming
-//! the setting (DESIGN.md section 5); nothing half-starts.
+//! the setting (docs/design.md §5); nothing half-starts.
 //!
 //! | Setting | Meaning |
 //! | --- | --- |
 //! | `FUNCTIONS_CUSTOMHANDLER_PORT` | the port the host calls (set by the host; required) |
 //! | `HUBSPOKE_HUBS` and the planner's settings | [`PlanConfig::from_settings`] |
-//! | `HUBSPOKE_SUBSCRIPTIONS`, `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
+//! | `HUBSPOKE_SUBSCRIPTIONS` (a list, or `*`), `HUBSPOKE_MANAGEMENT_GROUPS` (never both), `HUBSPOKE_DRY_RUN` | [`ReconcileOptions::from_settings`] |
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
 //! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 600, less when `functionTimeout` requires); the rest continues in a new pass ([`crate::timing`]) |
 //! | `functionTimeout` (`AzureFunctionsJobHost__functionTimeout`, or `host.json` under `FUNCTIONS_APP_ROOT_PATH`) | read as the host reads it: the bound every invocation keeps ([`crate::timing`]) |
 //! | `HUBSPOKE_LEASE_RENEW_SECONDS` | how often a pass renews its hub's 60-second lease (default 20, from 1 to 40): a lease broken from outside is noticed within this |
 //! | `WEBSITE_INSTANCE_ID` | the instance's id (set by the platform, and by the local host), in outcomes and on the leases; a random one when unset |
+//! | `HUBSPOKE_BACKFILL_ANSWER_SECONDS` | how long `Backfill` observes before it answers 202 and leaves the plan to `ReconcileHub` (default 200, at most 220: Azure cuts an HTTP trigger at 230 s) |
 //! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |
 //! | `HUBSPOKE_DRIFT_SCHEDULE` | read by the host for `DriftCheck`; checked here so a typo stops start-up |
 //! | `AzureWebJobsStorage__queueServiceUri` (or `__accountName`), `__credential`, `__clientId` | the host's storage, where the handler writes the outcomes of failed invocations itself |
@@ -49,6 +50,14 @@ pub use crate::timing::{DEFAULT_PASS_TIME_LIMIT, MAX_PASS_TIME_LIMIT};
 /// renewals may fail before it runs out.
 pub const DEFAULT_LEASE_RENEW: Duration = Duration::from_secs(20);
 
+/// How long `Backfill` observes before it answers: Azure cuts an HTTP trigger at 230 seconds
+/// (the front end's idle timeout), so an estate that takes longer is answered 202 and planned by
+/// `ReconcileHub` instead.
+pub const DEFAULT_BACKFILL_ANSWER_LIMIT: Duration = Duration::from_secs(200);
+
+/// The largest `HUBSPOKE_BACKFILL_ANSWER_SECONDS`: room left under the 230 seconds to answer.
+pub const MAX_BACKFILL_ANSWER_LIMIT: Duration = Duration::from_secs(220);
+
 /// Everything the handler needs, parsed once.
 #[derive(Debug, Clone)]
 pub struct HandlerSettings {
@@ -61,6 +70,9 @@ pub struct HandlerSettings {
     pub self_principal_id: Option<String>,
     /// `HUBSPOKE_DRIFT_SCHEDULE`, when set (checked, not used: the host fires the timer).
     pub drift_schedule: Option<String>,
+    /// `HUBSPOKE_BACKFILL_ANSWER_SECONDS`: how long Backfill observes before it answers
+    /// ([`DEFAULT_BACKFILL_ANSWER_LIMIT`]).
+    pub backfill_answer_limit: Duration,
     /// The host's storage (`AzureWebJobsStorage`), when the handler can reach its queues (and,
     /// with `storage.blob`, its blob service for the hubs' leases).
     pub storage: Option<StorageSettings>,
@@ -123,6 +135,23 @@ impl HandlerSettings {
         };
         let instance_id = get("WEBSITE_INSTANCE_ID")
             .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4().simple()));
+        let backfill_answer_limit = match get("HUBSPOKE_BACKFILL_ANSWER_SECONDS") {
+            None => DEFAULT_BACKFILL_ANSWER_LIMIT,
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|seconds| (1..=MAX_BACKFILL_ANSWER_LIMIT.as_secs()).contains(seconds))
+                .map(Duration::from_secs)
+                .ok_or_else(|| SettingError {
+                    setting: "HUBSPOKE_BACKFILL_ANSWER_SECONDS",
+                    value: value.clone(),
+                    reason: format!(
+                        "expected whole seconds from 1 to {} (Azure cuts an HTTP trigger at 230 \
+                         seconds; Backfill must answer before)",
+                        MAX_BACKFILL_ANSWER_LIMIT.as_secs()
+                    ),
+                })?,
+        };
         let arm = ArmSettings::from_settings(&lookup)?;
         let self_principal_id = match get("HUBSPOKE_SELF_PRINCIPAL_ID") {
             None => None,
@@ -157,6 +186,7 @@ impl HandlerSettings {
             arm,
             self_principal_id,
             drift_schedule,
+            backfill_answer_limit,
             storage,
             storage_note,
             timing,
@@ -293,6 +323,8 @@ mod tests {
             ("HUBSPOKE_DRIFT_SCHEDULE", "0 61 * * * *"),
             ("HUBSPOKE_ROUTE_LIMIT", "many"),
             ("HUBSPOKE_SUBSCRIPTIONS", "a/b"),
+            ("HUBSPOKE_SUBSCRIPTIONS", "*,a"),
+            ("HUBSPOKE_MANAGEMENT_GROUPS", "mg/x"),
             ("HUBSPOKE_ARM_ENDPOINT", "ftp://x"),
             (
                 "AzureWebJobsStorage__queueServiceUri",
@@ -335,5 +367,26 @@ mod tests {
         let error = read(&five_minutes).unwrap_err();
         assert_eq!(error.setting(), "HUBSPOKE_PASS_TIME_LIMIT_SECONDS");
         assert!(error.to_string().contains("functionTimeout"), "{error}");
+    }
+
+    #[test]
+    fn a_scope_of_management_groups_is_read_and_never_with_a_subscription_list() {
+        let base = [
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("HUBSPOKE_HUBS", HUB),
+        ];
+        let mut groups = base.to_vec();
+        groups.push(("HUBSPOKE_MANAGEMENT_GROUPS", "mg-landing-zones"));
+        assert_eq!(
+            read(&groups).unwrap().reconcile.scope,
+            hubspoke_core::config::Scope::ManagementGroups(vec!["mg-landing-zones".into()])
+        );
+        groups.push(("HUBSPOKE_SUBSCRIPTIONS", "*"));
+        let error = read(&groups).unwrap_err().to_string();
+        assert!(
+            error.contains("HUBSPOKE_SUBSCRIPTIONS")
+                && error.contains("HUBSPOKE_MANAGEMENT_GROUPS"),
+            "{error}"
+        );
     }
 }

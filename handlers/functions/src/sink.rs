@@ -1,7 +1,7 @@
 //! Where the outcome of a failed invocation goes.
 //!
 //! The host drops every output of an invocation that did not answer 2xx, yet every invocation
-//! must leave exactly one outcome (DESIGN.md section 4) — a failure most of all. So the handler
+//! must leave exactly one outcome (docs/design.md §4) — a failure most of all. So the handler
 //! writes those outcomes itself, to the same queue (`hubspoke-outcomes`) through the same
 //! connection (`AzureWebJobsStorage`) and in the same encoding as the host's output binding
 //! (indented JSON, base64), so that readers cannot tell the two apart. Without a queue (the

@@ -9,6 +9,7 @@ use hubspoke_arm::error::ArmError;
 use crate::lease::HubLeases;
 use crate::logs::LogStore;
 use crate::passes::HubPasses;
+use crate::scope::ScopeMembership;
 use crate::settings::HandlerSettings;
 use crate::sink::OutcomeSink;
 
@@ -26,6 +27,8 @@ pub struct State {
     /// `hubspoke-work`, for the delayed check a joiner leaves (the output binding cannot delay
     /// a message); `None` without storage.
     pub work_queue: Option<hubspoke_queue::Queue>,
+    /// The subscriptions in scope as last listed, for `OnNetworkEvent`'s triage.
+    pub scope: ScopeMembership,
     pub logs: LogStore,
     pub sink: OutcomeSink,
 }
@@ -59,6 +62,7 @@ impl State {
             passes: HubPasses::default(),
             leases: None,
             work_queue: None,
+            scope: ScopeMembership::default(),
             logs,
             sink,
         })

@@ -9,6 +9,9 @@
 //!  "reason": "event", "requested_by": {"function": "OnNetworkEvent", "invocation_id": "...",
 //!  "event_id": "...", "subject": "..."}, "queued_at": "2026-11-30T02:16:22.123Z"}
 //! ```
+//!
+//! `"dry_run": true` (absent otherwise) asks for a plan only: such an item writes nothing, joins
+//! no pass that writes, and its outcome carries the plan.
 use hubspoke_core::id::VnetId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +37,14 @@ pub struct WorkItem {
     pub reason: Reason,
     pub requested_by: RequestedBy,
     pub queued_at: String,
+    /// Plan only, write nothing: a Backfill dry run whose observation could not finish within
+    /// an HTTP request delivers its plan as this item's outcome.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Why the pass was asked for.
@@ -84,6 +95,7 @@ impl WorkItem {
             reason,
             requested_by,
             queued_at: now(),
+            dry_run: false,
         }
     }
 

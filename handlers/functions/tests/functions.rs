@@ -345,6 +345,55 @@ async fn backfill_dry_run_answers_the_plan_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_backfill_that_cannot_observe_within_an_http_request_answers_202_and_plans_in_a_work_item(
+) {
+    let estate = article();
+    // Every ARM answer takes 1.5 s, the answer limit is 1 s: the observation cannot finish.
+    let bed = bed(
+        &estate,
+        &[("HUBSPOKE_BACKFILL_ANSWER_SECONDS", "1")],
+        |config| {
+            config.latency.response = std::time::Duration::from_millis(1500);
+        },
+    )
+    .await;
+    let hub = estate.vnet_id("hub");
+    let answer = invoke(
+        &bed.app,
+        "Backfill",
+        &backfill_body("POST", &format!("hub={}&dryRun=true", encode(&hub))),
+    )
+    .await;
+    let res = &answer.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 202, "{:#}", answer.body);
+    assert!(res["body"]["plan"].is_null());
+    assert!(res["body"]["message"].as_str().unwrap().contains("outcome"));
+    let work = answer.work();
+    assert_eq!(work.len(), 1);
+    assert_eq!(work[0]["dry_run"], true);
+    assert_eq!(res["body"]["work_items"][0]["item_id"], work[0]["item_id"]);
+    assert_eq!(answer.outcome()["status"], "queued");
+    assert_valid_outcome(answer.outcome());
+
+    // The work item delivers the plan as its outcome, and writes nothing.
+    let planned = invoke(&bed.app, "ReconcileHub", &work_body(&work[0])).await;
+    let outcome = planned.outcome();
+    assert_eq!(outcome["dry_run"], true, "{outcome:#}");
+    let changes = outcome["hubs"][0]["changes"].as_array().unwrap();
+    assert!(!changes.is_empty(), "{outcome:#}");
+    assert!(changes.iter().all(|c| c["status"] == "planned"));
+    assert!(writes(&bed.sim).is_empty(), "a dry run writes nothing");
+
+    // A real backfill that cannot answer in time queues the usual work.
+    let answer = invoke(&bed.app, "Backfill", &backfill_body("POST", "")).await;
+    let res = &answer.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 202, "{:#}", answer.body);
+    let work = answer.work();
+    assert_eq!(work.len(), 1);
+    assert!(work[0].get("dry_run").is_none(), "{:#}", work[0]);
+}
+
+#[tokio::test]
 async fn backfill_queues_every_hub_and_answers_the_plan_it_expects() {
     let estate = article();
     let bed = bed(&estate, &[], |_| {}).await;
@@ -562,4 +611,72 @@ async fn a_pass_that_reaches_its_time_limit_continues_in_a_work_item_it_queues()
         routes(&bed, "hubspoke-rt-spoke2").await,
         ["10.1.0.0/16 VirtualNetworkGateway"]
     );
+}
+
+#[tokio::test]
+async fn with_a_management_group_scope_an_event_is_triaged_by_where_its_subscription_sits() {
+    let estate = article();
+    let bed = bed(&estate, &[("HUBSPOKE_MANAGEMENT_GROUPS", "mg-lz")], |_| {}).await;
+    let vended = "00000000-0000-0000-0000-0000000000a5";
+    let vnet_in = |subscription: &str| {
+        format!("/subscriptions/{subscription}/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v")
+    };
+    let spec = |subscriptions: &[&str]| hubspoke_sim::GroupSpec {
+        display_name: None,
+        parent: None,
+        subscriptions: subscriptions.iter().map(|s| s.to_string()).collect(),
+    };
+    bed.sim.put_management_group("mg-lz", &spec(&[])).unwrap();
+    let event = |subject: &str| {
+        event_body(&arm_event(
+            WRITE,
+            "Microsoft.Network/virtualNetworks/write",
+            subject,
+            SOMEONE,
+        ))
+    };
+    // The hub's own subscription is always in scope, with no listing.
+    let hub_side = invoke(
+        &bed.app,
+        "OnNetworkEvent",
+        &event(&estate.vnet_id("spoke1")),
+    )
+    .await;
+    assert_eq!(hub_side.outcome()["status"], "queued");
+    // Not (yet) under the group: ignored, out_of_scope.
+    let outside = invoke(&bed.app, "OnNetworkEvent", &event(&vnet_in(vended))).await;
+    let outcome = outside.outcome();
+    assert_eq!(outcome["status"], "ignored", "{outcome:#}");
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("out_of_scope: subscription 00000000-0000-0000-0000-0000000000a5 is not in HUBSPOKE_MANAGEMENT_GROUPS (mg-lz)"),
+        "{outcome:#}"
+    );
+    assert_eq!(outcome["requests"]["reads"], 1, "one listing of the group");
+    // The same subscription again at once: no second listing.
+    let again = invoke(&bed.app, "OnNetworkEvent", &event(&vnet_in(vended))).await;
+    assert_eq!(again.outcome()["requests"]["reads"], 0);
+    // Another subscription vended into the group: a miss lists the group again, and it is in.
+    let newer = "00000000-0000-0000-0000-0000000000a6";
+    bed.sim
+        .put_management_group("mg-lz", &spec(&[newer]))
+        .unwrap();
+    let inside = invoke(&bed.app, "OnNetworkEvent", &event(&vnet_in(newer))).await;
+    let outcome = inside.outcome();
+    assert!(
+        !outcome["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("out_of_scope"),
+        "{outcome:#}"
+    );
+    // The VNet does not exist: the mapping reads it, then the hub's peerings, and finds no hub.
+    assert_eq!(outcome["status"], "ignored");
+    assert_eq!(
+        outcome["requests"]["reads"], 3,
+        "the listing, the VNet, the hub"
+    );
+    bed.sim.shutdown().await;
 }

@@ -75,6 +75,8 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
         listen: args.listen,
         settings: Vec::new(),
         keys,
+        // This binary is the handler host.json names; run from a clone, it is under target/.
+        handler_fallback: std::env::current_exe().ok(),
     });
     let handle = tokio::select! {
         handle = starting => handle?,
@@ -91,8 +93,14 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
         writeln!(out, "ready")?;
         out.flush()?;
     }
-    stopped.await;
+    let failure = tokio::select! {
+        () = &mut stopped => None,
+        reason = handle.failed() => Some(reason),
+    };
     tracing::info!("stopping: triggers first, then invocations in flight, then the handler");
     handle.shutdown(Duration::from_secs(30 * 60)).await;
-    Ok(())
+    match failure {
+        Some(reason) => anyhow::bail!("the host stops: {reason}"),
+        None => Ok(()),
+    }
 }

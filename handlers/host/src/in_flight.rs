@@ -23,6 +23,11 @@ impl InFlight {
         InFlightGuard(self.clone())
     }
 
+    /// Invocations running now.
+    pub fn count(&self) -> usize {
+        self.count.lock().map(|c| *c).unwrap_or(0)
+    }
+
     /// Returns once no invocation runs.
     pub(crate) async fn idle(&self) {
         loop {

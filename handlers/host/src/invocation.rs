@@ -1,4 +1,4 @@
-//! One invocation, as the Functions host makes it (notes sections 2 to 4): the request body
+//! One invocation, as the Functions host makes it (the custom handler protocol: Microsoft Learn, "Azure Functions custom handlers", request and response payloads): the request body
 //! `{"Data": …, "Metadata": …}` built per trigger type, the handler's answer judged, its `Logs`
 //! logged with the invocation id, and its `Outputs` written as the host's bindings write them.
 //!
@@ -11,8 +11,8 @@
 //! ignored; without a `$return` binding, an object `ReturnValue` overwrites outputs of the same
 //! names. An output that cannot be written (storage down, message too large) fails the
 //! invocation after the handler answered.
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hubspoke_queue::message::{
@@ -53,6 +53,9 @@ pub struct Invoker {
     /// Listeners of queues in this host, poked when a function writes to their queue (the
     /// queue extension's shared watcher).
     pub watchers: HashMap<String, Arc<Notify>>,
+    /// Invocations started, by function: what the host did, counted where it happens, for the
+    /// checks that every invocation left its outcome.
+    pub started: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Invoker {
@@ -65,6 +68,12 @@ impl Invoker {
         mut metadata: Map<String, Value>,
     ) -> Outcome {
         let invocation_id = uuid::Uuid::new_v4().to_string();
+        *self
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(function.name.clone())
+            .or_default() += 1;
         metadata.insert(
             "sys".to_string(),
             json!({

@@ -1,5 +1,8 @@
 //! The keys the host accepts: the function key of HTTP triggers, the Event Grid extension's
-//! system key of the webhook, and the master key. Fresh random ones per start, never logged.
+//! system key of the webhook, and the master key. Fresh random ones per start, never logged,
+//! and compared in constant time ([`same_key`]), so that the time an answer takes says nothing
+//! about how much of a guessed key was right.
+use subtle::ConstantTimeEq;
 /// The keys the host accepts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -30,5 +33,24 @@ impl Keys {
             event_grid: key(),
             master: key(),
         }
+    }
+}
+
+/// Whether `presented` is `key`, in time that depends on their lengths only.
+pub fn same_key(presented: &str, key: &str) -> bool {
+    presented.as_bytes().ct_eq(key.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_matches_itself_only() {
+        let keys = Keys::generate();
+        assert!(same_key(&keys.function, &keys.function));
+        assert!(!same_key(&keys.function, &keys.master));
+        assert!(!same_key("", &keys.master));
+        assert!(!same_key(&keys.master[..10], &keys.master));
     }
 }

@@ -1,7 +1,8 @@
 //! A local stand-in for the Azure Functions host, for tests and the demo: it runs hubspoke's
 //! custom handler from the same `host.json` and `function.json` files the real host runs in
-//! Azure, and follows the real host's protocol and quirks (the notes on the custom handler
-//! protocol; each module says which part it imitates).
+//! Azure, and follows the real host's protocol and quirks (Microsoft Learn, "Azure Functions
+//! custom handlers", and the host's own behaviour where the page is silent; each module says
+//! which part it imitates).
 //!
 //! - [`config`]: host.json and function.json, app settings (`%NAME%`, `AzureFunctionsJobHost__…`).
 //! - [`worker`]: the handler process: ports, readiness, restarts, console output.
@@ -30,7 +31,7 @@ pub mod timer_lock;
 pub mod triggers;
 pub mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +60,12 @@ pub struct HostConfig {
     pub settings: Vec<(String, String)>,
     /// The keys.
     pub keys: Keys,
+    /// The handler to run when host.json's executable is neither a file under the script root
+    /// nor a command on `PATH`, provided its file name is the one host.json gives: `hubspoke
+    /// host` passes itself, so that it runs from a clone, where the binary is built under
+    /// `target/`. The real host has no such fallback (in Azure the package puts the binary at
+    /// the root).
+    pub handler_fallback: Option<PathBuf>,
 }
 
 /// A running host.
@@ -72,12 +79,33 @@ pub struct HostHandle {
     in_flight: Arc<InFlight>,
     functions: Vec<String>,
     instance_id: String,
+    invoker: Arc<Invoker>,
 }
 
 impl HostHandle {
     /// This instance's id (`WEBSITE_INSTANCE_ID` of its handler).
     pub fn instance_id(&self) -> &str {
         &self.instance_id
+    }
+
+    /// Invocations started so far, by function name.
+    pub fn invocations(&self) -> BTreeMap<String, u64> {
+        self.invoker
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Invocations running now.
+    pub fn invocations_in_flight(&self) -> usize {
+        self.in_flight.count()
+    }
+
+    /// Waits until the host can no longer run its handler (it could not be started again);
+    /// the reason. A host that runs well never returns from this.
+    pub async fn failed(&self) -> String {
+        self.worker.failed().await
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -184,9 +212,13 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         encoding: app.host.queues.message_encoding,
         function_timeout: app.host.function_timeout,
         watchers: watchers.clone(),
+        started: Default::default(),
     });
     // Start-up waits for the handler, within the readiness budget plus a margin.
     if !worker.ready(Duration::from_secs(35)).await {
+        if let Some(reason) = worker.failure() {
+            bail!("{reason}");
+        }
         error!("the custom handler is not ready yet; invocations will wait for it");
     }
 
@@ -214,7 +246,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         .map(|f| f.name.clone());
     let front = Arc::new(server::Front {
         functions: functions.clone(),
-        invoker,
+        invoker: invoker.clone(),
         keys: config.keys.clone(),
         route_prefix: app.host.route_prefix.clone(),
         in_flight: in_flight.clone(),
@@ -234,6 +266,7 @@ pub async fn start(config: HostConfig) -> anyhow::Result<HostHandle> {
         in_flight,
         functions: functions.iter().map(|f| f.name.clone()).collect(),
         instance_id,
+        invoker,
     })
 }
 
@@ -297,16 +330,15 @@ fn connect_storage(
 }
 
 /// The handler's process, started from host.json's executable: a path under the app root when
-/// there is such a file, else a command found on `PATH`.
+/// there is such a file, else a command found on `PATH`, else the configured fallback of the
+/// same name. None of them: an error that names what was looked for, not a restart loop.
 fn start_handler(app: &App, config: &HostConfig) -> anyhow::Result<worker::Worker> {
-    let executable = {
-        let candidate = app.root.join(&app.host.executable);
-        if candidate.is_file() {
-            candidate
-        } else {
-            PathBuf::from(&app.host.executable)
-        }
-    };
+    let executable = resolve_executable(
+        &app.root,
+        &app.host.executable,
+        config.handler_fallback.as_deref(),
+        std::env::var_os("PATH"),
+    )?;
     worker::Worker::start(worker::Launch {
         executable,
         arguments: app.host.arguments.clone(),
@@ -314,6 +346,46 @@ fn start_handler(app: &App, config: &HostConfig) -> anyhow::Result<worker::Worke
         app_root: app.root.clone(),
         settings: config.settings.clone(),
     })
+}
+
+/// Where host.json's `defaultExecutablePath` is: a file under `root` (relative paths resolve
+/// there, as in the real host), else a program on `path`, else `fallback` when its file name is
+/// the one asked for.
+fn resolve_executable(
+    root: &Path,
+    executable: &str,
+    fallback: Option<&Path>,
+    path: Option<std::ffi::OsString>,
+) -> anyhow::Result<PathBuf> {
+    let under_root = root.join(executable);
+    if under_root.is_file() {
+        return Ok(under_root);
+    }
+    let bare = Path::new(executable).components().count() == 1;
+    if bare {
+        if let Some(path) = &path {
+            if let Some(found) = std::env::split_paths(path)
+                .map(|dir| dir.join(executable))
+                .find(|candidate| candidate.is_file())
+            {
+                return Ok(found);
+            }
+        }
+    }
+    if let Some(fallback) = fallback {
+        if fallback.file_name() == Path::new(executable).file_name() && fallback.is_file() {
+            info!(
+                executable,
+                running = %fallback.display(),
+                "host.json's executable is neither in the script root nor on PATH: running this binary, which has its name"
+            );
+            return Ok(fallback.to_path_buf());
+        }
+    }
+    bail!(
+        "host.json's customHandler.description.defaultExecutablePath {executable:?} is neither a file under {} nor a program on PATH: build the app as `hubspoke package` lays it out, or put the handler on PATH",
+        root.display()
+    )
 }
 
 /// One wake-up per triggered queue, which a queue output of this host notifies so that the

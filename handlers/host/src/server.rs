@@ -2,7 +2,7 @@
 //! function keys, and the admin route that runs a non-HTTP function now.
 //!
 //! - `/runtime/webhooks/eventgrid?functionName=<Name>&code=<key>` (Event Grid extension
-//!   `HttpRequestProcessor`, notes section 6): the system key (or the master key) in `code` or
+//!   `HttpRequestProcessor` of the Functions host): the system key (or the master key) in `code` or
 //!   `x-functions-key`, else 401; an unknown or missing function 404; `OPTIONS` answers the
 //!   CloudEvents abuse-protection handshake; `aeg-event-type: SubscriptionValidation` answers
 //!   `{"validationResponse": code}`; `Notification` takes an array (Event Grid schema) or one
@@ -34,7 +34,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::{AuthLevel, Function, Trigger};
 use crate::in_flight::InFlight;
 use crate::invocation::{double_encoded, event_grid, Invoker, Outcome};
-use crate::keys::Keys;
+use crate::keys::{same_key, Keys};
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -185,7 +185,10 @@ fn admin_run(
     name: &str,
 ) -> HttpResponse {
     let key = presented_key(request, query);
-    if key.as_deref() != Some(front.keys.master.as_str()) {
+    if !key
+        .as_deref()
+        .is_some_and(|k| same_key(k, &front.keys.master))
+    {
         return respond(401, &[], "");
     }
     if request.method() != hyper::Method::POST {
@@ -222,7 +225,7 @@ async fn event_grid_webhook(
     let key = presented_key(&request, query);
     let authorised = key
         .as_deref()
-        .is_some_and(|k| k == front.keys.event_grid || k == front.keys.master);
+        .is_some_and(|k| same_key(k, &front.keys.event_grid) | same_key(k, &front.keys.master));
     if !authorised {
         return respond(401, &[], "");
     }
@@ -369,8 +372,8 @@ async fn http_trigger(
     let key = presented_key(&request, &query);
     let key_name = match (auth_level, key.as_deref()) {
         (AuthLevel::Anonymous, _) => None,
-        (AuthLevel::Function, Some(k)) if k == front.keys.function => Some("default"),
-        (AuthLevel::Function | AuthLevel::Admin, Some(k)) if k == front.keys.master => {
+        (AuthLevel::Function, Some(k)) if same_key(k, &front.keys.function) => Some("default"),
+        (AuthLevel::Function | AuthLevel::Admin, Some(k)) if same_key(k, &front.keys.master) => {
             Some("_master")
         }
         _ => return respond(401, &[], ""),
@@ -405,7 +408,7 @@ async fn http_trigger(
     }
 }
 
-/// `Data.req` and the HTTP trigger's Metadata (notes section 3.3).
+/// `Data.req` and the HTTP trigger's Metadata (the custom handler protocol's HTTP trigger payload).
 fn http_payload(
     binding: &str,
     parts: &hyper::http::request::Parts,

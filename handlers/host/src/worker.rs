@@ -1,4 +1,4 @@
-//! The custom handler process, as the Functions host runs it (notes: process lifecycle):
+//! The custom handler process, as the Functions host runs it (its process lifecycle):
 //! started with `FUNCTIONS_CUSTOMHANDLER_PORT` and its twins on a port chosen once, polled with
 //! `GET /` every 25 ms until any HTTP answer (30 s of polling at most), its stdout logged as
 //! information and its stderr as warnings or errors, and restarted on the same port when it
@@ -9,6 +9,11 @@
 //! itself; in Azure the platform then starts a new host. A stand-in that gave up would lose the
 //! queue's work for good, so this one logs that moment as an error ("the real host would
 //! restart itself now"), waits a second as a host restart would, and carries on.
+//!
+//! A handler that cannot run at all is another matter: restarting it forever would only hide
+//! the cause. When the executable cannot be started (missing, not executable), or when it exits
+//! [`ERROR_THRESHOLD`] times in a row before it is ever ready, the worker fails for good with
+//! that reason: start-up returns it as an error, and a running host stops with it.
 //!
 //! Invocations that arrive while the handler is starting wait for it (bounded by the function
 //! timeout), as the real host's invoker waits for its dispatcher.
@@ -31,6 +36,8 @@ pub const HOST_VERSION: &str = "4.1037.0";
 const READY_POLL: Duration = Duration::from_millis(25);
 /// Budget of the readiness check (`HttpWorkerOptions.InitializationTimeout`).
 const READY_BUDGET: Duration = Duration::from_secs(30);
+/// The largest answer read from the handler, as the largest request the host takes: 100 MiB.
+const MAX_ANSWER_BYTES: usize = 100 * 1024 * 1024;
 /// Error events tolerated within [`ERROR_WINDOW`] before the real host restarts itself.
 const ERROR_THRESHOLD: usize = 3;
 const ERROR_WINDOW: Duration = Duration::from_secs(30 * 60);
@@ -57,6 +64,8 @@ enum State {
     /// Ready; the number counts starts, so a restart is visible.
     Ready(u64),
     Stopped,
+    /// It cannot run; the reason is in [`Inner::failure`].
+    Failed,
 }
 
 /// A supervised handler process. Cheap to clone.
@@ -74,6 +83,8 @@ struct Inner {
     starts: Mutex<u64>,
     /// The process id of the handler while it runs.
     pid: Mutex<Option<u32>>,
+    /// Why the handler cannot run, once the worker has given up.
+    failure: Mutex<Option<String>>,
 }
 
 /// The answer of the handler to one invocation request.
@@ -108,6 +119,7 @@ impl Worker {
                 stop,
                 starts: Mutex::new(0),
                 pid: Mutex::new(None),
+                failure: Mutex::new(None),
             }),
         };
         tokio::spawn(supervise(worker.clone(), launch));
@@ -136,7 +148,7 @@ impl Worker {
             loop {
                 match *state.borrow_and_update() {
                     State::Ready(_) => return true,
-                    State::Stopped => return false,
+                    State::Stopped | State::Failed => return false,
                     State::Starting => {}
                 }
                 if state.changed().await.is_err() {
@@ -146,6 +158,29 @@ impl Worker {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// Why the handler cannot run, once the worker has given up on it.
+    pub fn failure(&self) -> Option<String> {
+        self.inner
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until the worker gives up on the handler; the reason.
+    pub async fn failed(&self) -> String {
+        let mut state = self.inner.state.subscribe();
+        loop {
+            if *state.borrow_and_update() == State::Failed {
+                return self.failure().unwrap_or_default();
+            }
+            if state.changed().await.is_err() {
+                // The worker is gone without failing: wait for ever, as nothing will fail.
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Kills the handler so that it restarts (after a function timeout).
@@ -199,10 +234,21 @@ impl Worker {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| format!("reading the handler's answer failed: {}", chain(&e)))?;
+            .map_err(|e| format!("reading the handler's answer failed: {}", chain(&e)))?
+        {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(format!(
+                    "the handler's answer is larger than {MAX_ANSWER_BYTES} bytes"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = bytes::Bytes::from(body);
         Ok(Answer {
             status,
             content_type,
@@ -227,40 +273,23 @@ async fn supervise(worker: Worker, launch: Launch) {
     let inner = &worker.inner;
     let mut stop = inner.stop.subscribe();
     let mut errors: VecDeque<Instant> = VecDeque::new();
+    // Starts in a row that never became ready.
+    let mut not_ready = 0;
     let worker_id = uuid::Uuid::new_v4().to_string();
     loop {
         if *stop.borrow() {
             break;
         }
         let _ = inner.state.send_replace(State::Starting);
-        let mut command = Command::new(&launch.executable);
-        command
-            .args(&launch.arguments)
-            .current_dir(&launch.working_directory)
-            .envs(
-                launch
-                    .settings
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", inner.port.to_string())
-            .env("FUNCTIONS_HTTPWORKER_PORT", inner.port.to_string())
-            .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", &worker_id)
-            .env("FUNCTIONS_HTTPWORKER_ID", &worker_id)
-            .env("FUNCTIONS_APP_ROOT_PATH", &launch.app_root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = match command.spawn() {
+        let mut child = match command(&launch, inner.port, &worker_id).spawn() {
             Ok(child) => child,
             Err(e) => {
-                error!(executable = %launch.executable.display(), error = %e, "cannot start the custom handler");
-                if error_event(&mut errors).await {
-                    continue;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                let executable = launch.executable.display();
+                give_up(
+                    inner,
+                    format!("cannot start the custom handler {executable}: {e}"),
+                );
+                return;
             }
         };
         let pid = child.id();
@@ -274,58 +303,24 @@ async fn supervise(worker: Worker, launch: Launch) {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(forward(stderr, true));
         }
-        // Readiness: only the sleeps count against the budget, as in the real host.
-        let mut waited = Duration::ZERO;
-        let ready = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                warn!(%status, "the custom handler exited before it was ready");
-                break false;
-            }
-            match inner
-                .http
-                .get(format!("http://127.0.0.1:{}/", inner.port))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-            {
-                Ok(_) => break true,
-                // Connection refused: not listening yet.
-                Err(e) if e.is_connect() => {}
-                // Anything else counts as ready (the real host's check does the same).
-                Err(_) => break true,
-            }
-            if waited >= READY_BUDGET {
-                error!("Initializing HttpWorker timed out.");
-                break false;
-            }
-            tokio::time::sleep(READY_POLL).await;
-            waited += READY_POLL;
-        };
-        if ready {
-            let starts = {
-                let mut starts = inner.starts.lock().unwrap_or_else(|e| e.into_inner());
-                *starts += 1;
-                *starts
-            };
-            info!(pid, starts, "custom handler ready");
-            let _ = inner.state.send_replace(State::Ready(starts));
-            tokio::select! {
-                status = child.wait() => {
-                    let _ = inner.state.send_replace(State::Starting);
-                    error!(?status, "the custom handler exited; restarting it");
-                }
-                _ = inner.restart.notified() => {
-                    let _ = inner.state.send_replace(State::Starting);
-                    error!("a function timed out: the host kills and restarts the custom handler");
-                    let _ = child.kill().await;
-                }
-                _ = stop.changed() => {
-                    terminate(&mut child).await;
-                    break;
-                }
+        if wait_ready(inner, &mut child).await {
+            not_ready = 0;
+            if serve_until_exit(inner, &mut child, &mut stop).await == Exit::Stopped {
+                break;
             }
         } else {
             let _ = child.kill().await;
+            not_ready += 1;
+            if not_ready >= ERROR_THRESHOLD {
+                let executable = launch.executable.display();
+                give_up(
+                    inner,
+                    format!(
+                        "the custom handler {executable} exited or was not ready {not_ready} times in a row; its output is in the log above"
+                    ),
+                );
+                return;
+            }
         }
         if error_event(&mut errors).await {
             continue;
@@ -333,6 +328,109 @@ async fn supervise(worker: Worker, launch: Launch) {
     }
     let _ = inner.state.send_replace(State::Stopped);
     info!("custom handler stopped");
+}
+
+/// The handler's command line and environment, as the host starts it.
+fn command(launch: &Launch, port: u16, worker_id: &str) -> Command {
+    let mut command = Command::new(&launch.executable);
+    command
+        .args(&launch.arguments)
+        .current_dir(&launch.working_directory)
+        .envs(
+            launch
+                .settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("FUNCTIONS_HTTPWORKER_PORT", port.to_string())
+        .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", worker_id)
+        .env("FUNCTIONS_HTTPWORKER_ID", worker_id)
+        .env("FUNCTIONS_APP_ROOT_PATH", &launch.app_root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Polls `GET /` until the handler answers; false when it exits first or the budget runs out.
+/// Only the sleeps count against the budget, as in the real host.
+async fn wait_ready(inner: &Inner, child: &mut tokio::process::Child) -> bool {
+    let mut waited = Duration::ZERO;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            warn!(%status, "the custom handler exited before it was ready");
+            return false;
+        }
+        match inner
+            .http
+            .get(format!("http://127.0.0.1:{}/", inner.port))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(_) => return true,
+            // Connection refused: not listening yet.
+            Err(e) if e.is_connect() => {}
+            // Anything else counts as ready (the real host's check does the same).
+            Err(_) => return true,
+        }
+        if waited >= READY_BUDGET {
+            error!("Initializing HttpWorker timed out.");
+            return false;
+        }
+        tokio::time::sleep(READY_POLL).await;
+        waited += READY_POLL;
+    }
+}
+
+/// How a ready handler's run ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    /// It exited or was killed after a function timeout: start it again.
+    Restart,
+    /// The host is stopping: it was terminated.
+    Stopped,
+}
+
+/// Marks the handler ready and waits until it exits, a function times out, or the host stops.
+async fn serve_until_exit(
+    inner: &Inner,
+    child: &mut tokio::process::Child,
+    stop: &mut watch::Receiver<bool>,
+) -> Exit {
+    let starts = {
+        let mut starts = inner.starts.lock().unwrap_or_else(|e| e.into_inner());
+        *starts += 1;
+        *starts
+    };
+    info!(pid = child.id(), starts, "custom handler ready");
+    let _ = inner.state.send_replace(State::Ready(starts));
+    tokio::select! {
+        status = child.wait() => {
+            let _ = inner.state.send_replace(State::Starting);
+            error!(?status, "the custom handler exited; restarting it");
+            Exit::Restart
+        }
+        _ = inner.restart.notified() => {
+            let _ = inner.state.send_replace(State::Starting);
+            error!("a function timed out: the host kills and restarts the custom handler");
+            let _ = child.kill().await;
+            Exit::Restart
+        }
+        _ = stop.changed() => {
+            terminate(child).await;
+            Exit::Stopped
+        }
+    }
+}
+
+/// Gives up on a handler that cannot run: the reason is kept and the state says so.
+fn give_up(inner: &Inner, reason: String) {
+    error!("{reason}");
+    *inner.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    let _ = inner.state.send_replace(State::Failed);
 }
 
 /// Records an error event; at the real host's threshold logs what the real host would do and

@@ -471,6 +471,7 @@ async fn a_bad_host_json_stops_start_up_with_its_name() {
         listen: "127.0.0.1:0".parse().unwrap(),
         settings: Vec::new(),
         keys: hubspoke_host::Keys::generate(),
+        handler_fallback: None,
     })
     .await
     .err()
@@ -534,4 +535,98 @@ async fn output_names_are_case_sensitive_and_an_object_return_value_overwrites_t
     assert_eq!(response.headers()["content-type"], "text/plain");
     assert_eq!(response.text().await.unwrap(), "from ReturnValue");
     host.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_handler_that_cannot_be_found_stops_start_up_with_what_was_looked_for() {
+    let app = App::new(
+        &[("Backfill", http_function())],
+        json!({"customHandler": {"description": {"defaultExecutablePath": "no-such-handler-here", "arguments": []}}}),
+    );
+    let started = tokio::time::timeout(
+        Duration::from_secs(30),
+        hubspoke_host::start(hubspoke_host::HostConfig {
+            script_root: app.dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            settings: Vec::new(),
+            keys: hubspoke_host::Keys::generate(),
+            handler_fallback: None,
+        }),
+    )
+    .await
+    .expect("start-up ends instead of restarting the handler for ever");
+    let text = format!("{:#}", started.err().unwrap());
+    assert!(
+        text.contains("no-such-handler-here") && text.contains("PATH"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_handler_that_always_exits_before_it_is_ready_stops_start_up() {
+    // `python3 -c "raise SystemExit(3)"`: it starts, and exits at once, every time.
+    let app = App::new(
+        &[("Backfill", http_function())],
+        json!({"customHandler": {"description": {"defaultExecutablePath": "python3", "arguments": ["-c", "raise SystemExit(3)"]}}}),
+    );
+    let started = tokio::time::timeout(
+        Duration::from_secs(60),
+        hubspoke_host::start(hubspoke_host::HostConfig {
+            script_root: app.dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            settings: Vec::new(),
+            keys: hubspoke_host::Keys::generate(),
+            handler_fallback: None,
+        }),
+    )
+    .await
+    .expect("start-up ends instead of restarting the handler for ever");
+    let text = format!("{:#}", started.err().unwrap());
+    assert!(text.contains("3 times in a row"), "{text}");
+}
+
+#[tokio::test]
+async fn a_handler_missing_from_the_app_root_and_path_runs_from_the_fallback_of_its_name() {
+    // A launcher of the fixture under the name host.json gives, in a folder of its own: what
+    // `hubspoke host` does with itself when run from a clone.
+    let recorder = Recorder::start().await;
+    let app = App::new(
+        &[("Backfill", http_function())],
+        json!({"customHandler": {"description": {"defaultExecutablePath": "fixture-handler"}}}),
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let fallback = elsewhere.path().join("fixture-handler");
+    std::fs::write(&fallback, "#!/bin/sh\nexec python3 \"$@\"\n").unwrap();
+    std::fs::set_permissions(
+        &fallback,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let other_name = elsewhere.path().join("another-handler");
+    std::fs::copy(&fallback, &other_name).unwrap();
+    let host = hubspoke_host::start(hubspoke_host::HostConfig {
+        script_root: app.dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        settings: vec![
+            ("FIXTURE_RECORD_URL".to_string(), recorder.url.clone()),
+            ("FIXTURE_PLAN".to_string(), app.plan.display().to_string()),
+        ],
+        keys: hubspoke_host::Keys::generate(),
+        handler_fallback: Some(fallback),
+    })
+    .await
+    .unwrap();
+    assert!(host.handler_ready(Duration::from_secs(30)).await);
+    host.shutdown(Duration::from_secs(5)).await;
+
+    // A fallback of another name is not used.
+    let started = hubspoke_host::start(hubspoke_host::HostConfig {
+        script_root: app.dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        settings: Vec::new(),
+        keys: hubspoke_host::Keys::generate(),
+        handler_fallback: Some(other_name),
+    })
+    .await;
+    assert!(started.is_err());
 }

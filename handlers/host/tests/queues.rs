@@ -1,7 +1,7 @@
 //! Queue triggers and queue outputs against real Azurite (`--oauth basic`, HTTPS), with storage
 //! tokens from the simulator's managed identity endpoint, as in production. Needs Azurite under
-//! `tests/node_modules` (`scripts/test` installs it); these tests fail under `CI=true` without
-//! it and say they skipped otherwise.
+//! `tests/node_modules` (`scripts/test` installs it); without it these tests fail, naming that
+//! step.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{http, unquote, App, Recorder};
-use hubspoke_queue::azurite::{Azurite, AzuriteError};
+use hubspoke_queue::azurite::Azurite;
 use hubspoke_queue::message::decode_text;
 use hubspoke_queue::{MessageEncoding, Queue, QueueService, StorageSettings};
 use serde_json::{json, Value};
@@ -23,15 +23,9 @@ struct Storage {
     service: QueueService,
 }
 
-async fn storage() -> Option<Storage> {
+async fn storage() -> Storage {
     let azurite = match Azurite::start().await {
         Ok(azurite) => azurite,
-        Err(error @ AzuriteError::NotInstalled { .. })
-            if std::env::var("CI").as_deref() != Ok("true") =>
-        {
-            eprintln!("skipped: {error}");
-            return None;
-        }
         Err(error) => panic!("{error}"),
     };
     let sim = hubspoke_sim::start(hubspoke_sim::SimConfig::default())
@@ -62,13 +56,13 @@ async fn storage() -> Option<Storage> {
         &StorageSettings::from_lookup("AzureWebJobsStorage", lookup).unwrap(),
     )
     .unwrap();
-    Some(Storage {
+    Storage {
         _azurite: azurite,
         sim,
         _dir: dir,
         settings,
         service,
-    })
+    }
 }
 
 fn functions() -> Vec<(&'static str, Value)> {
@@ -121,9 +115,7 @@ async fn until_count(queue: &Queue, count: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn outputs_are_written_as_the_host_writes_them_and_trigger_the_queue_function() {
-    let Some(storage) = storage().await else {
-        return;
-    };
+    let storage = storage().await;
     let recorder = Recorder::start().await;
     let app = App::new(&functions(), json!({}));
     app.set_plan(json!({
@@ -191,9 +183,7 @@ async fn outputs_are_written_as_the_host_writes_them_and_trigger_the_queue_funct
 
 #[tokio::test]
 async fn a_work_item_that_always_fails_lands_in_the_poison_queue_after_5_attempts() {
-    let Some(storage) = storage().await else {
-        return;
-    };
+    let storage = storage().await;
     let recorder = Recorder::start().await;
     let app = App::new(&functions(), json!({}));
     app.set_plan(
@@ -229,9 +219,7 @@ async fn a_work_item_that_always_fails_lands_in_the_poison_queue_after_5_attempt
 
 #[tokio::test]
 async fn a_handler_killed_mid_invocation_loses_no_work_item() {
-    let Some(storage) = storage().await else {
-        return;
-    };
+    let storage = storage().await;
     let recorder = Recorder::start().await;
     let app = App::new(&functions(), json!({}));
     app.set_plan(json!({"ReconcileHub": {"exit_on_dequeue_count": "1"}}));

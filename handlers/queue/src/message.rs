@@ -18,7 +18,7 @@
 //! `1E+20`); a string that is an ISO 8601 date-time ending in `Z` or without offset is read as a
 //! date and printed back without trailing zeros in its fraction (`…:00.120Z` becomes `…:00.12Z`).
 //! Not imitated: dates with a numeric offset (Json.NET converts them to the host's local time),
-//! integers beyond 64 bits. Producers should emit UTC `Z` timestamps (DESIGN section 4).
+//! integers beyond 64 bits. Producers should emit UTC `Z` timestamps (docs/design.md §4).
 //!
 //! The service limits a message text to 64 KiB ([`MAX_MESSAGE_TEXT_BYTES`]); with base64 that is
 //! 48 KiB of indented JSON. [`encoded_messages`] checks the size before anything is sent, so a

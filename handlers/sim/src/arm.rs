@@ -1,7 +1,8 @@
 //! The ARM front end of the Network RP: maps paths (case-insensitively) to the estate's
 //! operations, parses bodies, pages lists with `nextLink`, and serves the operation status
 //! resources. Also serves Network Watcher's next hop (`next_hop.rs`), a NIC's effective routes
-//! (`effective.rs`) and a minimal Azure Resource Graph (`graph.rs`).
+//! (`effective.rs`), a minimal Azure Resource Graph (`graph.rs`), the tenant's subscriptions
+//! (`tenancy.rs`) and its management groups (`management_groups.rs`).
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +38,23 @@ fn invalid_type(path: &str) -> ArmError {
         "InvalidResourceType",
         format!("The resource type could not be found in the namespace 'Microsoft.Network' for path '{path}'."),
     )
+}
+
+fn unavailable() -> ArmError {
+    ArmError::new(
+        500,
+        "InternalServerError",
+        "The simulator state is unavailable.",
+    )
+}
+
+/// Every subscription of the tenant: the estate's and the directory's.
+fn all_subscriptions(shared: &Shared, world: &World) -> Result<Vec<String>, ArmError> {
+    let directory = shared.directory.lock().map_err(|_| unavailable())?;
+    Ok(crate::tenancy::all_subscriptions_of(
+        world.resource_ids(),
+        &directory,
+    ))
 }
 
 fn method_not_allowed(method: &str) -> ArmError {
@@ -120,6 +138,34 @@ pub(crate) fn handle(
     flush_outbox(shared, &mut world);
 
     match l.as_slice() {
+        ["subscriptions"] | ["subscriptions", _] | ["tenants"] => {
+            let all = all_subscriptions(shared, &world)?;
+            drop(world);
+            crate::tenancy::handle(method, &segments, &all)
+        }
+        ["providers", "microsoft.management", "managementgroups", rest @ ..] => {
+            // Below a group other than the root, every subscription is a declared one: the
+            // estate need not be walked for each page.
+            let root = rest
+                .first()
+                .is_none_or(|id| id.eq_ignore_ascii_case(crate::identity::TENANT_ID));
+            let all = if root {
+                all_subscriptions(shared, &world)?
+            } else {
+                let directory = shared.directory.lock().map_err(|_| unavailable())?;
+                directory.declared().to_vec()
+            };
+            drop(world);
+            let directory = shared.directory.lock().map_err(|_| unavailable())?;
+            directory.handle(
+                method,
+                &segments[3..],
+                query,
+                &all,
+                &ctx.base_url,
+                page_size,
+            )
+        }
         ["subscriptions", _, "providers", "microsoft.network", list] => {
             if method != "GET" {
                 return Err(method_not_allowed(method));
@@ -155,19 +201,22 @@ pub(crate) fn handle(
             if method != "POST" {
                 return Err(method_not_allowed(method));
             }
-            let snapshot = world.snapshot();
-            let resources: Vec<Value> = [
-                "virtualNetworks",
-                "routeTables",
-                "virtualNetworkGateways",
-                "networkInterfaces",
-            ]
-            .iter()
-            .filter_map(|field| snapshot.get(*field).and_then(Value::as_array))
-            .flatten()
-            .cloned()
-            .collect();
-            crate::graph::query(&parse_body(body)?, &resources).map(Reply::ok)
+            let request = parse_body(body)?;
+            let peerings = world.strict.graph_peerings;
+            let directory_now = shared.directory.lock().map_err(|_| unavailable())?;
+            let (resources, directory_then) = shared
+                .graph
+                .lock()
+                .map_err(|_| unavailable())?
+                .resources(ctx.now, || world.graph_resources(), &directory_now);
+            let directory = directory_then.as_ref().unwrap_or(&directory_now);
+            let all = crate::tenancy::all_subscriptions_of(world.resource_ids(), directory);
+            // The query runs on copies: other requests need not wait for it.
+            drop(world);
+            crate::graph::query(&request, resources, peerings, |groups| {
+                directory.subscriptions_under(groups, &all)
+            })
+            .map(Reply::ok)
         }
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.network", rest @ ..] => {
             let (sub, rg) = (segments[1].to_string(), segments[3].to_string());

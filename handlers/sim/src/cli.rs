@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::config::{
-    EventKnobs, EventSchema, FaultSpec, LatencySpec, LockConflict, Strictness, ThrottleSpec,
+    EventKnobs, EventSchema, FaultSpec, GraphPeerings, LatencySpec, LockConflict, Strictness,
+    ThrottleSpec,
 };
 use crate::{Seed, SimConfig};
 
@@ -14,9 +15,15 @@ use crate::{Seed, SimConfig};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = HELP_TAIL)]
 pub struct SimArgs {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on; port 0 picks a free port. A loopback address unless
+    /// --allow-remote: the control API and the queues have no authentication, and the
+    /// simulator mints a token for anyone who asks.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
+    /// Accept a --listen address other machines can reach. Anyone who reaches it can read and
+    /// change the simulated estate and get its tokens.
+    #[arg(long)]
+    pub allow_remote: bool,
     /// Load an estate in the snapshot format of `hubspoke plan --snapshot`.
     #[arg(long)]
     pub seed: Option<PathBuf>,
@@ -71,6 +78,14 @@ pub struct SimArgs {
     /// Error code for a non-canonical CIDR.
     #[arg(long, default_value = "InvalidCIDRNotation")]
     pub invalid_cidr_code: String,
+    /// Where Resource Graph shows peerings: inside their VNet's row (inline), also as rows of
+    /// their own (both), or only as rows of their own (rows). Unconfirmed in Azure.
+    #[arg(long, value_enum, default_value = "inline")]
+    pub graph_peerings: GraphPeerings,
+    /// How far Resource Graph lags the estate, in milliseconds: its copy is taken again once it
+    /// is this old.
+    #[arg(long, default_value_t = 0)]
+    pub graph_lag_ms: u64,
     /// Object id of the managed identity's tokens.
     #[arg(long, default_value = crate::identity::DEFAULT_PRINCIPAL_ID)]
     pub principal_id: String,
@@ -85,7 +100,10 @@ Output: KEY=value lines (HUBSPOKE_ARM_ENDPOINT, HUBSPOKE_CA_CERT with --tls, IDE
 IDENTITY_HEADER) then `ready` on stdout; logs on stderr (level from HUBSPOKE_LOG, default info).
 
 Control API (no auth): GET|PUT /_sim/state, GET|DELETE /_sim/requests,
-GET|PUT|DELETE /_sim/faults (body {\"spec\": \"...\"}), GET|DELETE /_sim/events.
+GET|PUT|DELETE /_sim/faults (body {\"spec\": \"...\"}), GET|DELETE /_sim/events,
+GET /_sim/managementGroups, PUT|DELETE /_sim/managementGroups/{id}
+(body {\"parent\": \"...\", \"subscriptions\": [...]}), PUT /_sim/subscriptions/{id},
+GET|PUT /_sim/graph (body {\"frozen\": true|false, \"lag_ms\": N}).
 
 Fault SPEC: rules separated by `;`, each `[METHOD ]PATTERN=ACTION[@RATE][#COUNT]` or
 `[METHOD ]PATTERN=script:ACTION,...`; ACTION is 429, 500, 503, 409, drop, slow:DURATION,
@@ -97,6 +115,12 @@ Unconfirmed Azure behaviour defaults to the stricter reading; see docs/simulator
 impl SimArgs {
     /// The library configuration these options describe.
     pub fn to_config(&self) -> anyhow::Result<SimConfig> {
+        if !self.listen.ip().is_loopback() && !self.allow_remote {
+            anyhow::bail!(
+                "--listen {}: not a loopback address. The simulator's control API and queues have no authentication and it mints a token for anyone who asks; pass --allow-remote to serve other machines anyway",
+                self.listen
+            );
+        }
         Ok(SimConfig {
             listen: self.listen,
             tls: self.tls,
@@ -129,8 +153,10 @@ impl SimArgs {
                 route_limit: self.route_limit,
                 invalid_cidr_code: self.invalid_cidr_code.clone(),
                 lock_conflict: self.lock_conflict,
+                graph_peerings: self.graph_peerings,
                 ..Strictness::default()
             },
+            graph_lag: std::time::Duration::from_millis(self.graph_lag_ms),
             principal_id: self.principal_id.clone(),
             queues: self.queues,
             ..SimConfig::default()

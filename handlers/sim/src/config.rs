@@ -355,7 +355,7 @@ impl EventKnobs {
 }
 
 /// How a write that meets another operation in flight on the same VNet (or route table) is
-/// refused. Azure answers either way (notes §6, §9); the client must handle both.
+/// refused. Azure answers either way (both codes appear in the Network RP's error catalogue and in field reports); the client must handle both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LockConflict {
     /// 409 `AnotherOperationInProgress`.
@@ -365,6 +365,22 @@ pub enum LockConflict {
     Retryable,
     /// Alternate between the two, starting with 409.
     Alternate,
+}
+
+/// Where Resource Graph shows a VNet's peerings. Documented: inside the VNet's row, as
+/// `properties.virtualNetworkPeerings` (the VNet as ARM's GET returns it). UNCONFIRMED: whether
+/// peerings are also rows of their own (type `microsoft.network/virtualnetworks/
+/// virtualnetworkpeerings`). The default, `Inline`, is the safer reading: a client that looks
+/// for peering rows finds none. A client correct under every value never depends on either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GraphPeerings {
+    /// Only inside the VNet's row.
+    #[default]
+    Inline,
+    /// Inside the VNet's row and as rows of their own.
+    Both,
+    /// Only as rows of their own (the VNet's row without `virtualNetworkPeerings`).
+    Rows,
 }
 
 /// Choices where Azure's behaviour is UNCONFIRMED. Each defaults to the stricter reading, so a
@@ -391,6 +407,8 @@ pub struct Strictness {
     pub check_referenced_provisioning: bool,
     /// How lock conflicts are answered.
     pub lock_conflict: LockConflict,
+    /// Where Resource Graph shows peerings. Default `Inline`.
+    pub graph_peerings: GraphPeerings,
 }
 
 impl Default for Strictness {
@@ -405,6 +423,7 @@ impl Default for Strictness {
             invalid_cidr_code: "InvalidCIDRNotation".to_string(),
             check_referenced_provisioning: true,
             lock_conflict: LockConflict::Conflict,
+            graph_peerings: GraphPeerings::Inline,
         }
     }
 }

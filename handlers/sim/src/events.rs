@@ -1,5 +1,5 @@
 //! Event Grid delivery of ARM's `Microsoft.Resources.ResourceWriteSuccess` /
-//! `ResourceDeleteSuccess` events (notes/eventgrid-arm-events.md): the envelope in Event Grid or
+//! `ResourceDeleteSuccess` events (Microsoft Learn, "Azure Resource Manager events in Event Grid", and the Event Grid data-plane schema of `tests/fixtures/azure-rest-api-specs/eventgrid-resources-2018-01-01`): the envelope in Event Grid or
 //! CloudEvents schema, a JSON array body for Event Grid, `aeg-*` headers, retries with Event
 //! Grid's backoff ladder (scaled), at least once; and the knobs that duplicate, delay, reorder and
 //! drop a share of events. Every event is also kept for `GET /_sim/events`.

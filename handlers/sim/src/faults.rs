@@ -148,7 +148,7 @@ pub(crate) fn refusal_error(
                     .and_then(Value::as_str)
                     .map(str::to_string)
             };
-            // A peering links its remote VNet, a subnet its route table (DESIGN.md section 6).
+            // A peering links its remote VNet, a subnet its route table (docs/design.md §6).
             let (linked_action, linked_scope) =
                 if let Some(remote) = linked("/properties/remoteVirtualNetwork/id") {
                     ("Microsoft.Network/virtualNetworks/peer/action", remote)

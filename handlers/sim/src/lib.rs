@@ -14,17 +14,21 @@ pub mod json;
 
 mod arm;
 mod blobs;
+mod cloud;
 mod control;
 mod effective;
 mod events;
 mod faults;
 mod graph;
 mod http;
+mod management_groups;
 mod next_hop;
 mod queues;
 mod scheduler;
 mod server;
 mod shared;
+mod signing;
+mod tenancy;
 mod throttle;
 mod tls;
 mod world;
@@ -40,10 +44,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::{
-    EventKnobs, EventSchema, FaultAction, FaultRule, FaultSpec, FaultTrigger, LatencySpec,
-    LockConflict, Refusal, Strictness, ThrottleSpec,
+    EventKnobs, EventSchema, FaultAction, FaultRule, FaultSpec, FaultTrigger, GraphPeerings,
+    LatencySpec, LockConflict, Refusal, Strictness, ThrottleSpec,
 };
 pub use events::EventRecord;
+pub use management_groups::GroupSpec;
 pub use shared::RequestRecord;
 pub use world::ArmError;
 
@@ -91,6 +96,9 @@ pub struct SimConfig {
     /// Also serve a minimal Azure Queue Storage account (needs `tls`: bearer tokens travel over
     /// HTTPS only).
     pub queues: bool,
+    /// How far Resource Graph lags the estate: its copy is taken again once it is this old
+    /// (zero: always current). [`SimHandle::freeze_graph`] stops it at one moment instead.
+    pub graph_lag: Duration,
 }
 
 impl Default for SimConfig {
@@ -111,6 +119,7 @@ impl Default for SimConfig {
             principal_id: identity::DEFAULT_PRINCIPAL_ID.to_string(),
             client_id: identity::DEFAULT_CLIENT_ID.to_string(),
             queues: false,
+            graph_lag: Duration::ZERO,
         }
     }
 }
@@ -202,6 +211,8 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
     faults.set(config.faults.clone());
     let shared = Arc::new(shared::Shared {
         world: Mutex::new(world),
+        directory: Mutex::new(management_groups::Directory::default()),
+        graph: Mutex::new(graph::GraphView::new(config.graph_lag)),
         throttle: Mutex::new(throttle::Throttle::new(config.throttle.clone())),
         faults: Mutex::new(faults),
         requests: Mutex::new(Vec::new()),
@@ -414,6 +425,48 @@ impl SimHandle {
         if let Ok(mut faults) = self.shared.faults.lock() {
             faults.set(spec);
             faults.text = "(set in-process)".to_string();
+        }
+    }
+
+    /// Creates or replaces management group `id` (as `PUT /_sim/managementGroups/{id}`): its
+    /// parent (the root group when `None`) and the subscriptions placed directly in it, taken
+    /// from wherever they were. A subscription named here exists from now on, resources or not.
+    pub fn put_management_group(&self, id: &str, spec: &GroupSpec) -> anyhow::Result<()> {
+        self.shared
+            .directory
+            .lock()
+            .map_err(|_| anyhow::anyhow!("simulator directory poisoned"))?
+            .put_group(id, spec)
+            .map_err(|message| anyhow::anyhow!(message))
+    }
+
+    /// Declares a subscription with no resource yet (as `PUT /_sim/subscriptions/{id}`): a
+    /// subscription vended after start, in the root management group until placed elsewhere.
+    pub fn add_subscription(&self, id: &str) -> anyhow::Result<()> {
+        self.shared
+            .directory
+            .lock()
+            .map_err(|_| anyhow::anyhow!("simulator directory poisoned"))?
+            .declare_subscription(id)
+            .map_err(|message| anyhow::anyhow!(message))
+    }
+
+    /// Freezes Resource Graph at the estate as it is now (as `PUT /_sim/graph {"frozen": true}`):
+    /// its answers lag every change made from now on until [`SimHandle::thaw_graph`].
+    pub fn freeze_graph(&self) {
+        let resources = graph::resources_of(&self.state());
+        let Ok(directory) = self.shared.directory.lock().map(|d| d.clone()) else {
+            return;
+        };
+        if let Ok(mut view) = self.shared.graph.lock() {
+            view.set_frozen(Some((resources, directory)));
+        }
+    }
+
+    /// Lets Resource Graph answer from the estate again (as `PUT /_sim/graph {"frozen": false}`).
+    pub fn thaw_graph(&self) {
+        if let Ok(mut view) = self.shared.graph.lock() {
+            view.set_frozen(None);
         }
     }
 

@@ -124,7 +124,10 @@ fn identity(shared: &Shared, req: &Request<Incoming>) -> HttpResponse {
         .get("x-identity-header")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if header != shared.identity_header {
+    // Compared in constant time, as the platform's endpoint would: the header is its secret.
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(header.as_bytes(), shared.identity_header.as_bytes()).into();
+    if !matches {
         return json_response(
             401,
             &json!({"statusCode": 401, "message": "The X-IDENTITY-HEADER header is missing or wrong."}),
@@ -167,6 +170,13 @@ async fn handle(
             &request.path,
             &request.query,
             &request.body,
+        ));
+    }
+    if request.path.eq_ignore_ascii_case("/metadata/endpoints") {
+        return Ok(crate::cloud::metadata_endpoints(
+            &request.method,
+            &request.query,
+            &request.base_url,
         ));
     }
     let ids = RequestIds::for_request(&request);
@@ -547,6 +557,7 @@ fn bearer_token<'a>(
         .map(str::trim)
         .unwrap_or("");
     if !token.is_empty() {
+        crate::identity::check_arm_token(token, out_headers)?;
         return Ok(token);
     }
     out_headers.push((
@@ -612,7 +623,7 @@ fn take_budget(
         OpClass::Delete => "delete",
     };
     let message = if by_network_rp {
-        // UNCONFIRMED: the notes give no text for the Network RP's own throttling.
+        // UNCONFIRMED: Azure's documentation gives no text for the Network RP's own throttling.
         format!("Number of '{kind}' requests for subscription '{subscription}' exceeded the limit of the resource provider 'Microsoft.Network'. Please try again after '{retry_after}' seconds.")
     } else {
         format!("Number of '{kind}' requests for subscription '{subscription}' actor '{}' exceeded. Please try again after '{retry_after}' seconds after the last request.", request.peer.ip())

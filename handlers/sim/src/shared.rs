@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::events::EventBus;
 use crate::faults::Faults;
+use crate::graph::GraphView;
+use crate::management_groups::Directory;
 use crate::throttle::Throttle;
 use crate::world::World;
 
@@ -39,6 +41,10 @@ pub struct RequestRecord {
 /// Everything the request handlers share.
 pub(crate) struct Shared {
     pub world: Mutex<World>,
+    /// Management groups and declared subscriptions. Locked after `world` when both are held.
+    pub directory: Mutex<Directory>,
+    /// What Resource Graph answers from. Locked after `world` and `directory`.
+    pub graph: Mutex<GraphView>,
     pub throttle: Mutex<Throttle>,
     pub faults: Mutex<Faults>,
     pub requests: Mutex<Vec<RequestRecord>>,

@@ -37,7 +37,7 @@ async fn requests_need_a_bearer_token_and_an_api_version() {
     let response = client
         .http
         .get(&url)
-        .bearer_auth("anything")
+        .bearer_auth(&client.token)
         .send()
         .await
         .unwrap();

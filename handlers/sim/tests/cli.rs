@@ -114,3 +114,18 @@ async fn a_seed_file_is_loaded_at_start() {
         .await
         .is_err());
 }
+
+#[test]
+fn a_reachable_address_is_refused_unless_asked_for_explicitly() {
+    let remote = Wrapper::try_parse_from(["sim", "--listen", "0.0.0.0:0"]).unwrap();
+    let error = remote.args.to_config().unwrap_err().to_string();
+    assert!(
+        error.contains("0.0.0.0:0") && error.contains("--allow-remote"),
+        "{error}"
+    );
+    let allowed =
+        Wrapper::try_parse_from(["sim", "--listen", "0.0.0.0:0", "--allow-remote"]).unwrap();
+    assert!(allowed.args.to_config().is_ok());
+    let loopback = Wrapper::try_parse_from(["sim", "--listen", "[::1]:0"]).unwrap();
+    assert!(loopback.args.to_config().is_ok());
+}

@@ -92,6 +92,15 @@ impl Host {
         }
     }
 
+    /// Invocations the host started, by function, and those running now (an in-process host
+    /// only: a host process keeps its counts to itself).
+    pub fn invocations(&self) -> anyhow::Result<(std::collections::BTreeMap<String, u64>, usize)> {
+        match self {
+            Host::InProcess(handle) => Ok((handle.invocations(), handle.invocations_in_flight())),
+            Host::Process(_) => bail!("a host process keeps its invocation counts to itself"),
+        }
+    }
+
     /// Kills the host process and its handler at once (SIGKILL to the process group), as an
     /// instance dies.
     pub fn kill(&mut self) -> anyhow::Result<()> {

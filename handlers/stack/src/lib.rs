@@ -300,6 +300,7 @@ impl Stack {
                 listen: ([127, 0, 0, 1], port).into(),
                 settings: instance_settings(0),
                 keys: keys.clone(),
+                handler_fallback: None,
             },
         )
         .await
@@ -317,6 +318,7 @@ impl Stack {
                     listen: ([127, 0, 0, 1], port).into(),
                     settings: instance_settings(n),
                     keys: keys.clone(),
+                    handler_fallback: None,
                 },
             )
             .await
@@ -499,8 +501,9 @@ impl Stack {
             keys.event_grid.clone(),
             keys.master.clone(),
             self.sim.identity_header(),
-            // `{"alg":"none","typ":"JWT"}`, base64url: the start of every token minted here.
-            "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0".to_string(),
+            // The JOSE header of the simulator's tokens, base64url: the start of every token
+            // minted here.
+            hubspoke_sim::identity::TOKEN_PREFIX.to_string(),
         ]
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::order::in_phase_order;
-use super::{Action, Change, HubPlan, HubStatus, Warning, WarningCode};
+use super::types::{Action, Change, HubPlan, HubStatus, Warning, WarningCode};
 use crate::id::VnetId;
 
 /// The changes and warnings of one hub's plan, as the stages add them.

@@ -6,7 +6,9 @@ use serde_json::json;
 
 use super::builder::Builder;
 use super::index::Index;
-use super::{is_appliance, Spoke, WarningCode};
+use super::next_hop::is_appliance;
+use super::spokes::Spoke;
+use super::types::WarningCode;
 use crate::model::{RoutePrefix, VirtualNetwork};
 
 /// Hub checks (rule 14), read-only.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::index::Index;
-use super::{managed_prefix, managed_table_id};
+use super::names::{managed_prefix, managed_table_id};
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, VnetId};
 use crate::model::VirtualNetwork;

@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::builder::Builder;
 use super::index::Index;
-use super::{WarningCode, TAG_GROUP};
+use super::names::TAG_GROUP;
+use super::types::WarningCode;
 use crate::id::VnetId;
 use crate::model::{PeeringState, VirtualNetwork};
 
@@ -99,7 +100,7 @@ mod tests {
     use super::*;
     use crate::config::{Enrollment, PlanConfig};
     use crate::model::Observed;
-    use crate::plan::{TAG_ENROLL, TAG_EXCLUDE};
+    use crate::plan::names::{TAG_ENROLL, TAG_EXCLUDE};
     use crate::synth::{Estate, Flags};
 
     /// An estate of two hubs and VNets peered with them in every way that matters here.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::builder::Builder;
 use super::index::Index;
-use super::WarningCode;
+use super::types::WarningCode;
 use crate::id::GatewayId;
 use crate::model::{Gateway, VirtualNetwork};
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{TAG_ENROLL, TAG_EXCLUDE};
+use super::names::{TAG_ENROLL, TAG_EXCLUDE};
 use crate::config::{Enrollment, PlanConfig};
 use crate::id::{RouteTableId, SubnetId, VnetId};
 use crate::model::{Gateway, Observed, RouteTable, Subnet, VirtualNetwork};

@@ -30,13 +30,26 @@
 //!     upserts, and deletions of stale managed routes in every table the hub claims.
 //! 11. **Order** (`order.rs`): the changes by phase, renumbered, dependencies pointing backwards.
 //!
-//! `spoke_stages` runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their results together in
-//! one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may take routes (rule
-//! 11: otherwise no route is desired, and every managed route is stale).
+//! `spoke_stages` (`spokes.rs`) runs stages 2 to 5, 3 to 5 spoke by spoke, and keeps their
+//! results together in one `Spoke` per spoke; stages 6 to 9 run only while the hub's gateway may
+//! take routes (rule 11: otherwise no route is desired, and every managed route is stale).
 //!
 //! Changes and warnings are collected by one `Builder` (`builder.rs`) as the stages go; warnings
 //! are kept sorted, so only the order in which changes are pushed matters. The stages' results
 //! are crate-visible types, so that other parts of the crate can reason from the same facts.
+//!
+//! # Layers
+//! No file here imports a file that imports it back (`scripts/check-imports`); they read top-down:
+//! - Leaves, which import no stage: what a plan is made of (`types.rs`), the tags and the names of
+//!   what hubspoke creates (`names.rs`), what a next hop means (`next_hop.rs`), the index of the
+//!   observed state (`index.rs`), and the `Builder` (`builder.rs`) with the order it finishes
+//!   with (`order.rs`).
+//! - The stages, each importing leaves and the results of earlier stages only.
+//! - This file, which declares the modules, re-exports the public API for other crates, and runs
+//!   the stages. Nothing in the crate imports it: the stages import the leaves directly.
+//!
+//! The stages' tests that run the earlier stages first live in `tests/`, apart from the stages'
+//! files, for the same reason.
 //!
 //! # Guarantees
 //! - Pure and deterministic: the same input gives the same plan, byte for byte once serialized
@@ -63,6 +76,8 @@ pub(crate) mod enrolled;
 pub(crate) mod gateway;
 pub(crate) mod index;
 mod merge;
+mod names;
+mod next_hop;
 pub(crate) mod order;
 pub(crate) mod pairs;
 mod peering_writes;
@@ -70,54 +85,36 @@ pub(crate) mod peerings;
 pub mod render;
 pub(crate) mod route_changes;
 pub(crate) mod routes;
+pub(crate) mod spokes;
 pub(crate) mod summaries;
 #[cfg(test)]
-mod testing;
+mod tests;
 pub(crate) mod transit;
 mod types;
 
 use std::collections::HashMap;
 
-use ipnet::{IpNet, Ipv4Net};
 use serde_json::json;
 
 use crate::config::PlanConfig;
 use crate::id::{RouteTableId, VnetId};
-use crate::model::{Observed, RoutePrefix, VirtualNetwork};
+use crate::model::Observed;
 use builder::Builder;
 use carry::carrying_tables;
 use checks::hub_checks;
 use claims::claim_tables;
-use coverage::{coverage, Coverage};
-use enrolled::{enrolled_spokes, EnrolledSpoke};
-use gateway::{gateway_readiness, GatewayReadiness};
+use gateway::gateway_readiness;
 use index::Index;
+pub use names::{
+    managed_prefix, managed_route_name, managed_table_id, parse_managed_route_name,
+    MANAGED_TABLE_PREFIX, TAG_ENROLL, TAG_EXCLUDE, TAG_GROUP, TAG_MANAGED,
+};
 use pairs::routed_pairs;
-use peering_writes::HubPeerings;
-use peerings::{peering_changes, SpokePeerings};
 use route_changes::route_changes;
 use routes::{desired_routes, Desired};
+use spokes::spoke_stages;
 use summaries::usable_summaries;
-use transit::{transit_spoke, SpokeTransit};
-pub use types::*;
-
-/// Tag that enrolls a VNet when `HUBSPOKE_ENROLLMENT=tagged`.
-pub const TAG_ENROLL: &str = "hubspoke:enroll";
-/// Tag that keeps hubspoke off a VNet or a route table.
-pub const TAG_EXCLUDE: &str = "hubspoke:exclude";
-/// Tag that puts a spoke in a routing group.
-pub const TAG_GROUP: &str = "hubspoke:group";
-/// Tag on the route tables hubspoke created.
-pub const TAG_MANAGED: &str = "hubspoke:managed";
-/// Prefix of the name of the route table hubspoke creates for a spoke.
-pub const MANAGED_TABLE_PREFIX: &str = "hubspoke-rt-";
-
-/// The id of the route table hubspoke creates for `vnet`.
-pub fn managed_table_id(vnet: &VnetId) -> RouteTableId {
-    let mut name = format!("{MANAGED_TABLE_PREFIX}{}", vnet.name());
-    name.truncate(80);
-    RouteTableId::new(vnet.subscription(), vnet.resource_group(), &name)
-}
+pub use types::{Action, Change, HubPlan, HubStatus, Plan, RouteSpec, Warning, WarningCode};
 
 /// Plans every configured hub.
 pub fn plan(config: &PlanConfig, observed: &Observed) -> Plan {
@@ -129,30 +126,6 @@ pub fn plan(config: &PlanConfig, observed: &Observed) -> Plan {
         .map(|hub| plan_hub(config, &index, &claims, hub))
         .collect();
     Plan { hubs }
-}
-
-/// The prefix of a managed route: its name is `hubspoke-a-b-c-d-len` and its prefix matches.
-pub fn managed_prefix(route: &crate::model::Route) -> Option<Ipv4Net> {
-    let named = parse_managed_route_name(route.id.name())?;
-    match route.address_prefix {
-        RoutePrefix::Cidr(IpNet::V4(prefix)) if prefix == named => Some(named),
-        _ => None,
-    }
-}
-
-/// A spoke of the hub being planned: what the spoke stages found and decided about it.
-pub(crate) struct Spoke<'o> {
-    pub(crate) enrolled: EnrolledSpoke<'o>,
-    pub(crate) peerings: SpokePeerings<'o>,
-    pub(crate) transit: SpokeTransit,
-    pub(crate) coverage: Coverage<'o>,
-}
-
-impl Spoke<'_> {
-    /// A transit spoke with at least one table hubspoke writes: routes are planned between these.
-    pub(crate) fn is_routable(&self) -> bool {
-        self.transit.is_transit() && !self.coverage.writable_tables.is_empty()
-    }
 }
 
 /// Plans one hub: its stages, in order.
@@ -203,42 +176,4 @@ fn hub_not_found(hub_id: &VnetId) -> HubPlan {
     let mut plan = builder.finish(hub_id.clone());
     plan.status = HubStatus::HubNotFound;
     plan
-}
-
-/// Stages 2 to 5: the hub's enrolled spokes, each through its peering changes, transit and
-/// coverage (of transit spokes, while the hub's gateway may take routes).
-pub(crate) fn spoke_stages<'o>(
-    config: &PlanConfig,
-    index: &Index<'o>,
-    hub: &'o VirtualNetwork,
-    gateway: &GatewayReadiness,
-    builder: &mut Builder,
-) -> Vec<Spoke<'o>> {
-    let hub_peerings = HubPeerings::new(hub);
-    enrolled_spokes(index, hub, builder)
-        .into_iter()
-        .map(|enrolled| {
-            let peerings = peering_changes(config, hub, &hub_peerings, &enrolled, gateway, builder);
-            let transit = transit_spoke(hub, &enrolled, &peerings, builder);
-            let coverage = if transit.is_transit() && !gateway.unfit_for_routes {
-                coverage(config, index, hub, enrolled.vnet, builder)
-            } else {
-                Coverage::default()
-            };
-            Spoke {
-                enrolled,
-                peerings,
-                transit,
-                coverage,
-            }
-        })
-        .collect()
-}
-
-/// A next hop that sends traffic to an appliance or drops it: a more specific route would
-/// bypass it (rules 9b and 14).
-fn is_appliance(next_hop_type: &str) -> bool {
-    ["VirtualAppliance", "VirtualApplianceEcmp", "None"]
-        .iter()
-        .any(|kind| kind.eq_ignore_ascii_case(next_hop_type))
 }

@@ -2,7 +2,7 @@
 //! within a phase, renumbered so that every dependency points backwards (phase 0, the removal
 //! of routes whose prefixes vanished, first: `docs/design.md` section 2, rule 11).
 
-use super::Change;
+use super::types::Change;
 
 /// Orders `changes` (whose ids are their positions) by phase, stably, and renumbers their ids
 /// and dependencies.
@@ -32,7 +32,7 @@ pub(crate) fn in_phase_order(mut changes: Vec<Change>) -> Vec<Change> {
 mod tests {
     use super::*;
     use crate::id::{RouteId, RouteTableId};
-    use crate::plan::{Action, RouteSpec};
+    use crate::plan::types::{Action, RouteSpec};
 
     fn change(id: usize, phase: u8, depends_on: &[usize]) -> Change {
         let table = RouteTableId::new("s", "g", "t");

@@ -4,8 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::builder::Builder;
-use super::peerings::FlagChange;
-use super::Action;
+use super::types::Action;
 use crate::id::{PeeringId, VnetId};
 use crate::model::{Peering, PeeringFlags, VirtualNetwork};
 
@@ -68,6 +67,13 @@ pub(super) fn peering_name(local: &VirtualNetwork, remote: &VnetId) -> String {
             .iter()
             .any(|p| p.id.name().eq_ignore_ascii_case(name))
     })
+}
+
+/// A peering's four flags as observed (the defaults for a side to create) and after this plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlagChange {
+    pub(crate) before: PeeringFlags,
+    pub(crate) after: PeeringFlags,
 }
 
 /// One side of a pair, as this plan wants it.

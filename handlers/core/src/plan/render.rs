@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use ipnet::IpNet;
 
-use super::{Action, HubStatus, Plan, RouteSpec};
+use super::types::{Action, HubStatus, Plan, RouteSpec};
 use crate::id::portal_name;
 use crate::model::PeeringFlags;
 

@@ -3,6 +3,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::names::{managed_route_name, TAG_MANAGED};
 use crate::id::{PeeringId, RouteId, RouteTableId, SubnetId, VnetId};
 use crate::model::PeeringFlags;
 
@@ -190,7 +191,7 @@ impl Action {
                     .collect();
                 Some(serde_json::json!({
                     "location": location,
-                    "tags": { super::TAG_MANAGED: "true" },
+                    "tags": { TAG_MANAGED: "true" },
                     "properties": {
                         "disableBgpRoutePropagation": disable_bgp_route_propagation,
                         "routes": routes,
@@ -328,35 +329,6 @@ impl RouteSpec {
     }
 }
 
-/// The name of the managed route for `prefix`: `hubspoke-<a>-<b>-<c>-<d>-<len>`.
-pub fn managed_route_name(prefix: Ipv4Net) -> String {
-    let [a, b, c, d] = prefix.network().octets();
-    format!("hubspoke-{a}-{b}-{c}-{d}-{}", prefix.prefix_len())
-}
-
-/// The prefix a managed route name stands for, if `name` is one.
-pub fn parse_managed_route_name(name: &str) -> Option<Ipv4Net> {
-    let rest = name.strip_prefix("hubspoke-")?;
-    let parts: Vec<&str> = rest.split('-').collect();
-    if parts.len() != 5 {
-        return None;
-    }
-    let mut numbers = [0u8; 5];
-    for (slot, part) in numbers.iter_mut().zip(&parts) {
-        // Reject leading zeros and signs so that exactly one name stands for each prefix.
-        if part.is_empty() || (part.len() > 1 && part.starts_with('0')) {
-            return None;
-        }
-        *slot = part.parse().ok()?;
-    }
-    let net = Ipv4Net::new(
-        std::net::Ipv4Addr::new(numbers[0], numbers[1], numbers[2], numbers[3]),
-        numbers[4],
-    )
-    .ok()?;
-    (net.trunc() == net).then_some(net)
-}
-
 /// A condition the plan reports and does not change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
@@ -387,6 +359,9 @@ pub enum WarningCode {
     RouteLimitExceeded,
     NameClash,
     HubGatewaySubnet,
+    /// Not the planner's: Azure's effective routes of an interface disagree with the
+    /// verification's model (`verify::compare`).
+    ModelDisagrees,
 }
 
 impl WarningCode {
@@ -408,6 +383,7 @@ impl WarningCode {
             WarningCode::RouteLimitExceeded => "route_limit_exceeded",
             WarningCode::NameClash => "name_clash",
             WarningCode::HubGatewaySubnet => "hub_gateway_subnet",
+            WarningCode::ModelDisagrees => "model_disagrees",
         }
     }
 }

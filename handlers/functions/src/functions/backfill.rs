@@ -1,15 +1,22 @@
 //! `Backfill` (HTTP trigger, `POST /api/backfill`): bring an existing estate under hubspoke.
 //!
 //! Parameters: `hub=<hub VNet id>` (repeatable; default every configured hub; a hub that is not
-//! configured is refused) and `dryRun=true|false` (default false). Names are matched ignoring
-//! case, as the host does; any other parameter is refused, so that a misspelt `dryrun` never
-//! turns a dry run into a real one.
+//! configured is refused), `dryRun=true|false` (default false) and `verify=true|false` (default
+//! false: with true, the answer carries each hub's verification as the estate stands, before the
+//! queued passes: pair counts per verdict and the pairs that are not fine, with their reasons).
+//! Names are matched ignoring case, as the host does; any other parameter is refused, so that a
+//! misspelt `dryrun` never turns a dry run into a real one.
 //!
 //! A dry run observes and answers 200 with the plan. Otherwise the answer is 202 with the plan
 //! it expects and the work items it queued: the work itself runs in `ReconcileHub`, because an
 //! HTTP call is cut after 230 seconds and converging a hub takes longer. Any bad parameter: 400
 //! with a message naming it, and nothing queued. An estate that cannot be observed: 502 with
 //! ARM's error, nothing queued.
+//!
+//! Azure cuts an HTTP trigger at 230 seconds, and observing a large estate can take longer: after
+//! `HUBSPOKE_BACKFILL_ANSWER_SECONDS` (200 by default) the answer is 202 without a plan, with a
+//! work item per hub. For a dry run those items ask for a plan only (`"dry_run": true`), whose
+//! outcomes carry the plan; for a real one they are the usual work.
 use hubspoke_arm::reconcile::{reconcile, ReconcileOptions};
 use hubspoke_core::id::VnetId;
 use hubspoke_core::plan::Plan;
@@ -18,7 +25,7 @@ use serde_json::json;
 use super::{hub_records, observe_error, skipped_reads};
 use crate::envelope::HttpInput;
 use crate::invocation::{Failure, HttpReply, Invocation, Reply};
-use crate::outcome::{RequestRef, Status};
+use crate::outcome::{HubRecord, Outcome, RequestRef, Status};
 use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
@@ -27,6 +34,8 @@ use crate::work::{Reason, RequestedBy, WorkItem};
 pub struct Params {
     pub hubs: Vec<VnetId>,
     pub dry_run: bool,
+    /// Answer with the verification too.
+    pub verify: bool,
 }
 
 impl Params {
@@ -34,6 +43,7 @@ impl Params {
     pub fn parse(query: &[(String, String)], configured: &[VnetId]) -> Result<Self, String> {
         let mut hubs: Vec<VnetId> = Vec::new();
         let mut dry_run: Option<bool> = None;
+        let mut verify: Option<bool> = None;
         for (name, value) in query {
             if name.eq_ignore_ascii_case("hub") {
                 let hub: VnetId = value
@@ -57,14 +67,15 @@ impl Params {
                 if dry_run.is_some() {
                     return Err("parameter dryRun is given more than once".into());
                 }
-                dry_run = Some(match value.trim().to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("parameter dryRun: {value:?} is not true or false")),
-                });
+                dry_run = Some(flag("dryRun", value)?);
+            } else if name.eq_ignore_ascii_case("verify") {
+                if verify.is_some() {
+                    return Err("parameter verify is given more than once".into());
+                }
+                verify = Some(flag("verify", value)?);
             } else {
                 return Err(format!(
-                    "parameter {name:?} is not known: Backfill takes hub (repeatable) and dryRun"
+                    "parameter {name:?} is not known: Backfill takes hub (repeatable), dryRun and verify"
                 ));
             }
         }
@@ -74,7 +85,17 @@ impl Params {
         Ok(Self {
             hubs,
             dry_run: dry_run.unwrap_or(false),
+            verify: verify.unwrap_or(false),
         })
+    }
+}
+
+/// A `true`/`false` parameter.
+fn flag(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("parameter {name}: {value:?} is not true or false")),
     }
 }
 
@@ -117,9 +138,15 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         only_hubs: Some(params.hubs.clone()),
         ..state.settings.reconcile.clone()
     };
-    let (result, plan) = match reconcile(&state.arm, &state.settings.plan, &options, None).await {
-        Ok(done) => done,
-        Err(error) => {
+    let observed = tokio::time::timeout(
+        state.settings.backfill_answer_limit,
+        reconcile(&state.arm, &state.settings.plan, &options, None),
+    )
+    .await;
+    let (result, plan) = match observed {
+        Err(_) => return Ok(too_long_to_answer(id, outcome, &params, &state)),
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => {
             let record = observe_error(&error);
             outcome.fail(record.clone());
             return Ok(Reply {
@@ -142,8 +169,12 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
             .filter(|hub_plan| params.hubs.contains(&hub_plan.hub))
             .collect(),
     };
+    let verification = params.verify.then(|| verification_of(&outcome.hubs));
     if params.dry_run {
-        let body = json!({"invocation_id": id, "dry_run": true, "plan": plan});
+        let mut body = json!({"invocation_id": id, "dry_run": true, "plan": plan});
+        if let Some(verification) = verification {
+            body["verification"] = verification;
+        }
         return Ok(Reply {
             outcome,
             work: Vec::new(),
@@ -175,12 +206,90 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         .iter()
         .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
         .collect();
-    let body = json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
+    let mut body =
+        json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
+    if let Some(verification) = verification {
+        body["verification"] = verification;
+    }
     Ok(Reply {
         outcome,
         work,
         http: Some(HttpReply { status: 202, body }),
     })
+}
+
+/// Each hub's verification, by hub id.
+fn verification_of(hubs: &[HubRecord]) -> serde_json::Value {
+    hubs.iter()
+        .map(|hub| {
+            let verification = serde_json::to_value(&hub.verification).unwrap_or_default();
+            (hub.hub.clone(), verification)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The answer when the estate takes longer to observe than an HTTP request may last (Azure cuts
+/// one at 230 s): 202 with one work item per hub, which `ReconcileHub` takes — a plan only for a
+/// dry run, whose outcome then carries the plan, a pass for a real one. The observation dropped
+/// here wrote nothing.
+fn too_long_to_answer(
+    id: String,
+    mut outcome: Outcome,
+    params: &Params,
+    state: &AppState,
+) -> Reply {
+    let limit = state.settings.backfill_answer_limit.as_secs();
+    let work: Vec<WorkItem> = params
+        .hubs
+        .iter()
+        .map(|hub| {
+            let mut item = WorkItem::new(
+                hub,
+                Reason::Backfill,
+                RequestedBy {
+                    function: outcome.function.clone(),
+                    invocation_id: id.clone(),
+                    event_id: None,
+                    subject: None,
+                },
+            );
+            item.dry_run = params.dry_run;
+            item
+        })
+        .collect();
+    let what = if params.dry_run {
+        "the plan is delivered as the outcome of each work item (hubspoke results)"
+    } else {
+        "the work items are queued for ReconcileHub as usual; their outcomes say what changed"
+    };
+    let message = format!(
+        "the estate takes longer than {limit} s to observe, and an HTTP request may not last that long: {what}"
+    );
+    for hub in &params.hubs {
+        outcome.hubs.push(HubRecord::bare(
+            hub.to_string(),
+            Status::Queued,
+            Some(message.clone()),
+        ));
+    }
+    outcome.settle_status();
+    let items: Vec<serde_json::Value> = work
+        .iter()
+        .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
+        .collect();
+    let body = json!({
+        "invocation_id": id,
+        "dry_run": params.dry_run,
+        "plan": null,
+        "message": message,
+        "work_items": items,
+    });
+    Reply {
+        outcome,
+        work,
+        http: Some(HttpReply { status: 202, body }),
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +327,9 @@ mod tests {
         .unwrap();
         assert_eq!(params.hubs, [hubs()[1].clone()]);
         assert!(params.dry_run);
+        assert!(!params.verify);
+        let params = Params::parse(&query(&[("Verify", "true")]), &hubs()).unwrap();
+        assert!(params.verify && !params.dry_run);
     }
 
     #[test]
@@ -233,6 +345,11 @@ mod tests {
                 "more than once",
             ),
             (query(&[("dry_run", "true")]), "\"dry_run\" is not known"),
+            (query(&[("verify", "1")]), "parameter verify"),
+            (
+                query(&[("verify", "true"), ("VERIFY", "true")]),
+                "more than once",
+            ),
         ];
         for (query, expected) in cases {
             let error = Params::parse(&query, &hubs()).unwrap_err();

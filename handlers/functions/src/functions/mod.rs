@@ -1,4 +1,4 @@
-//! The four functions of DESIGN.md section 3, each a plain async fn from an invocation of its
+//! The four functions of docs/design.md §3, each a plain async fn from an invocation of its
 //! typed input to a reply. The adapter does the rest.
 pub mod backfill;
 pub mod drift_check;
@@ -9,7 +9,9 @@ use hubspoke_arm::apply::ChangeStatus;
 use hubspoke_arm::observe::ObserveError;
 use hubspoke_arm::reconcile::{HubOutcome, ReconcileResult};
 
-use crate::outcome::{ChangeRecord, ErrorRecord, HubRecord, Status};
+use crate::outcome::{
+    ChangeRecord, ErrorRecord, HubRecord, SpokeRecord, Status, VerificationRecord,
+};
 
 /// The outcome's record of a hub reconciled (or planned) by a pass.
 pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
@@ -40,6 +42,18 @@ pub(crate) fn hub_records(result: &ReconcileResult) -> Vec<HubRecord> {
             changes: hub.changes.iter().map(ChangeRecord::from_outcome).collect(),
             warnings: hub.warnings.clone(),
             errors: Vec::new(),
+            verification: hub
+                .verification
+                .as_ref()
+                .map(VerificationRecord::from_verified),
+            spokes: hub
+                .spokes
+                .iter()
+                .map(|spoke| SpokeRecord {
+                    vnet: spoke.vnet.to_string(),
+                    found_by: spoke.found_by.iter().map(|way| way.as_str()).collect(),
+                })
+                .collect(),
         })
         .collect()
 }

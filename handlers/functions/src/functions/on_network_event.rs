@@ -1,8 +1,9 @@
 //! `OnNetworkEvent` (Event Grid trigger): one ARM event in, one work item per hub concerned out.
 //!
-//! It keeps successful writes and deletes of the resources DESIGN.md section 3 lists, drops
+//! It keeps successful writes and deletes of the resources docs/design.md §3 lists, drops
 //! what is unrelated, out of scope or caused by hubspoke's own identity (status `ignored`, with
-//! the reason), and maps the resource to its hubs with at most one cheap read ([`crate::mapping`]).
+//! the reason; `out_of_scope: ...` for a subscription outside the scope, [`crate::scope`]), and
+//! maps the resource to its hubs with at most one cheap read ([`crate::mapping`]).
 //! It never writes to ARM, and answers well within Event Grid's 30 seconds.
 use hubspoke_core::id::VnetId;
 
@@ -11,6 +12,7 @@ use crate::events::{ArmEvent, Operation, Resource};
 use crate::invocation::{Failure, Invocation, Reply};
 use crate::mapping::{self, Mapping};
 use crate::outcome::{HubRecord, Status};
+use crate::scope::Verdict;
 use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
@@ -74,23 +76,26 @@ pub async fn run(
         }
     }
     let hubs = &settings.plan.hubs;
-    if let Some(subscriptions) = &settings.reconcile.subscriptions {
-        let subscription = resource.subscription();
-        let in_scope = subscriptions
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(subscription))
-            || hubs
-                .iter()
-                .any(|hub| hub.subscription().eq_ignore_ascii_case(subscription));
-        if !in_scope {
-            outcome.ignore(format!(
-                "subscription {subscription} is outside HUBSPOKE_SUBSCRIPTIONS and holds no hub"
-            ));
+    let client = state.mapping_arm.with_own_counts();
+    match state
+        .scope
+        .check(
+            &client,
+            &settings.reconcile.scope,
+            hubs,
+            resource.subscription(),
+        )
+        .await
+    {
+        Verdict::InScope => {}
+        Verdict::OutOfScope(why) => {
+            outcome.requests = client.counts();
+            outcome.ignore(format!("out_of_scope: {why}"));
             return Ok(Reply::outcome(outcome));
         }
+        // The pass reads the scope for itself: the event goes on.
+        Verdict::Unknown(why) => tracing::warn!(reason = why.as_str(), "scope unknown"),
     }
-
-    let client = state.mapping_arm.with_own_counts();
     let mapping = mapping::map(&client, hubs, &resource, operation.delete).await;
     outcome.requests = client.counts();
     let (targets, detail): (Vec<VnetId>, String) = match mapping {

@@ -33,12 +33,9 @@
 //! ([`crate::timing`]) is cut. An invocation waits for at most two passes, so it answers within
 //! `functionTimeout` (whose expiry would restart the handler and fail every invocation in
 //! flight).
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use hubspoke_arm::apply::ChangeStatus;
-use hubspoke_arm::error::ErrorKind;
-use hubspoke_arm::observe::ObserveError;
-use hubspoke_arm::reconcile::ReconcileResult;
 use hubspoke_core::id::VnetId;
 
 use super::{hub_records, observe_error, skipped_reads};
@@ -46,7 +43,8 @@ use crate::envelope::QueueInput;
 use crate::invocation::{Failure, Invocation, Reply};
 use crate::outcome::{ErrorRecord, HubRecord, MessageRef, Outcome, PassInfo, PassRecord, Status};
 use crate::passes::SlotStart;
-use crate::session::{queue_check_item, session, PassRun, Session};
+use crate::retries::{observation_may_recover, retry_reason};
+use crate::session::{plan_only, queue_check_item, session, PassRun, Session};
 use crate::state::AppState;
 use crate::work::{Reason, RequestedBy, WorkItem};
 
@@ -66,8 +64,19 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         message.work_item = Some(item.item_id.clone());
     }
     outcome.trigger.message = Some(message);
-    let (hub, check) = match decoded {
-        Ok((item, hub)) => (hub, item.reason == Reason::Check),
+    let (hub, check, dry_run, event_resource) = match decoded {
+        Ok((item, hub)) => {
+            // The resource of the event that asked for the pass: its subscription is read too.
+            let event_resource = (item.reason == Reason::Event)
+                .then(|| item.requested_by.subject.clone())
+                .flatten();
+            (
+                hub,
+                item.reason == Reason::Check,
+                item.dry_run,
+                event_resource,
+            )
+        }
         Err(error) => {
             outcome.reject("invalid_work_item", error.to_string());
             return Ok(Reply::outcome(outcome));
@@ -85,10 +94,19 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
 
     let session_state = state.clone();
     let session_hub = hub.clone();
-    let joined = if check {
+    let joined = if dry_run {
+        // A plan only writes nothing: it joins no pass (passes write) and needs no lease.
+        crate::passes::Joined {
+            pass_id: String::new(),
+            shared: false,
+            result: Ok(std::sync::Arc::new(
+                plan_only(&state, &hub, event_resource).await,
+            )),
+        }
+    } else if check {
         // A check runs outside the slots: it must not answer for other requests (it may end
         // without a pass). The lease keeps it from running beside a pass of this process.
-        let session = session(&state, &hub, SlotStart::alone(), true).await;
+        let session = session(&state, &hub, SlotStart::alone(), true, None).await;
         crate::passes::Joined {
             pass_id: String::new(),
             shared: false,
@@ -98,7 +116,14 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
         state
             .passes
             .run(&hub, move |start| async move {
-                session(&session_state, &session_hub, start, false).await
+                session(
+                    &session_state,
+                    &session_hub,
+                    start,
+                    false,
+                    event_resource.as_deref(),
+                )
+                .await
             })
             .await
     };
@@ -329,70 +354,4 @@ fn pass_record(run: &PassRun) -> PassRecord {
         changes_by_status,
         error,
     }
-}
-
-/// Whether a retry may get further than this observation did.
-pub(crate) fn observation_may_recover(error: &ObserveError) -> bool {
-    match error {
-        ObserveError::Arm(error) => !matches!(
-            error.kind,
-            ErrorKind::Refused | ErrorKind::Rejected | ErrorKind::NotFound
-        ),
-        ObserveError::Shape { .. } => false,
-    }
-}
-
-/// Why the pass should run again soon, if it should: a change failed in a way a retry may fix,
-/// or was skipped for a reason other than depending on a change refused for good.
-pub(crate) fn retry_reason(result: &ReconcileResult) -> Option<String> {
-    for hub in &result.hubs {
-        let permanent: BTreeSet<usize> = hub
-            .changes
-            .iter()
-            .filter(|outcome| match &outcome.status {
-                ChangeStatus::Failed { error } => is_permanent(error.kind),
-                _ => false,
-            })
-            .map(|outcome| outcome.change.id)
-            .collect();
-        // Changes that (transitively) wait for a permanent failure cannot get further either.
-        let mut blocked = permanent.clone();
-        for outcome in &hub.changes {
-            if outcome
-                .change
-                .depends_on
-                .iter()
-                .any(|dependency| blocked.contains(dependency))
-            {
-                blocked.insert(outcome.change.id);
-            }
-        }
-        for outcome in &hub.changes {
-            match &outcome.status {
-                ChangeStatus::Failed { error } if !is_permanent(error.kind) => {
-                    return Some(format!(
-                        "change #{} ({} {}) failed: {error}",
-                        outcome.change.id,
-                        outcome.change.action.kind(),
-                        outcome.change.action.target()
-                    ));
-                }
-                ChangeStatus::Skipped { reason } if !blocked.contains(&outcome.change.id) => {
-                    return Some(format!(
-                        "change #{} ({} {}) was skipped: {reason}",
-                        outcome.change.id,
-                        outcome.change.action.kind(),
-                        outcome.change.action.target()
-                    ));
-                }
-                _ => {}
-            }
-        }
-    }
-    None
-}
-
-/// Refusals and rejections stay what they are until a person acts.
-fn is_permanent(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::Refused | ErrorKind::Rejected)
 }

@@ -148,6 +148,7 @@ impl App {
                 event_grid: "eventgrid-key".into(),
                 master: "master-key".into(),
             },
+            handler_fallback: None,
         })
         .await
         .unwrap()

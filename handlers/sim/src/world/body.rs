@@ -19,7 +19,7 @@ pub(super) fn set_state(value: &mut Value, state: &str) {
     props(value).insert("provisioningState".into(), json!(state));
 }
 
-/// A new weak etag for a resource, shared by its embedded children (notes §3, §9).
+/// A new weak etag for a resource, shared by its embedded children (a VNet GET shows one etag on the VNet and its inline children: REST API examples VirtualNetworkGet.json).
 pub(super) fn restamp(body: &mut Value, kind: Kind) {
     let etag = new_etag();
     obj(body).insert("etag".into(), json!(etag));

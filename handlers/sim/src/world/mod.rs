@@ -5,7 +5,7 @@
 //!
 //! This module knows nothing of HTTP: the ARM front end (`arm.rs`) parses requests into
 //! [`ResPath`]s and bodies, calls these methods under one lock, and turns [`Reply`] /
-//! [`ArmError`] into responses. The rules and their sources are in `notes/arm-network.md`.
+//! [`ArmError`] into responses. Each rule cites its public source where it is implemented.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};

@@ -12,6 +12,29 @@ use crate::json::{name_of, obj, prop_arr, prop_arr_mut, prop_ref_id, prop_str, p
 impl World {
     // ------------------------------------------------------------------ snapshot and seed
 
+    /// The ids of every resource, in the snapshot's order (VNets, route tables, gateways, NICs):
+    /// what the tenant's subscriptions are derived from, without copying the estate.
+    pub(crate) fn resource_ids(&self) -> impl Iterator<Item = &str> {
+        self.vnets
+            .values()
+            .chain(self.tables.values())
+            .chain(self.gateways.values())
+            .chain(self.nics.values())
+            .filter_map(|r| r.body.get("id").and_then(Value::as_str))
+    }
+
+    /// A copy of every resource Resource Graph holds (VNets, route tables, gateways, NICs), as GET
+    /// returns them: the snapshot's arrays, without building the snapshot.
+    pub(crate) fn graph_resources(&self) -> Vec<Value> {
+        self.vnets
+            .values()
+            .chain(self.tables.values())
+            .chain(self.gateways.values())
+            .chain(self.nics.values())
+            .map(|r| r.body.clone())
+            .collect()
+    }
+
     /// The estate in the snapshot format of `hubspoke plan --snapshot`.
     pub(crate) fn snapshot(&self) -> Value {
         let mut snapshot = json!({

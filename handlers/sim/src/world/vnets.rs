@@ -56,7 +56,7 @@ impl World {
         let existing = self.vnets.get(&key).cloned();
         let created = existing.is_none();
 
-        // Subnets: given → replace the set; omitted → kept (api-version >= 2023-09-01, notes §3).
+        // Subnets: given → replace the set; omitted → kept (api-version >= 2023-09-01: a PUT without `subnets` keeps them, Virtual Networks - Create Or Update).
         let given_subnets = body
             .get("properties")
             .and_then(|p| p.get("subnets"))

@@ -1,17 +1,18 @@
 //! Shared by the stages' unit tests: a hub with spokes, and a run of the stages on it.
 
-use super::builder::Builder;
-use super::carry::{carrying_tables, CarryingTables};
-use super::claims::claim_tables;
-use super::gateway::gateway_readiness;
-use super::index::Index;
-use super::pairs::{routed_pairs, RoutedPairs};
-use super::route_changes::route_changes;
-use super::routes::{desired_routes, Desired};
-use super::summaries::{usable_summaries, Summaries};
-use super::{spoke_stages, Change, HubPlan, Spoke, WarningCode};
 use crate::config::PlanConfig;
 use crate::model::Observed;
+use crate::plan::builder::Builder;
+use crate::plan::carry::{carrying_tables, CarryingTables};
+use crate::plan::claims::claim_tables;
+use crate::plan::gateway::gateway_readiness;
+use crate::plan::index::Index;
+use crate::plan::pairs::{routed_pairs, RoutedPairs};
+use crate::plan::route_changes::route_changes;
+use crate::plan::routes::{desired_routes, Desired};
+use crate::plan::spokes::{spoke_stages, Spoke};
+use crate::plan::summaries::{usable_summaries, Summaries};
+use crate::plan::types::{Change, HubPlan, WarningCode};
 use crate::synth::Estate;
 
 /// A hub `hub` (10.0.0.0/16) whose VPN gateway is in `gateway_state`, or has none.
