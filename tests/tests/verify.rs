@@ -12,6 +12,8 @@ use hubspoke_core::id::portal_name;
 use hubspoke_core::synth::Estate;
 use hubspoke_stack::{hubspoke_binary, Options, Stack, Storage};
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 const CONVERGE: Duration = Duration::from_secs(90);
 
@@ -95,10 +97,16 @@ async fn add_route(
         .unwrap();
 }
 
+/// An outcome's timestamp. Compared as times, not text: the host's Json.NET drops the trailing
+/// zeros of the fraction (`…:37.41Z`), so `…:37.418Z` sorts before it as text.
+fn time_of(value: &Value) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(value.as_str()?, &Rfc3339).ok()
+}
+
 /// The verification of the first `ReconcileHub` pass that started after the event of the write
 /// to `subject` (a resource id's end) was queued, among the outcomes after the `seen` first.
 async fn next_verification(stack: &Stack, seen: usize, subject: &str) -> Value {
-    let queued_at = |outcomes: &[Value]| -> Option<String> {
+    let queued_at = |outcomes: &[Value]| -> Option<OffsetDateTime> {
         outcomes[seen..]
             .iter()
             .filter(|o| o["function"] == "OnNetworkEvent" && o["status"] == "queued")
@@ -109,7 +117,7 @@ async fn next_verification(stack: &Stack, seen: usize, subject: &str) -> Value {
                     .flatten()
                     .any(|e| e["subject"].as_str().unwrap_or("").ends_with(subject))
             })
-            .map(|o| o["end_time"].as_str().unwrap_or("").to_string())
+            .and_then(|o| time_of(&o["end_time"]))
     };
     let pass_after = |outcomes: &[Value]| -> Option<Value> {
         let queued = queued_at(outcomes)?;
@@ -117,7 +125,7 @@ async fn next_verification(stack: &Stack, seen: usize, subject: &str) -> Value {
             .iter()
             .find(|o| {
                 o["function"] == "ReconcileHub"
-                    && o["start_time"].as_str().unwrap_or("") >= queued.as_str()
+                    && time_of(&o["start_time"]).is_some_and(|start| start >= queued)
             })
             .cloned()
     };

@@ -176,13 +176,27 @@ impl Reader {
         if hidden.len() >= MAX_SWEEP {
             eprintln!("warning: the queue holds more than {MAX_SWEEP} messages; the first {MAX_SWEEP} are shown");
         }
-        found.sort_by(|a, b| text(a, "end_time").cmp(text(b, "end_time")));
+        sort_by_time(&mut found);
         Ok(found)
     }
 }
 
 /// The most messages Azure's peek returns, and what `hubspoke results` shows by default.
 pub const PEEK_LIMIT: u32 = 32;
+
+/// Oldest first, by `end_time`. Not as text: the host's Json.NET writes a timestamp without the
+/// trailing zeros of its fraction (`…:37.41Z` for `…:37.410Z`), so the fraction is padded first.
+fn sort_by_time(outcomes: &mut [Value]) {
+    outcomes.sort_by_cached_key(|outcome| sortable_time(text(outcome, "end_time")));
+}
+
+/// `2026-12-06T23:37:37.41Z` as `2026-12-06T23:37:37.410000000Z`: RFC 3339 UTC timestamps of any
+/// precision then sort as text.
+fn sortable_time(time: &str) -> String {
+    let time = time.trim_end_matches('Z');
+    let (whole, fraction) = time.split_once('.').unwrap_or((time, ""));
+    format!("{whole}.{fraction:0<9}Z")
+}
 
 /// How long a sweep hides what it has read, to go through the queue once.
 const SWEEP_VISIBILITY: Duration = Duration::from_secs(30);
@@ -372,6 +386,30 @@ fn verdict_counts(outcome: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcomes_sort_by_their_time_whatever_the_digits_the_host_kept() {
+        // The host's Json.NET rewrites a timestamp without the trailing zeros of its fraction:
+        // "…:37.4Z" is later than "…:37.398Z" and earlier than "…:37.41Z".
+        let at = |time: &str| serde_json::json!({ "end_time": time });
+        let mut outcomes = vec![
+            at("2026-12-06T23:37:37.41Z"),
+            at("2026-12-06T23:37:37.4Z"),
+            at("2026-12-06T23:37:38Z"),
+            at("2026-12-06T23:37:37.398Z"),
+        ];
+        sort_by_time(&mut outcomes);
+        let times: Vec<&str> = outcomes.iter().map(|o| text(o, "end_time")).collect();
+        assert_eq!(
+            times,
+            [
+                "2026-12-06T23:37:37.398Z",
+                "2026-12-06T23:37:37.4Z",
+                "2026-12-06T23:37:37.41Z",
+                "2026-12-06T23:37:38Z"
+            ]
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -562,8 +562,10 @@ impl Outcome {
         self.summarized()
     }
 
-    /// The summarized form: counts, then as many failed or skipped changes and warnings as fit
-    /// (failures first), halving what is kept until it fits.
+    /// The summarized form: counts, then what fits, halving what is kept until it fits. What the
+    /// pass did gives way last: the warnings go first, then the effective check's entries, then
+    /// the verification's pairs (their counts stay), then the changes that neither failed nor
+    /// were skipped, then the failures (the worst first).
     fn summarized(&self) -> Value {
         let mut summary = Summary {
             changes_by_status: BTreeMap::new(),
@@ -598,6 +600,7 @@ impl Outcome {
             warnings: usize::MAX,
             pairs: usize::MAX,
             entries: usize::MAX,
+            every_change: true,
         };
         loop {
             let (trimmed, kept) = self.trimmed(&keep);
@@ -613,23 +616,23 @@ impl Outcome {
             if message_size(&value) <= MAX_MESSAGE_BYTES || kept.is_nothing() {
                 return value;
             }
-            // Warnings go first, then the effective check's entries, then the pairs that are
-            // not fine: failures are what an operator must see.
             if kept.warnings > 0 {
                 keep.warnings = kept.warnings / 2;
             } else if kept.entries > 0 {
                 keep.entries = kept.entries / 2;
             } else if kept.pairs > 0 {
                 keep.pairs = kept.pairs / 2;
+            } else if keep.every_change {
+                keep.every_change = false;
             } else {
                 keep.changes = kept.changes / 2;
             }
         }
     }
 
-    /// A copy keeping only failed or skipped changes (failures first) and at most `keep` of each
-    /// list (changes and warnings over every hub; a verification's lists per hub), and what it
-    /// kept.
+    /// A copy keeping every change (`keep.every_change`) or only the failed or skipped ones
+    /// (failures first), and at most `keep` of each list (changes and warnings over every hub; a
+    /// verification's lists per hub), and what it kept.
     fn trimmed(&self, keep: &Keep) -> (Outcome, Keep) {
         let mut trimmed = self.clone();
         let mut kept = Keep::default();
@@ -637,7 +640,7 @@ impl Outcome {
             let mut failures: Vec<ChangeRecord> = hub
                 .changes
                 .drain(..)
-                .filter(ChangeRecord::failed_or_skipped)
+                .filter(|change| keep.every_change || change.failed_or_skipped())
                 .collect();
             failures.sort_by_key(|change| change.status != "failed");
             failures.truncate(keep.changes.saturating_sub(kept.changes));
@@ -664,6 +667,8 @@ struct Keep {
     warnings: usize,
     pairs: usize,
     entries: usize,
+    /// Every change, not only the failed or skipped ones.
+    every_change: bool,
 }
 
 impl Keep {
@@ -803,6 +808,41 @@ mod tests {
             120 * 119,
             "every pair is listed or counted"
         );
+    }
+
+    #[test]
+    fn what_the_pass_did_is_kept_whole_while_the_verification_lists_give_way() {
+        use hubspoke_core::config::PlanConfig;
+        use hubspoke_core::model::Observed;
+        use hubspoke_core::synth::hub_and_spokes;
+        use hubspoke_core::verify::verify;
+        // Sixty deferred changes fit a message; with every pair of 120 spokes listed it would not.
+        let mut estate = hub_and_spokes(120, 2, true);
+        estate.set_gateway_state("Updating");
+        let observed = Observed::from_snapshot(&estate.snapshot()).unwrap();
+        let config = PlanConfig::new(vec![estate.vnet_id("hub").parse().unwrap()]);
+        let verified = Verified {
+            verification: verify(&config, &observed).remove(0),
+            effective: None,
+            observed_after_writes: true,
+        };
+        let mut outcome = Outcome::begin("ReconcileHub", "i-4", Trigger::default(), false);
+        let mut hub = HubRecord::bare(estate.vnet_id("hub"), Status::Continued, None);
+        for id in 0..60 {
+            hub.changes.push(change(id, "deferred"));
+        }
+        hub.verification = Some(VerificationRecord::from_verified(&verified));
+        outcome.hubs.push(hub);
+        let value = outcome.fit();
+        assert!(message_size(&value) <= MAX_MESSAGE_BYTES);
+        assert!(value.get("summary").is_some(), "it had to be summarized");
+        let changes = value["hubs"][0]["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 60, "every change is kept");
+        assert!(changes.iter().all(|c| c["status"] == "deferred"));
+        assert_eq!(value["summary"]["omitted_changes"], 0);
+        let record = &value["hubs"][0]["verification"];
+        assert_eq!(record["counts"]["unreachable"], 120 * 119);
+        assert!(record["omitted_pairs"].as_u64().unwrap() > 0);
     }
 
     #[test]

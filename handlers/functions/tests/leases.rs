@@ -290,7 +290,10 @@ async fn a_lease_broken_mid_pass_starts_no_further_change_and_the_item_is_tried_
         .iter()
         .filter(|c| c["status"] == "deferred")
         .collect();
-    assert!(!deferred.is_empty(), "changes were left unstarted");
+    assert!(
+        !deferred.is_empty(),
+        "changes were left unstarted: {outcome:#}"
+    );
     assert!(deferred
         .iter()
         .all(|c| c["skipped_because"].as_str().unwrap().contains("lease")));
