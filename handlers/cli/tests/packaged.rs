@@ -1,7 +1,8 @@
 //! What the binary can do depends on how it was built. The developer's binary (default features)
 //! has every command; the binary packaged for Azure (`--no-default-features`, as `hubspoke
-//! package` builds it) has `serve` and the read-only commands only: no simulator (which mints
-//! tokens no one signs), no local host, no demo, and no command that writes.
+//! package` builds it) has `serve` and the read-only commands only (`plan`, `verify`,
+//! `results`): no simulator (which mints tokens for anyone), no local host, no demo, and no
+//! command that writes.
 //!
 //! The test runs in both builds: `cargo nextest run` checks the developer's binary, and the
 //! README's test command runs it once more with `-p hubspoke --no-default-features --test
@@ -16,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_hubspoke");
 const DEVELOPER_COMMANDS: [&str; 5] = ["sim", "host", "demo", "reconcile", "package"];
 
 /// The commands every build has.
-const SHIPPED_COMMANDS: [&str; 3] = ["serve", "plan", "results"];
+const SHIPPED_COMMANDS: [&str; 4] = ["serve", "plan", "verify", "results"];
 
 /// Code of these crates is compiled into the binary exactly when it is the developer's: their
 /// names appear in its symbols and line tables.
