@@ -257,6 +257,32 @@ async fn holder_writing(stack: &Stack) -> String {
     }
 }
 
+/// Waits until a pass holds the hub's lease and has sent a write to the hub's peerings (which
+/// only hubspoke writes).
+async fn holder_writing_the_hub(stack: &Stack) {
+    let blob = lease_blob(stack);
+    let started = Instant::now();
+    let hub_peerings = format!("{}/virtualnetworkpeerings/", stack.hub()).to_ascii_lowercase();
+    loop {
+        let leased = blob
+            .properties()
+            .await
+            .unwrap()
+            .is_some_and(|properties| properties.lease == hubspoke_queue::Lease::Leased);
+        let writing = stack.sim.requests().iter().any(|request| {
+            request.method == "PUT" && request.path.to_ascii_lowercase().starts_with(&hub_peerings)
+        });
+        if leased && writing {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no pass took the lease and wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `POST /api/backfill` on the host at `url`.
 async fn backfill(url: &str, key: &str) -> (u16, String) {
     let response = reqwest::Client::new()
@@ -367,7 +393,10 @@ async fn a_lease_broken_mid_pass_stops_its_changes_and_the_hub_still_converges()
         .push(("HUBSPOKE_LEASE_RENEW_SECONDS".into(), "1".into()));
     let stack = Stack::start(options).await.unwrap();
     add_spokes(&stack, 10..16).await;
-    holder_writing(&stack).await;
+    // As soon as the holder sends its first write to the hub's peerings, which go one at a time
+    // (six of them, each an operation of 600 ms): the pass is then seconds from its end, and the
+    // renewal each second finds the lease broken while changes are still to start.
+    holder_writing_the_hub(&stack).await;
     lease_blob(&stack)
         .break_lease(Duration::ZERO)
         .await

@@ -906,6 +906,12 @@ async fn a_pass_past_its_time_limit_defers_what_it_has_not_started_and_the_next_
             .filter(|c| matches!(&c.status, ChangeStatus::Deferred { reason } if reason.contains("time limit")))
             .count();
         assert!(applied > 0, "every pass makes progress: {}", result.text());
+        // Past its time limit a pass does not observe again to verify: that is the
+        // continuation's, once the estate is no longer half-way through its changes.
+        assert!(
+            result.hubs[0].verification.is_none(),
+            "a pass past its time limit leaves the verification to the next"
+        );
         assert_eq!(
             applied + deferred,
             changes.len(),
