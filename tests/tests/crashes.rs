@@ -2,7 +2,8 @@
 //! local host killed in the middle of a pass. After each kill nothing is half-written — no
 //! subnet without its NSG, no table of hubspoke's without routes, no transit flag turned off, no
 //! subnet pointing at a missing table — and once the process is back the work item (or the
-//! event Event Grid delivers again) brings the next pass, which converges.
+//! event Event Grid delivers again) brings the next pass, which converges; every event delivered
+//! and every work item queued has its outcome, or is still in the queue.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,7 +246,78 @@ async fn the_host_killed_mid_pass_loses_nothing_once_it_is_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Nothing lost: every event delivered has the outcome of an `OnNetworkEvent` invocation;
+    // every work item those queued has the outcome of a `ReconcileHub` invocation or is still in
+    // the queue (the one in flight when the host died stays invisible for the host's processing
+    // time, ten minutes, and comes back then); nothing went to the poison queue.
+    let delivered: BTreeSet<String> = stack
+        .sim
+        .events()
+        .iter()
+        .filter(|e| e.delivered)
+        .map(|e| e.event["id"].as_str().unwrap().to_string())
+        .collect();
+    let work = stack.queue("hubspoke-work").unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let outcomes = stack.outcomes().await.unwrap();
+        let missing = missing_outcomes(&outcomes, &delivered);
+        let unserved = missing.iter().filter(|m| m.starts_with("event")).count();
+        let in_queue = work.approximate_count().await.unwrap();
+        let unreconciled = missing.len() - unserved;
+        if unserved == 0 && unreconciled as u64 <= in_queue {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "lost: {missing:?}, {in_queue} messages in hubspoke-work"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let poison = stack.queue("hubspoke-work-poison").unwrap();
+    assert!(
+        !poison.exists().await.unwrap() || poison.approximate_count().await.unwrap() == 0,
+        "a work item went to the poison queue"
+    );
     stack.stop().await.unwrap();
+}
+
+/// What has no outcome yet: delivered events without an `OnNetworkEvent` outcome (`event <id>`),
+/// and work items queued without a `ReconcileHub` outcome (`work item <id>`).
+fn missing_outcomes(outcomes: &[Value], delivered: &BTreeSet<String>) -> Vec<String> {
+    let of = |function: &'static str| {
+        outcomes
+            .iter()
+            .filter(move |outcome| outcome["function"] == function)
+    };
+    let served: BTreeSet<&str> = of("OnNetworkEvent")
+        .flat_map(|outcome| {
+            outcome["trigger"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|event| event["id"].as_str())
+        .collect();
+    let queued: BTreeSet<&str> = outcomes
+        .iter()
+        .flat_map(|outcome| outcome["work_items"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    let reconciled: BTreeSet<&str> = of("ReconcileHub")
+        .filter_map(|outcome| outcome["trigger"]["message"]["work_item"].as_str())
+        .collect();
+    let mut missing: Vec<String> = delivered
+        .iter()
+        .filter(|id| !served.contains(id.as_str()))
+        .map(|id| format!("event {id}"))
+        .collect();
+    missing.extend(
+        queued
+            .difference(&reconciled)
+            .map(|id| format!("work item {id}")),
+    );
+    missing
 }
 
 /// hubspoke's own successful writes, from the simulator's event log.

@@ -1,6 +1,6 @@
 //! A queue service and its queues, over `azure_storage_queue` 1.x: the operations the host, the
-//! handler and `hubspoke results` need, and nothing else (no queue listing, no metadata, no
-//! access policies).
+//! handler and `hubspoke results` need, and nothing else (no queue listing, no metadata beyond the
+//! approximate message count, no access policies).
 //!
 //! The SDK's pipeline retries transient failures (5xx, 408, 429, connection errors) itself; what
 //! reaches the caller is final for this call. HTTP goes through a reqwest client that trusts
@@ -16,8 +16,8 @@ use azure_core::http::{ClientOptions, RequestContent, Transport, Url, XmlFormat}
 /// The time type of message timestamps (the SDK's, from the `time` crate).
 pub use azure_core::time::OffsetDateTime;
 use azure_storage_queue::models::{
-    QueueClientPeekMessagesOptions, QueueClientReceiveMessagesOptions,
-    QueueClientSendMessageOptions, QueueMessage,
+    QueueClientGetPropertiesResultHeaders, QueueClientPeekMessagesOptions,
+    QueueClientReceiveMessagesOptions, QueueClientSendMessageOptions, QueueMessage,
 };
 use azure_storage_queue::{QueueClient, QueueClientOptions};
 use serde_json::Value;
@@ -208,6 +208,22 @@ impl Queue {
             .exists()
             .await
             .map_err(|e| self.request_error("exists", e))
+    }
+
+    /// The queue's approximate message count (`x-ms-approximate-messages-count`): messages that
+    /// are invisible (received and not yet deleted, or sent with a delay) included. Never lower
+    /// than the true count, sometimes higher.
+    pub async fn approximate_count(&self) -> Result<u64, QueueError> {
+        let response = self
+            .client
+            .get_properties(None)
+            .await
+            .map_err(|e| self.request_error("properties", e))?;
+        let count = response
+            .approximate_messages_count()
+            .map_err(|e| self.request_error("properties", e))?
+            .unwrap_or(0);
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     /// Sends one message text as it is (already encoded), refusing texts over the 64 KiB limit

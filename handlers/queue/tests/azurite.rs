@@ -81,9 +81,13 @@ async fn messages_round_trip_through_azurite_with_a_managed_identity_token() {
         "{\n  \"schema\": \"hubspoke.outcome/v1\",\n  \"hubs\": [\n    {\n      \"status\": \"unchanged\"\n    }\n  ]\n}"
     );
 
+    assert_eq!(queue.approximate_count().await.unwrap(), 2);
     let received = queue.receive(1, Duration::from_secs(30)).await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].dequeue_count, 1);
+    // A received message is invisible to a peek, and still in the count until it is deleted.
+    assert_eq!(queue.peek(32).await.unwrap().len(), 1);
+    assert_eq!(queue.approximate_count().await.unwrap(), 2);
     assert!(received[0].insertion_time.is_some());
     // Made visible again at once, it is received again with a higher dequeue count.
     let updated = queue
@@ -110,6 +114,7 @@ async fn messages_round_trip_through_azurite_with_a_managed_identity_token() {
         .await
         .unwrap();
     assert_eq!(queue.peek(32).await.unwrap().len(), 1);
+    assert_eq!(queue.approximate_count().await.unwrap(), 1);
     // The token came from the simulator's identity endpoint; Azurite logged nothing alarming.
     assert!(
         !setup.azurite.output().contains("Error"),
