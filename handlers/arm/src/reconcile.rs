@@ -281,6 +281,9 @@ async fn verify_pass(
         .flat_map(|hub| &hub.changes)
         .any(|change| change.succeeded());
     let observed = if wrote {
+        // The first observation goes before the second is read: a large estate's routes are
+        // tens of megabytes, and a pass holds one estate at a time.
+        drop(observed);
         let again = observe_in_scope(
             client,
             &config.hubs,
