@@ -1,10 +1,12 @@
 //! The Functions host of a [`crate::Stack`]: in this process (`hubspoke-host`), or as a
 //! `hubspoke host` process of its own, which a test can kill — the host and its handler, the
 //! whole process group, as an instance dies — and start again on the same address.
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -204,9 +206,18 @@ async fn spawn(launch: &Launch) -> anyhow::Result<Child> {
     }
     let mut child = command.spawn().context("starting hubspoke host")?;
     let stderr = child.stderr.take().context("the host's stderr")?;
+    // The host's last lines, kept to say why it stopped should it never become ready.
+    let last_lines = Arc::new(Mutex::new(VecDeque::new()));
+    let keep = Arc::clone(&last_lines);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             crate::logs::append(&line);
+            if let Ok(mut last) = keep.lock() {
+                if last.len() == 20 {
+                    last.pop_front();
+                }
+                last.push_back(line);
+            }
         }
     });
     let stdout = child.stdout.take().context("the host's stdout")?;
@@ -220,7 +231,16 @@ async fn spawn(launch: &Launch) -> anyhow::Result<Child> {
     if !ready {
         let _ = child.kill();
         let _ = child.wait();
-        bail!("hubspoke host stopped before it was ready");
+        // The reader may still hold lines the host wrote as it stopped.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let last: Vec<String> = last_lines
+            .lock()
+            .map(|last| last.iter().cloned().collect())
+            .unwrap_or_default();
+        bail!(
+            "hubspoke host stopped before it was ready; its last lines:\n{}",
+            last.join("\n")
+        );
     }
     Ok(child)
 }
