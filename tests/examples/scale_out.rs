@@ -89,7 +89,6 @@ async fn run(instances: usize) -> anyhow::Result<Figures> {
     for add in adds {
         add.await??;
     }
-    let requests_before = stack.sim.requests().len();
     let converged = stack.wait_converged(Duration::from_secs(600)).await?;
     let outcomes = stack
         .wait_outcomes(Duration::from_secs(300), |o| {
@@ -110,11 +109,14 @@ async fn run(instances: usize) -> anyhow::Result<Figures> {
         })
         .count();
     let requests = stack.sim.requests();
-    let after = &requests[requests_before.min(requests.len())..];
-    let write_requests = after
+    // hubspoke's write requests, retries included: every PUT and DELETE the simulator received
+    // but the landing zone's (the only other writer), as its client counted them, retries too.
+    let landing_zone_writes = usize::try_from(stack.landing_zone.counts().writes)?;
+    let write_requests = requests
         .iter()
         .filter(|r| r.method == "PUT" || r.method == "DELETE")
-        .count();
+        .count()
+        .saturating_sub(landing_zone_writes);
     let conflicts = requests
         .iter()
         .filter(|r| r.error_code.as_deref() == Some("AnotherOperationInProgress"))
