@@ -238,9 +238,56 @@ async fn spawn(launch: &Launch) -> anyhow::Result<Child> {
             .map(|last| last.iter().cloned().collect())
             .unwrap_or_default();
         bail!(
-            "hubspoke host stopped before it was ready; its last lines:\n{}",
+            "hubspoke host ({}) stopped before it was ready; its last lines:\n{}\n(a binary built \
+             without the developer's commands, as the packaged one, has no `host`: `cargo build -p \
+             hubspoke` builds the developer's, or set HUBSPOKE_BIN)",
+            launch.binary.display(),
             last.join("\n")
         );
     }
     Ok(child)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A `hubspoke` without the `host` command (the packaged build, which `scripts/test` builds
+    /// into the same place) stops at once: the error says what it printed and how to get the
+    /// developer's binary back.
+    #[tokio::test]
+    async fn a_binary_without_the_host_command_is_reported_with_its_words_and_the_fix() {
+        let dir = std::env::temp_dir().join(format!("hubspoke-stack-host-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("hubspoke");
+        std::fs::write(
+            &binary,
+            "#!/bin/sh\necho \"error: unrecognized subcommand 'host'\" >&2\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = HostConfig {
+            script_root: dir.clone(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            settings: Vec::new(),
+            keys: Keys::generate(),
+            handler_fallback: None,
+        };
+        let error = Host::start(false, &binary, config)
+            .await
+            .err()
+            .expect("the host cannot start");
+        let text = format!("{error:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            text.contains("unrecognized subcommand 'host'"),
+            "the host's own words: {text}"
+        );
+        assert!(
+            text.contains("cargo build -p hubspoke"),
+            "how to build the developer's binary: {text}"
+        );
+    }
 }
