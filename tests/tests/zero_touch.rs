@@ -430,3 +430,63 @@ async fn a_pass_cut_by_its_time_limit_continues_through_the_queue_until_converge
     );
     stack.stop().await.unwrap();
 }
+
+/// A landing zone that peers a new spoke while the hub is being written meets Azure's 400
+/// `ReferencedResourceNotProvisioned` until the hub's operation ends, and waits it out as landing
+/// zone tooling does (Terraform's azurerm provider retries it since
+/// hashicorp/terraform-provider-azurerm#3392): the stack's landing zone is as patient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_landing_zone_peering_with_a_hub_being_written_waits_for_it() {
+    let mut options = options(estate());
+    options.latency = LatencySpec {
+        lro: Duration::from_secs(6),
+        ..LatencySpec::default()
+    };
+    let stack = Stack::start(options).await.unwrap();
+    let [(vnet_path, spoke), (peering_path, peering)] =
+        stack
+            .estate
+            .landing_zone_spoke("spoke3", "10.4.0.0/16", "10.4.0.0/24", "hub");
+    stack
+        .landing_zone
+        .put(&vnet_path, None, &spoke)
+        .await
+        .unwrap();
+    let hub = stack.hub().to_string();
+    let mut vnet = stack.arm.get(&hub).await.unwrap();
+    hubspoke_stack::strip_read_only(&mut vnet);
+    vnet["tags"]["owner"] = Value::from("network team");
+    let arm = stack.arm.clone();
+    let hub_path = hub.clone();
+    let writing = tokio::spawn(async move { arm.put(&hub_path, None, &vnet).await });
+    // The hub's update is accepted and runs for six seconds; the spoke's peering waits for it.
+    let started = std::time::Instant::now();
+    while !stack.sim.requests().iter().any(|r| {
+        r.method == "PUT"
+            && r.path
+                .split('?')
+                .next()
+                .is_some_and(|path| path.eq_ignore_ascii_case(&hub))
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hub's update was not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack
+        .landing_zone
+        .put(&peering_path, None, &peering)
+        .await
+        .unwrap();
+    assert!(
+        stack
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.error_code.as_deref() == Some("ReferencedResourceNotProvisioned")),
+        "the peering met the hub being written"
+    );
+    writing.await.unwrap().unwrap();
+    stack.stop().await.unwrap();
+}

@@ -337,8 +337,16 @@ impl Stack {
         arm_settings.retry.base_delay = Duration::from_millis(20);
         let credential = hubspoke_arm::credential::credential(&arm_settings)?;
         let arm = ArmClient::new(&arm_settings, credential)?;
+        // The landing zone waits out a resource being updated (400
+        // `ReferencedResourceNotProvisioned` while hubspoke writes the hub its peering references)
+        // as landing-zone tooling does: Terraform's azurerm provider retries it until the
+        // resource's timeout (hashicorp/terraform-provider-azurerm#3392).
+        let mut landing_zone_settings = arm_settings.clone();
+        landing_zone_settings.retry.max_attempts = 60;
+        landing_zone_settings.retry.max_delay = Duration::from_secs(2);
+        landing_zone_settings.retry.budget = Duration::from_secs(120);
         let landing_zone = ArmClient::new(
-            &arm_settings,
+            &landing_zone_settings,
             Arc::new(StaticToken::new(sim.token_for(LANDING_ZONE))),
         )?;
         let storage_settings = StorageSettings::from_lookup("AzureWebJobsStorage", lookup)?;
