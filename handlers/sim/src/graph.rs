@@ -233,25 +233,24 @@ enum Stage {
     Project(Vec<String>),
 }
 
-/// Splits on `|` outside quotes.
-fn split_pipes(query: &str) -> Result<Vec<String>, ArmError> {
+/// Splits `text` on `separator` wherever it is outside a quoted literal (`'...'` or `"..."`),
+/// each part trimmed; an unterminated literal is refused.
+fn split_outside_quotes(text: &str, separator: char) -> Result<Vec<String>, ArmError> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
-    for c in query.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                current.push(c);
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == separator => {
+                parts.push(std::mem::take(&mut current));
+                continue;
             }
-            (Some(_), c) => current.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                current.push(c);
-            }
-            (None, '|') => parts.push(std::mem::take(&mut current)),
-            (None, c) => current.push(c),
+            None => {}
         }
+        current.push(c);
     }
     if quote.is_some() {
         return Err(invalid("unterminated string literal"));
@@ -355,31 +354,14 @@ fn parse_list(text: &str, context: &str) -> Result<Vec<String>, ArmError> {
                 "unsupported list in '{context}': in and in~ take a parenthesised list of string literals"
             ))
         })?;
-    let mut values = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    for c in inner.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                current.push(c);
-            }
-            (Some(_), c) => current.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                current.push(c);
-            }
-            (None, ',') => values.push(parse_literal(&std::mem::take(&mut current), context)?),
-            (None, c) => current.push(c),
-        }
-    }
-    if !current.trim().is_empty() || !values.is_empty() {
-        values.push(parse_literal(&current, context)?);
-    }
-    if values.is_empty() {
+    let parts = split_outside_quotes(inner, ',')?;
+    if parts.len() == 1 && parts[0].is_empty() {
         return Err(invalid(format!("empty list in '{context}'")));
     }
-    Ok(values)
+    parts
+        .iter()
+        .map(|part| parse_literal(part, context))
+        .collect()
 }
 
 fn parse_where(text: &str, known: &[String]) -> Result<Stage, ArmError> {
@@ -454,7 +436,7 @@ fn parse_project(
 }
 
 fn parse(query: &str) -> Result<Vec<Stage>, ArmError> {
-    let parts = split_pipes(query)?;
+    let parts = split_outside_quotes(query, '|')?;
     let table = parts.first().map(String::as_str).unwrap_or("");
     if !table.eq_ignore_ascii_case("resources") {
         return Err(invalid(format!(

@@ -181,7 +181,6 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
             http: Some(HttpReply { status: 200, body }),
         });
     }
-    let mut work = Vec::new();
     for record in &mut outcome.hubs {
         record.detail = Some(format!(
             "{} change(s) expected; queued for ReconcileHub",
@@ -190,24 +189,9 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         record.status = Status::Queued;
         // The changes listed are expected, not made: keep them as `planned`.
     }
-    for hub in &params.hubs {
-        work.push(WorkItem::new(
-            hub,
-            Reason::Backfill,
-            RequestedBy {
-                function: outcome.function.clone(),
-                invocation_id: id.clone(),
-                event_id: None,
-                subject: None,
-            },
-        ));
-    }
-    let items: Vec<serde_json::Value> = work
-        .iter()
-        .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
-        .collect();
+    let work = work_items(&params, &outcome.function, &id, false);
     let mut body =
-        json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": items});
+        json!({"invocation_id": id, "dry_run": false, "plan": plan, "work_items": listed(&work)});
     if let Some(verification) = verification {
         body["verification"] = verification;
     }
@@ -216,6 +200,36 @@ pub async fn run(invocation: Invocation<HttpInput>, state: AppState) -> Result<R
         work,
         http: Some(HttpReply { status: 202, body }),
     })
+}
+
+/// One `Backfill` work item per hub asked for, by invocation `id` of `function`; `dry_run`
+/// asks `ReconcileHub` for a plan only.
+fn work_items(params: &Params, function: &str, id: &str, dry_run: bool) -> Vec<WorkItem> {
+    params
+        .hubs
+        .iter()
+        .map(|hub| {
+            let mut item = WorkItem::new(
+                hub,
+                Reason::Backfill,
+                RequestedBy {
+                    function: function.to_string(),
+                    invocation_id: id.to_string(),
+                    event_id: None,
+                    subject: None,
+                },
+            );
+            item.dry_run = dry_run;
+            item
+        })
+        .collect()
+}
+
+/// The work items as the HTTP answer lists them.
+fn listed(work: &[WorkItem]) -> Vec<serde_json::Value> {
+    work.iter()
+        .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
+        .collect()
 }
 
 /// Each hub's verification, by hub id.
@@ -240,24 +254,7 @@ fn too_long_to_answer(
     state: &AppState,
 ) -> Reply {
     let limit = state.settings.backfill_answer_limit.as_secs();
-    let work: Vec<WorkItem> = params
-        .hubs
-        .iter()
-        .map(|hub| {
-            let mut item = WorkItem::new(
-                hub,
-                Reason::Backfill,
-                RequestedBy {
-                    function: outcome.function.clone(),
-                    invocation_id: id.clone(),
-                    event_id: None,
-                    subject: None,
-                },
-            );
-            item.dry_run = params.dry_run;
-            item
-        })
-        .collect();
+    let work = work_items(params, &outcome.function, &id, params.dry_run);
     let what = if params.dry_run {
         "the plan is delivered as the outcome of each work item (hubspoke results)"
     } else {
@@ -274,16 +271,12 @@ fn too_long_to_answer(
         ));
     }
     outcome.settle_status();
-    let items: Vec<serde_json::Value> = work
-        .iter()
-        .map(|item| json!({"item_id": item.item_id, "hub": item.hub}))
-        .collect();
     let body = json!({
         "invocation_id": id,
         "dry_run": params.dry_run,
         "plan": null,
         "message": message,
-        "work_items": items,
+        "work_items": listed(&work),
     });
     Reply {
         outcome,
