@@ -92,13 +92,14 @@ fn passes_run(outcomes: &[Value]) -> BTreeMap<String, (String, String, String)> 
     passes
 }
 
-/// No two passes of the hub overlap in time.
+/// No two passes of the hub overlap in time. Compared as instants: RFC 3339 text is not ordered
+/// (an instant on a whole second has no fraction, and "41Z" sorts after "41.013Z").
 fn assert_one_pass_at_a_time(passes: &BTreeMap<String, (String, String, String)>) {
     let mut intervals: Vec<&(String, String, String)> = passes.values().collect();
-    intervals.sort_by(|a, b| a.1.cmp(&b.1));
+    intervals.sort_by_key(|pass| parse_time(&pass.1));
     for pair in intervals.windows(2) {
         assert!(
-            pair[0].2 <= pair[1].1,
+            parse_time(&pair[0].2) <= parse_time(&pair[1].1),
             "passes overlap: {:?} and {:?}",
             pair[0],
             pair[1]
@@ -506,4 +507,37 @@ async fn with_a_short_function_timeout_every_invocation_answers_within_it() {
         "no invocation ran into the host's timeout, which restarts the handler"
     );
     stack.stop().await.unwrap();
+}
+
+#[test]
+fn passes_are_ordered_by_their_instants_not_by_their_text() {
+    // An instant on a whole second has no fraction: "…41Z" sorts after "…41.013Z" as text.
+    let mut passes = BTreeMap::new();
+    for (id, start, end) in [
+        ("a", "2026-12-07T03:01:54.705Z", "2026-12-07T03:02:41Z"),
+        ("b", "2026-12-07T03:02:41.013Z", "2026-12-07T03:02:41.049Z"),
+        ("c", "2026-12-07T03:02:41.05Z", "2026-12-07T03:02:42Z"),
+    ] {
+        passes.insert(
+            id.to_string(),
+            ("instance-0".to_string(), start.to_string(), end.to_string()),
+        );
+    }
+    assert_one_pass_at_a_time(&passes);
+}
+
+#[test]
+#[should_panic(expected = "passes overlap")]
+fn passes_that_overlap_are_found() {
+    let mut passes = BTreeMap::new();
+    for (id, start, end) in [
+        ("a", "2026-12-07T03:02:40.5Z", "2026-12-07T03:02:41.2Z"),
+        ("b", "2026-12-07T03:02:41Z", "2026-12-07T03:02:42Z"),
+    ] {
+        passes.insert(
+            id.to_string(),
+            ("instance-0".to_string(), start.to_string(), end.to_string()),
+        );
+    }
+    assert_one_pass_at_a_time(&passes);
 }
