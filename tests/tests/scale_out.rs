@@ -489,6 +489,15 @@ async fn with_a_short_function_timeout_every_invocation_answers_within_it() {
         .wait_outcomes(Duration::from_secs(120), every_item_answered)
         .await
         .unwrap();
+    // The check of convergence reads the simulator's state, not ARM: the stack's reads would
+    // spend the budget of hubspoke's identity, starve its passes and cut them at their hard end.
+    let served = stack.sim.requests().len();
+    stack.wait_converged(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        stack.sim.requests().len(),
+        served,
+        "the check of convergence sent no ARM request"
+    );
     let reconciled = reconciles(&outcomes);
     assert!(
         reconciled.iter().any(|o| o["status"] == "continued"),

@@ -394,11 +394,15 @@ impl Stack {
         self.config.hubs[0].clone()
     }
 
-    /// The changes a live plan still wants (0 once converged).
+    /// The changes a plan of the simulator's present state still wants (0 once converged).
+    ///
+    /// Read from the simulator's state, not through ARM: the stack's reads would be hubspoke's
+    /// identity's (ARM budgets per subscription and principal), and a check run every 200 ms
+    /// spends the subscription's read budget as fast as it refills, starving hubspoke's passes.
     pub async fn pending_changes(&self) -> anyhow::Result<usize> {
-        let observation =
-            hubspoke_arm::observe::observe(&self.arm, &self.config.hubs, None).await?;
-        let plan = hubspoke_core::plan::plan(&self.config, &observation.observed);
+        let observed = hubspoke_core::model::Observed::from_snapshot(&self.sim.state())
+            .context("the simulator's state does not read as an estate")?;
+        let plan = hubspoke_core::plan::plan(&self.config, &observed);
         Ok(plan.hubs.iter().map(|hub| hub.changes.len()).sum())
     }
 
