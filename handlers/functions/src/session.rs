@@ -5,6 +5,10 @@
 //! for a mark left in between. `ReconcileHub` ([`crate::functions::reconcile_hub`]) turns what
 //! this gives back into its outcome; the rules are in its module docs and in
 //! `docs/operations.md`, "Several instances".
+use std::sync::Mutex;
+
+use hubspoke_arm::apply::ChangeOutcome;
+use hubspoke_arm::client::RequestCounts;
 use hubspoke_arm::observe::ObserveError;
 use hubspoke_arm::reconcile::{reconcile, ReconcileOptions, ReconcileResult};
 use hubspoke_core::id::VnetId;
@@ -30,8 +34,19 @@ pub(crate) struct PassRun {
     pub lease: &'static str,
     /// Why the lease was lost, if it was.
     pub lost: Option<String>,
-    /// The pass's result, or why it was cut at its hard end.
-    pub result: Result<PassResult, String>,
+    /// The requests the pass sent, counted even when it was cut or could not observe.
+    pub requests: RequestCounts,
+    /// The pass's result, or what is known of it when it was cut at its hard end.
+    pub result: Result<PassResult, Cut>,
+}
+
+/// A pass cut at its hard end ([`crate::timing`]): its reconcile stopped where it was.
+#[derive(Debug)]
+pub(crate) struct Cut {
+    /// Why, with what had ended and what had not, as the outcome tells it.
+    pub reason: String,
+    /// The changes that had ended, in the order they ended.
+    pub ended: Vec<ChangeOutcome>,
 }
 
 /// What the requests of one slot get.
@@ -254,17 +269,26 @@ async fn run_pass(
         event_resource: event_resource.map(str::to_string),
         ..state.settings.reconcile.clone()
     };
-    let pass = reconcile(&state.arm, &state.settings.plan, &options, None);
+    // Counted here and followed change by change, so that a cut pass still tells what it did.
+    let arm = state.arm.with_own_counts();
+    let ended: Mutex<(Vec<ChangeOutcome>, usize)> = Mutex::new((Vec::new(), 0));
+    let follow = |change: &ChangeOutcome, _: usize, total: usize| {
+        if let Ok(mut ended) = ended.lock() {
+            ended.0.push(change.clone());
+            ended.1 = total;
+        }
+    };
+    let pass = reconcile(&arm, &state.settings.plan, &options, Some(&follow));
     let result = match state.settings.timing.hard_end {
         Some(hard_end) => match tokio::time::timeout(hard_end, pass).await {
             Ok(result) => Ok(result.map(|(result, _)| result)),
-            Err(_) => Err(format!(
-                "the pass was still running {} s after it began, its hard end ((functionTimeout \
-                 - {} s) / 2): it stopped waiting for its operations, which go on in Azure; \
-                 the retried work item observes them",
-                hard_end.as_secs(),
-                crate::timing::STORAGE_MARGIN.as_secs()
-            )),
+            Err(_) => {
+                let (ended, total) = ended.into_inner().unwrap_or_default();
+                Err(Cut {
+                    reason: cut_reason(hard_end, ended.len(), total),
+                    ended,
+                })
+            }
         },
         None => Ok(pass.await.map(|(result, _)| result)),
     };
@@ -280,8 +304,31 @@ async fn run_pass(
             (Some(_), None) => "held",
         },
         lost,
+        requests: arm.counts(),
         result,
     }
+}
+
+/// Why a pass was cut at `hard_end`, `ended` of its `total` changes having ended.
+fn cut_reason(hard_end: std::time::Duration, ended: usize, total: usize) -> String {
+    let progress = if ended == 0 {
+        "no change of it had ended (those it had started were still in flight)".to_string()
+    } else if ended == total {
+        format!("its {total} changes had ended (listed)")
+    } else {
+        format!(
+            "{ended} of its {total} changes had ended (listed), the {} others were still in \
+             flight or not started",
+            total - ended
+        )
+    };
+    format!(
+        "the pass was still running {} s after it began, its hard end ((functionTimeout - {} s) \
+         / 2): {progress}; it stopped waiting for its operations, which go on in Azure; the \
+         retried work item observes them",
+        hard_end.as_secs(),
+        crate::timing::STORAGE_MARGIN.as_secs()
+    )
 }
 
 /// A pass that observes and plans the hub and writes nothing (a Backfill dry run's work item):
@@ -299,7 +346,8 @@ pub(crate) async fn plan_only(
         dry_run: true,
         ..state.settings.reconcile.clone()
     };
-    let result = reconcile(&state.arm, &state.settings.plan, &options, None)
+    let arm = state.arm.with_own_counts();
+    let result = reconcile(&arm, &state.settings.plan, &options, None)
         .await
         .map(|(result, _)| result);
     Session::Ran {
@@ -310,6 +358,7 @@ pub(crate) async fn plan_only(
             end_time: now(),
             lease: "none",
             lost: None,
+            requests: arm.counts(),
             result: Ok(result),
         }),
         further: Vec::new(),

@@ -614,6 +614,66 @@ async fn a_pass_that_reaches_its_time_limit_continues_in_a_work_item_it_queues()
 }
 
 #[tokio::test]
+async fn a_pass_still_running_at_its_hard_end_is_cut_and_its_outcome_tells_what_it_did() {
+    let estate = article();
+    // functionTimeout 130 s: the pass's hard end is (130 - 120) / 2 = 5 s. The write of one route
+    // table is answered only after 30 s, so the pass is still waiting for it then.
+    let bed = bed(
+        &estate,
+        &[("AzureFunctionsJobHost__functionTimeout", "00:02:10")],
+        |config| {
+            config.faults =
+                FaultSpec::parse("PUT */routeTables/hubspoke-rt-spoke2*=slow:30s#1").unwrap();
+        },
+    )
+    .await;
+    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
+        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
+        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(answer.body["error"].as_str().unwrap().contains("hard end"));
+    let outcome = &answer.body["outcome"];
+    assert_valid_outcome(outcome);
+    assert_eq!(outcome["status"], "failed");
+    assert!(
+        outcome["duration_ms"].as_u64().unwrap() < 30_000,
+        "it did not wait for the slow write: {outcome:#}"
+    );
+    assert_eq!(outcome["errors"][0]["code"], "pass_cut");
+    // What the pass did before the cut is told, not lost with it.
+    let requests = &outcome["requests"];
+    assert!(requests["reads"].as_u64().unwrap() > 0, "{outcome:#}");
+    let written = writes(&bed.sim).len() as u64;
+    assert!(written >= 2, "writes that ended before the cut: {written}");
+    assert_eq!(
+        requests["writes"].as_u64().unwrap(),
+        written + 1,
+        "the writes answered, and the one still waiting: {outcome:#}"
+    );
+    let hub = &outcome["hubs"][0];
+    let changes = hub["changes"].as_array().unwrap();
+    assert!(
+        !changes.is_empty() && changes.iter().all(|c| c["status"] == "applied"),
+        "the changes that ended before the cut: {hub:#}"
+    );
+    assert!(changes
+        .iter()
+        .all(|c| !c["target"].as_str().unwrap().contains("hubspoke-rt-spoke2")));
+    let detail = hub["detail"].as_str().unwrap();
+    assert!(detail.contains("still in flight"), "{detail}");
+    // The queue's retry of the item observes what was done and finishes the rest.
+    let retry = queue_body(&serde_json::to_string_pretty(&item).unwrap(), 2);
+    let answer = invoke(&bed.app, "ReconcileHub", &retry).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:#}", answer.body);
+    assert_eq!(answer.outcome()["status"], "changed");
+    assert_eq!(
+        routes(&bed, "hubspoke-rt-spoke2").await,
+        ["10.1.0.0/16 VirtualNetworkGateway"]
+    );
+}
+
+#[tokio::test]
 async fn with_a_management_group_scope_an_event_is_triaged_by_where_its_subscription_sits() {
     let estate = article();
     let bed = bed(&estate, &[("HUBSPOKE_MANAGEMENT_GROUPS", "mg-lz")], |_| {}).await;

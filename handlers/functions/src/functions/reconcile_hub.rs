@@ -35,13 +35,15 @@
 //! flight).
 use std::collections::BTreeMap;
 
-use hubspoke_arm::apply::ChangeStatus;
+use hubspoke_arm::apply::{ChangeOutcome, ChangeStatus};
 use hubspoke_core::id::VnetId;
 
 use super::{hub_records, observe_error, skipped_reads};
 use crate::envelope::QueueInput;
 use crate::invocation::{Failure, Invocation, Reply};
-use crate::outcome::{ErrorRecord, HubRecord, MessageRef, Outcome, PassInfo, PassRecord, Status};
+use crate::outcome::{
+    ChangeRecord, ErrorRecord, HubRecord, MessageRef, Outcome, PassInfo, PassRecord, Status,
+};
 use crate::passes::SlotStart;
 use crate::retries::{observation_may_recover, retry_reason};
 use crate::session::{plan_only, queue_check_item, session, PassRun, Session};
@@ -242,16 +244,16 @@ pub async fn run(invocation: Invocation<QueueInput>, state: AppState) -> Result<
 
 /// Fills `outcome` with the first pass's result; why the invocation must fail, if it must.
 fn first_pass(hub: &VnetId, run: &PassRun, outcome: &mut Outcome) -> Option<String> {
+    outcome.requests = run.requests;
     let result = match &run.result {
         Err(cut) => {
-            let record = ErrorRecord::new("pass_cut", cut.clone());
-            outcome.hubs.push(HubRecord::bare(
-                hub.to_string(),
-                Status::Failed,
-                Some(cut.clone()),
-            ));
+            let record = ErrorRecord::new("pass_cut", cut.reason.clone());
+            let mut hub_record =
+                HubRecord::bare(hub.to_string(), Status::Failed, Some(cut.reason.clone()));
+            hub_record.changes = cut.ended.iter().map(ChangeRecord::from_outcome).collect();
+            outcome.hubs.push(hub_record);
             outcome.fail(record);
-            return Some(cut.clone());
+            return Some(cut.reason.clone());
         }
         Ok(result) => result,
     };
@@ -273,7 +275,6 @@ fn first_pass(hub: &VnetId, run: &PassRun, outcome: &mut Outcome) -> Option<Stri
         }
         Ok(result) => {
             outcome.dry_run = result.dry_run;
-            outcome.requests = result.requests;
             outcome.hubs = hub_records(result);
             outcome.errors.extend(skipped_reads(result));
             if let Some(lost) = &run.lost {
@@ -293,7 +294,7 @@ fn first_pass(hub: &VnetId, run: &PassRun, outcome: &mut Outcome) -> Option<Stri
 /// Why a further pass asks for its invocation to be tried again, if it does.
 fn retry_of_run(run: &PassRun) -> Option<String> {
     match &run.result {
-        Err(cut) => Some(cut.clone()),
+        Err(cut) => Some(cut.reason.clone()),
         Ok(Err(error)) if observation_may_recover(error) => {
             Some(format!("observing the estate failed: {error}"))
         }
@@ -305,29 +306,20 @@ fn retry_of_run(run: &PassRun) -> Option<String> {
 /// The outcome's record of a further pass.
 fn pass_record(run: &PassRun) -> PassRecord {
     let mut changes_by_status = BTreeMap::new();
-    let (status, requests, error) = match &run.result {
-        Err(cut) => (
-            Status::Failed,
-            Default::default(),
-            Some(ErrorRecord::new("pass_cut", cut.clone())),
-        ),
-        Ok(Err(error)) => (
-            Status::Failed,
-            Default::default(),
-            Some(observe_error(error)),
-        ),
+    let (status, error) = match &run.result {
+        Err(cut) => {
+            for change in &cut.ended {
+                count_change(&mut changes_by_status, change);
+            }
+            (
+                Status::Failed,
+                Some(ErrorRecord::new("pass_cut", cut.reason.clone())),
+            )
+        }
+        Ok(Err(error)) => (Status::Failed, Some(observe_error(error))),
         Ok(Ok(result)) => {
-            for hub in &result.hubs {
-                for change in &hub.changes {
-                    let status = match change.status {
-                        ChangeStatus::Applied => "applied",
-                        ChangeStatus::Planned => "planned",
-                        ChangeStatus::Failed { .. } => "failed",
-                        ChangeStatus::Skipped { .. } => "skipped",
-                        ChangeStatus::Deferred { .. } => "deferred",
-                    };
-                    *changes_by_status.entry(status.to_string()).or_insert(0) += 1;
-                }
+            for change in result.hubs.iter().flat_map(|hub| &hub.changes) {
+                count_change(&mut changes_by_status, change);
             }
             let status = hub_records(result)
                 .iter()
@@ -336,7 +328,6 @@ fn pass_record(run: &PassRun) -> PassRecord {
                 .unwrap_or(Status::Unchanged);
             (
                 status,
-                result.requests,
                 run.lost
                     .clone()
                     .map(|lost| ErrorRecord::new("lease_lost", lost)),
@@ -350,8 +341,20 @@ fn pass_record(run: &PassRun) -> PassRecord {
         end_time: run.end_time.clone(),
         status,
         lease: run.lease,
-        requests,
+        requests: run.requests,
         changes_by_status,
         error,
     }
+}
+
+/// Counts `change` under its status in a pass's `changes_by_status`.
+fn count_change(changes_by_status: &mut BTreeMap<String, usize>, change: &ChangeOutcome) {
+    let status = match change.status {
+        ChangeStatus::Applied => "applied",
+        ChangeStatus::Planned => "planned",
+        ChangeStatus::Failed { .. } => "failed",
+        ChangeStatus::Skipped { .. } => "skipped",
+        ChangeStatus::Deferred { .. } => "deferred",
+    };
+    *changes_by_status.entry(status.to_string()).or_insert(0) += 1;
 }
