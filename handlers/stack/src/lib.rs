@@ -399,8 +399,14 @@ impl Stack {
     /// Read from the simulator's state, not through ARM: the stack's reads would be hubspoke's
     /// identity's (ARM budgets per subscription and principal), and a check run every 200 ms
     /// spends the subscription's read budget as fast as it refills, starving hubspoke's passes.
+    /// Every subscription of the simulator is in the plan's view; the network interfaces of its
+    /// state (a verification's VMs) are no part of an estate's snapshot.
     pub async fn pending_changes(&self) -> anyhow::Result<usize> {
-        let observed = hubspoke_core::model::Observed::from_snapshot(&self.sim.state())
+        let mut state = self.sim.state();
+        if let Some(state) = state.as_object_mut() {
+            state.remove("networkInterfaces");
+        }
+        let observed = hubspoke_core::model::Observed::from_snapshot(&state)
             .context("the simulator's state does not read as an estate")?;
         let plan = hubspoke_core::plan::plan(&self.config, &observed);
         Ok(plan.hubs.iter().map(|hub| hub.changes.len()).sum())
