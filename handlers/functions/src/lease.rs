@@ -29,7 +29,9 @@
 //!
 //! A lease that cannot be renewed — broken from outside, taken over after it ran out, storage
 //! unreachable until it would run out — sets the pass's [`Halt`]: the pass starts no further
-//! change, and its invocation fails so that the queue retries it.
+//! change, and its invocation fails so that the queue retries it. The holder renews once more as
+//! the pass ends ([`HeldLease::confirm`]), so that a lease broken since the last renewal is
+//! found too.
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -288,6 +290,30 @@ impl HeldLease {
         self.halt.reason().map(str::to_string)
     }
 
+    /// Renews the lease once more as the pass ends, so that a lease broken or taken since the
+    /// last renewal (which runs every `HUBSPOKE_LEASE_RENEW_SECONDS`) is found now, not never:
+    /// a pass reported as holding its lease held it to its end. Sets the halt as the renewal
+    /// does when the lease is lost; any other error says nothing of the lease (the renewals
+    /// before it did), and is only logged.
+    pub async fn confirm(&self) {
+        if self.halt.reason().is_some() {
+            return;
+        }
+        match self.blob.renew_lease(&self.id).await {
+            Ok(()) => {}
+            Err(error) if lease_gone(&error) => {
+                tracing::error!(%error, "the hub's lease was lost before the pass ended");
+                self.halt.halt(format!(
+                    "the pass lost its hub's lease ({}) before it ended",
+                    error.code().unwrap_or("lost")
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot confirm the hub's lease as the pass ends");
+            }
+        }
+    }
+
     /// Writes the holder's name on the lease blob (`instance`, `pass`, `started`). Best effort:
     /// only joiners' outcomes and operators read it.
     pub async fn name_holder(&self, instance: &str, pass: &str, started: &str) {
@@ -346,8 +372,7 @@ async fn renew(blob: Blob, id: LeaseId, halt: Halt, every: Duration, mut valid_u
                 valid_until = sent + LEASE_DURATION;
                 wait = every;
             }
-            // 409: broken, taken by another after it ran out, or released; 404: the blob is gone.
-            Err(error) if matches!(error.status(), Some(404 | 409 | 412)) => {
+            Err(error) if lease_gone(&error) => {
                 tracing::error!(%error, "the hub's lease was lost: the pass starts no further change");
                 halt.halt(format!(
                     "the pass lost its hub's lease ({})",
@@ -368,6 +393,13 @@ async fn renew(blob: Blob, id: LeaseId, halt: Halt, every: Duration, mut valid_u
             }
         }
     }
+}
+
+/// Whether a renewal's error says the lease is no longer this holder's: 409, broken, taken by
+/// another after it ran out, or released; 412, the lease id no longer matches; 404, the blob is
+/// gone.
+fn lease_gone(error: &BlobError) -> bool {
+    matches!(error.status(), Some(404 | 409 | 412))
 }
 
 fn contended(operation: &'static str, blob: &Blob) -> BlobError {

@@ -292,6 +292,9 @@ async fn run_pass(
         },
         None => Ok(pass.await.map(|(result, _)| result)),
     };
+    if let Some(lease) = lease {
+        lease.confirm().await;
+    }
     let lost = lease.and_then(HeldLease::lost);
     PassRun {
         id,

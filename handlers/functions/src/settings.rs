@@ -10,7 +10,7 @@
 //! | `HUBSPOKE_ARM_ENDPOINT`, `HUBSPOKE_CA_CERT`, `AZURE_CLIENT_ID`, ... | [`ArmSettings::from_settings`] |
 //! | `HUBSPOKE_PASS_TIME_LIMIT_SECONDS` | no change of a `ReconcileHub` pass starts after this (default 600, less when `functionTimeout` requires); the rest continues in a new pass ([`crate::timing`]) |
 //! | `functionTimeout` (`AzureFunctionsJobHost__functionTimeout`, or `host.json` under `FUNCTIONS_APP_ROOT_PATH`) | read as the host reads it: the bound every invocation keeps ([`crate::timing`]) |
-//! | `HUBSPOKE_LEASE_RENEW_SECONDS` | how often a pass renews its hub's 60-second lease (default 20, from 1 to 40): a lease broken from outside is noticed within this |
+//! | `HUBSPOKE_LEASE_RENEW_SECONDS` | how often a pass renews its hub's 60-second lease (default 20, from 1 to 40): a lease broken from outside is noticed within this, or as the pass ends |
 //! | `WEBSITE_INSTANCE_ID` | the instance's id (set by the platform, and by the local host), in outcomes and on the leases; a random one when unset |
 //! | `HUBSPOKE_BACKFILL_ANSWER_SECONDS` | how long `Backfill` observes before it answers 202 and leaves the plan to `ReconcileHub` (default 200, at most 220: Azure cuts an HTTP trigger at 230 s) |
 //! | `HUBSPOKE_SELF_PRINCIPAL_ID` | the object id of hubspoke's identity: events it caused start no pass |

@@ -319,6 +319,64 @@ async fn a_lease_broken_mid_pass_starts_no_further_change_and_the_item_is_tried_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_broken_after_its_last_renewal_is_found_when_the_pass_ends() {
+    // Renewed every 40 s: the pass (a few seconds) ends before any renewal would notice.
+    let setup = instances(
+        estate(2),
+        Duration::from_millis(400),
+        &[("HUBSPOKE_LEASE_RENEW_SECONDS", "40")],
+    )
+    .await;
+    let hub_text = setup.estate.vnet_id("hub");
+    let hub = hub_text.parse().unwrap();
+    let app_a = app(setup.a.clone());
+    let first = {
+        let body = work_body(&item(&hub_text));
+        tokio::spawn(async move { invoke(&app_a, "ReconcileHub", &body).await })
+    };
+    held_by(&setup.a, &hub, "instance-a").await;
+    let started = Instant::now();
+    while writes(&setup.sim) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no write started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let blobs = BlobService::connect(&setup.storage).unwrap();
+    blobs
+        .container("hubspoke-leases")
+        .unwrap()
+        .blob(&hubspoke_functions::lease::blob_name(&hub))
+        .break_lease(Duration::ZERO)
+        .await
+        .unwrap();
+
+    let answer = first.await.unwrap();
+    let outcome = if answer.status.is_success() {
+        answer.outcome().clone()
+    } else {
+        answer.body["outcome"].clone()
+    };
+    assert_valid_outcome(&outcome);
+    assert_eq!(
+        outcome["pass"]["lease"], "lost",
+        "the pass did not hold its lease to its end: {outcome:#}"
+    );
+    assert_eq!(outcome["status"], "failed", "{outcome:#}");
+    assert!(outcome["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["code"] == "lease_lost"));
+    assert_eq!(
+        answer.status.as_u16(),
+        500,
+        "the queue tries the item again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_the_host_drops_still_leaves_its_outcome_and_holds_nothing() {
     let setup = instances(estate(2), Duration::from_millis(400), &[]).await;
     let hub_text = setup.estate.vnet_id("hub");
