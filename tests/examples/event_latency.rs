@@ -1,7 +1,7 @@
 //! How long zero touch takes, end to end on one machine: from the ARM write that completes a
 //! spoke's peering (the spoke side's PUT, the moment its operation succeeds in ARM: the time of
-//! the event ARM raises) to the work item queued for the hub, and to convergence (a live plan with
-//! nothing to do).
+//! the event ARM raises) to the work item queued for the hub, and to convergence (a plan of the
+//! simulator's state with nothing to do).
 //!
 //! ```sh
 //! cargo build --release -p hubspoke && cargo run --release -p hubspoke-e2e --example event_latency [-- SPOKES]

@@ -1,7 +1,7 @@
 //! hubspoke on one, two and four instances: a landing zone creates twenty spokes at once, and
-//! each instance count is measured from the end of the burst to convergence (a live plan with
-//! nothing to do), with the ARM writes it took, the lock conflicts it met, the passes it ran and
-//! the outcomes it wrote.
+//! each instance count is measured from the end of the burst to convergence (a plan of the
+//! simulator's state with nothing to do), with the ARM writes it took, the lock conflicts it met,
+//! the passes it ran and the outcomes it wrote.
 //!
 //! ```sh
 //! cargo build --release -p hubspoke && cargo run --release -p hubspoke-e2e --example scale_out [-- 1 2 4]

@@ -3,7 +3,7 @@
 //! delays and loses events, and a landing zone creates, renumbers and deletes spokes. Then the
 //! faults stop, the drift check runs, and the campaign checks what a network team would:
 //!
-//! - converged: a live plan has nothing to do;
+//! - converged: a plan of the simulator's state has nothing to do;
 //! - how many passes and how long it took, and ARM's successful writes against the distinct
 //!   changes they made (the writes no run could avoid);
 //! - outcomes against invocations: one per delivery of an event, at least one per work item,
@@ -74,7 +74,7 @@ pub struct Report {
     pub converged: bool,
     /// Distinct reconcile passes.
     pub passes: usize,
-    /// From the end of the faults to an empty live plan.
+    /// From the end of the faults to an empty plan of the simulator's state.
     pub converge_seconds: f64,
     /// The whole run.
     pub total_seconds: f64,

@@ -121,7 +121,7 @@ pub async fn run() -> anyhow::Result<()> {
     println!();
     if converged {
         println!(
-            "Converged: a live plan has nothing left to do. {} outcomes, {:.0} s in all.",
+            "Converged: a plan of the estate as it now stands has nothing left to do. {} outcomes, {:.0} s in all.",
             all.len(),
             started.elapsed().as_secs_f64()
         );
@@ -129,7 +129,7 @@ pub async fn run() -> anyhow::Result<()> {
     }
     stack.stop().await?;
     if !converged {
-        bail!("the estate did not converge: a live plan still has {pending} changes");
+        bail!("the estate did not converge: a plan of the estate as it now stands still has {pending} changes");
     }
     if !verified {
         bail!("some pair of spokes does not reach the other through the gateway (above)");
@@ -178,7 +178,7 @@ struct Story<'a> {
 }
 
 impl Story<'_> {
-    /// Prints outcomes as they arrive until a live plan is empty and no outcome came for a
+    /// Prints outcomes as they arrive until a plan of the estate is empty and no outcome came for a
     /// couple of seconds.
     async fn watch(&mut self) -> anyhow::Result<()> {
         let start = Instant::now();

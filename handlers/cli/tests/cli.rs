@@ -265,7 +265,7 @@ fn the_demo_tells_the_zero_touch_story_and_ends_converged() {
         "peering_disconnected rg-network / hub / hubspoke-spoke3",
         "useRemoteGateways=true",
         "TIME                 FUNCTION",
-        "Converged: a live plan has nothing left to do.",
+        "Converged: a plan of the estate as it now stands has nothing left to do.",
     ] {
         assert!(
             stdout.contains(expected),

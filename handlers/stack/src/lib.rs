@@ -7,7 +7,7 @@
 //! It is not shipped: the binary packaged for Azure is built without it (the `local` feature of
 //! the `hubspoke` crate). [`Stack`] starts it all for the demo (`hubspoke demo`), the end-to-end
 //! tests of `tests/`, the chaos campaign and the benchmarks, and offers what they check:
-//! convergence through a live plan, the outcomes (each validated against
+//! convergence through a plan of the simulator's state, the outcomes (each validated against
 //! `docs/outcome.schema.json`), Backfill calls, the drift check, and changes made as a landing
 //! zone makes them — under an identity that is not hubspoke's, so that their events are acted on.
 use std::path::{Path, PathBuf};
@@ -412,7 +412,7 @@ impl Stack {
         Ok(plan.hubs.iter().map(|hub| hub.changes.len()).sum())
     }
 
-    /// Waits until a live plan is empty; the time it took.
+    /// Waits until a plan of the simulator's state is empty; the time it took.
     pub async fn wait_converged(&self, limit: Duration) -> anyhow::Result<Duration> {
         let start = Instant::now();
         loop {
