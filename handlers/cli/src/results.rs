@@ -268,8 +268,10 @@ fn row(outcome: &Value) -> [String; 9] {
             String::new(),
         ];
     }
-    let time = text(outcome, "end_time").replace('T', " ");
-    let time = time.split('.').next().unwrap_or("").to_string();
+    // To the second: `YYYY-MM-DDTHH:MM:SS` and whatever follows it (a fraction, of any length or
+    // none, as the host's Json.NET keeps it; the offset).
+    let end_time = text(outcome, "end_time");
+    let time = end_time.get(..19).unwrap_or(end_time).replace('T', " ");
     let trigger = &outcome["trigger"];
     let trigger_text = match text(trigger, "kind") {
         "event_grid" => trigger["events"]
@@ -411,6 +413,21 @@ mod tests {
         );
     }
     use serde_json::json;
+
+    #[test]
+    fn a_row_shows_the_time_to_the_second_whatever_the_digits_the_host_kept() {
+        // Json.NET drops a fraction of zero altogether: "…:56Z".
+        for (time, shown) in [
+            ("2026-12-07T04:20:56Z", "2026-12-07 04:20:56"),
+            ("2026-12-07T04:20:56.5Z", "2026-12-07 04:20:56"),
+            ("2026-12-07T04:20:56.123Z", "2026-12-07 04:20:56"),
+            ("2026-12-07T04:20:56+00:00", "2026-12-07 04:20:56"),
+        ] {
+            let outcome = json!({"function": "DriftCheck", "status": "queued", "end_time": time,
+                "trigger": {"kind": "timer"}, "hubs": [], "errors": []});
+            assert_eq!(row(&outcome)[0], shown, "{time}");
+        }
+    }
 
     #[test]
     fn a_row_says_what_an_outcome_did_in_a_line() {
