@@ -70,25 +70,7 @@ async fn run(instances: usize) -> anyhow::Result<Figures> {
         ..LatencySpec::cli_default()
     };
     let stack = Stack::start(options).await?;
-    let mut adds = Vec::new();
-    for n in 10..30 {
-        let client = stack.landing_zone.clone();
-        let writes = stack.estate.landing_zone_spoke(
-            &format!("lz{n}"),
-            &format!("10.{n}.0.0/16"),
-            &format!("10.{n}.0.0/24"),
-            "hub",
-        );
-        adds.push(tokio::spawn(async move {
-            for (path, body) in writes {
-                client.put(&path, None, &body).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for add in adds {
-        add.await??;
-    }
+    stack.add_spokes_at_once(10..30).await?;
     let converged = stack.wait_converged(Duration::from_secs(600)).await?;
     let outcomes = stack
         .wait_outcomes(Duration::from_secs(300), |o| {

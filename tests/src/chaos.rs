@@ -425,7 +425,7 @@ async fn drive(
             stack.drift_check().await?;
             last_drift = Some(Instant::now());
         }
-        if stack.pending_changes().await? == 0 {
+        if stack.pending_changes()? == 0 {
             report.converged = true;
             break;
         }

@@ -130,7 +130,7 @@ async fn twenty_spokes_within_a_second(instances: usize) {
         ..EventKnobs::default()
     };
     let stack = Stack::start(options).await.unwrap();
-    add_spokes_at_once(&stack, 10..30).await;
+    stack.add_spokes_at_once(10..30).await.unwrap();
     let observed = hubspoke_core::model::Observed::from_snapshot(&stack.sim.state()).unwrap();
     let lower_bound: usize = hubspoke_core::plan::plan(&stack.config, &observed)
         .hubs
@@ -292,28 +292,6 @@ async fn add_spokes(stack: &Stack, range: std::ops::Range<u8>) {
     }
 }
 
-/// A landing zone creates the spokes `lz<n>` all at once, each a VNet and its peering to the hub.
-async fn add_spokes_at_once(stack: &Stack, range: std::ops::Range<u8>) {
-    let mut adds = Vec::new();
-    for n in range {
-        let client = stack.landing_zone.clone();
-        let writes = stack.estate.landing_zone_spoke(
-            &format!("lz{n}"),
-            &format!("10.{n}.0.0/16"),
-            &format!("10.{n}.0.0/24"),
-            "hub",
-        );
-        adds.push(tokio::spawn(async move {
-            for (path, body) in writes {
-                client.put(&path, None, &body).await.unwrap();
-            }
-        }));
-    }
-    for add in adds {
-        add.await.unwrap();
-    }
-}
-
 /// What must hold however a pass was cut short: hubspoke's tables have routes, subnets point
 /// at tables that exist.
 fn nothing_half_written(state: &Value) {
@@ -404,7 +382,7 @@ async fn a_lease_broken_mid_pass_stops_its_changes_and_the_hub_still_converges()
         ..EventKnobs::default()
     };
     let stack = Stack::start(options).await.unwrap();
-    add_spokes_at_once(&stack, 10..16).await;
+    stack.add_spokes_at_once(10..16).await.unwrap();
     // As soon as the holder sends its first write to the hub's peerings, which go one at a time
     // (six of them, each an operation of 600 ms): the pass is then seconds from its end, and the
     // renewal each second finds the lease broken while changes are still to start.
@@ -536,35 +514,31 @@ async fn with_a_short_function_timeout_every_invocation_answers_within_it() {
     stack.stop().await.unwrap();
 }
 
+/// Passes of one instance, from (id, start, end).
+fn passes_of(runs: &[(&str, &str, &str)]) -> BTreeMap<String, (String, String, String)> {
+    runs.iter()
+        .map(|(id, start, end)| {
+            let run = ("instance-0".to_string(), start.to_string(), end.to_string());
+            (id.to_string(), run)
+        })
+        .collect()
+}
+
 #[test]
 fn passes_are_ordered_by_their_instants_not_by_their_text() {
     // An instant on a whole second has no fraction: "…41Z" sorts after "…41.013Z" as text.
-    let mut passes = BTreeMap::new();
-    for (id, start, end) in [
+    assert_one_pass_at_a_time(&passes_of(&[
         ("a", "2026-12-07T03:01:54.705Z", "2026-12-07T03:02:41Z"),
         ("b", "2026-12-07T03:02:41.013Z", "2026-12-07T03:02:41.049Z"),
         ("c", "2026-12-07T03:02:41.05Z", "2026-12-07T03:02:42Z"),
-    ] {
-        passes.insert(
-            id.to_string(),
-            ("instance-0".to_string(), start.to_string(), end.to_string()),
-        );
-    }
-    assert_one_pass_at_a_time(&passes);
+    ]));
 }
 
 #[test]
 #[should_panic(expected = "passes overlap")]
 fn passes_that_overlap_are_found() {
-    let mut passes = BTreeMap::new();
-    for (id, start, end) in [
+    assert_one_pass_at_a_time(&passes_of(&[
         ("a", "2026-12-07T03:02:40.5Z", "2026-12-07T03:02:41.2Z"),
         ("b", "2026-12-07T03:02:41Z", "2026-12-07T03:02:42Z"),
-    ] {
-        passes.insert(
-            id.to_string(),
-            ("instance-0".to_string(), start.to_string(), end.to_string()),
-        );
-    }
-    assert_one_pass_at_a_time(&passes);
+    ]));
 }

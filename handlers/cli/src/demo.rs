@@ -116,7 +116,7 @@ pub async fn run() -> anyhow::Result<()> {
     heading("hubspoke verify --effective all: a VM's network interface in each spoke, and every pair of spokes checked, against Azure's effective routes of each interface too");
     let verified = verify_every_pair(&stack).await?;
 
-    let pending = stack.pending_changes().await?;
+    let pending = stack.pending_changes()?;
     let converged = pending == 0;
     println!();
     if converged {
@@ -192,8 +192,7 @@ impl Story<'_> {
             for outcome in &outcomes {
                 own_events += self.print_outcome(outcome);
             }
-            if quiet_since.elapsed() > Duration::from_secs(2)
-                && self.stack.pending_changes().await? == 0
+            if quiet_since.elapsed() > Duration::from_secs(2) && self.stack.pending_changes()? == 0
             {
                 break;
             }

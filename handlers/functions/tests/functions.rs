@@ -17,6 +17,13 @@ fn peering_id(estate: &hubspoke_core::synth::Estate, vnet: &str, peering: &str) 
     format!("{}/virtualNetworkPeerings/{peering}", estate.vnet_id(vnet))
 }
 
+/// A work item of the drift check for the estate's hub.
+fn drift_item(estate: &hubspoke_core::synth::Estate) -> Value {
+    json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
+        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
+        "queued_at": "2026-11-30T00:00:00.000Z"})
+}
+
 /// The routes (prefix → next hop type) of table `name`.
 async fn routes(bed: &Bed, name: &str) -> Vec<String> {
     let table = bed
@@ -471,9 +478,7 @@ async fn a_refused_write_ends_in_the_outcome_not_in_a_retry() {
         config.faults = FaultSpec::parse("PUT */routeTables/hubspoke-rt-spoke1=403").unwrap();
     })
     .await;
-    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
-        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
-        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let item = drift_item(&estate);
     let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
     assert_eq!(answer.status, StatusCode::OK, "a refusal is not retried");
     let outcome = answer.outcome();
@@ -499,9 +504,7 @@ async fn a_write_still_throttled_after_the_retries_fails_the_invocation_for_the_
         config.faults = FaultSpec::parse("PUT */routeTables/*=429").unwrap();
     })
     .await;
-    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
-        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
-        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let item = drift_item(&estate);
     let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     let error = answer.body["error"].as_str().unwrap();
@@ -556,9 +559,7 @@ async fn a_pass_that_reaches_its_time_limit_continues_in_a_work_item_it_queues()
         },
     )
     .await;
-    let mut item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
-        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
-        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let mut item = drift_item(&estate);
     let mut slices = 0;
     loop {
         slices += 1;
@@ -627,9 +628,7 @@ async fn a_pass_still_running_at_its_hard_end_is_cut_and_its_outcome_tells_what_
         },
     )
     .await;
-    let item = json!({"schema": "hubspoke.work/v1", "item_id": "w", "hub": estate.vnet_id("hub"),
-        "reason": "drift", "requested_by": {"function": "DriftCheck", "invocation_id": "i"},
-        "queued_at": "2026-11-30T00:00:00.000Z"});
+    let item = drift_item(&estate);
     let answer = invoke(&bed.app, "ReconcileHub", &work_body(&item)).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(answer.body["error"].as_str().unwrap().contains("hard end"));

@@ -236,6 +236,36 @@ async fn an_item_on_another_instance_joins_the_holders_next_pass_and_nothing_is_
     assert!(setup.a.logs.in_flight() == 0 && setup.b.logs.in_flight() == 0);
 }
 
+/// Starts a `ReconcileHub` invocation on instance a and, once its pass holds the hub's lease and
+/// its first write succeeded, breaks the lease from outside; the invocation, to await.
+async fn break_the_lease_after_the_first_write(
+    setup: &Instances,
+) -> tokio::task::JoinHandle<common::Answer> {
+    let hub_text = setup.estate.vnet_id("hub");
+    let hub = hub_text.parse().unwrap();
+    let app_a = app(setup.a.clone());
+    let body = work_body(&item(&hub_text));
+    let first = tokio::spawn(async move { invoke(&app_a, "ReconcileHub", &body).await });
+    held_by(&setup.a, &hub, "instance-a").await;
+    let started = Instant::now();
+    while writes(&setup.sim) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no write started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    BlobService::connect(&setup.storage)
+        .unwrap()
+        .container("hubspoke-leases")
+        .unwrap()
+        .blob(&hubspoke_functions::lease::blob_name(&hub))
+        .break_lease(Duration::ZERO)
+        .await
+        .unwrap();
+    first
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_broken_mid_pass_starts_no_further_change_and_the_item_is_tried_again() {
     let setup = instances(
@@ -246,27 +276,8 @@ async fn a_lease_broken_mid_pass_starts_no_further_change_and_the_item_is_tried_
     .await;
     let hub_text = setup.estate.vnet_id("hub");
     let hub = hub_text.parse().unwrap();
-    let app_a = app(setup.a.clone());
-    let first = {
-        let body = work_body(&item(&hub_text));
-        tokio::spawn(async move { invoke(&app_a, "ReconcileHub", &body).await })
-    };
-    held_by(&setup.a, &hub, "instance-a").await;
-    let started = Instant::now();
-    while writes(&setup.sim) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no write started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     // An operator (or a stuck instance's successor) breaks the lease.
-    let blobs = BlobService::connect(&setup.storage).unwrap();
-    let lease_blob = blobs
-        .container("hubspoke-leases")
-        .unwrap()
-        .blob(&hubspoke_functions::lease::blob_name(&hub));
-    lease_blob.break_lease(Duration::ZERO).await.unwrap();
+    let first = break_the_lease_after_the_first_write(&setup).await;
     let broken_at = writes(&setup.sim);
 
     let answer = first.await.unwrap();
@@ -327,30 +338,7 @@ async fn a_lease_broken_after_its_last_renewal_is_found_when_the_pass_ends() {
         &[("HUBSPOKE_LEASE_RENEW_SECONDS", "40")],
     )
     .await;
-    let hub_text = setup.estate.vnet_id("hub");
-    let hub = hub_text.parse().unwrap();
-    let app_a = app(setup.a.clone());
-    let first = {
-        let body = work_body(&item(&hub_text));
-        tokio::spawn(async move { invoke(&app_a, "ReconcileHub", &body).await })
-    };
-    held_by(&setup.a, &hub, "instance-a").await;
-    let started = Instant::now();
-    while writes(&setup.sim) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no write started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let blobs = BlobService::connect(&setup.storage).unwrap();
-    blobs
-        .container("hubspoke-leases")
-        .unwrap()
-        .blob(&hubspoke_functions::lease::blob_name(&hub))
-        .break_lease(Duration::ZERO)
-        .await
-        .unwrap();
+    let first = break_the_lease_after_the_first_write(&setup).await;
 
     let answer = first.await.unwrap();
     let outcome = if answer.status.is_success() {

@@ -401,7 +401,7 @@ impl Stack {
     /// spends the subscription's read budget as fast as it refills, starving hubspoke's passes.
     /// Every subscription of the simulator is in the plan's view; the network interfaces of its
     /// state (a verification's VMs) are no part of an estate's snapshot.
-    pub async fn pending_changes(&self) -> anyhow::Result<usize> {
+    pub fn pending_changes(&self) -> anyhow::Result<usize> {
         let mut state = self.sim.state();
         if let Some(state) = state.as_object_mut() {
             state.remove("networkInterfaces");
@@ -416,7 +416,7 @@ impl Stack {
     pub async fn wait_converged(&self, limit: Duration) -> anyhow::Result<Duration> {
         let start = Instant::now();
         loop {
-            let pending = self.pending_changes().await?;
+            let pending = self.pending_changes()?;
             if pending == 0 {
                 return Ok(start.elapsed());
             }
@@ -506,6 +506,31 @@ impl Stack {
     pub async fn add_spoke(&self, name: &str, prefix: &str, subnet: &str) -> anyhow::Result<()> {
         for (path, body) in self.estate.landing_zone_spoke(name, prefix, subnet, "hub") {
             self.landing_zone.put(&path, None, &body).await?;
+        }
+        Ok(())
+    }
+
+    /// A landing zone creates the spokes `lz<n>` (`10.n.0.0/16`, one subnet `10.n.0.0/24`) for
+    /// every `n` of `range` at once, each as [`Stack::add_spoke`] does, all in parallel.
+    pub async fn add_spokes_at_once(&self, range: std::ops::Range<u8>) -> anyhow::Result<()> {
+        let mut adds = tokio::task::JoinSet::new();
+        for n in range {
+            let client = self.landing_zone.clone();
+            let writes = self.estate.landing_zone_spoke(
+                &format!("lz{n}"),
+                &format!("10.{n}.0.0/16"),
+                &format!("10.{n}.0.0/24"),
+                "hub",
+            );
+            adds.spawn(async move {
+                for (path, body) in writes {
+                    client.put(&path, None, &body).await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(added) = adds.join_next().await {
+            added??;
         }
         Ok(())
     }
